@@ -1,0 +1,58 @@
+# srvlink: `make demo` shows it working, `make test` runs every check.
+# Both install what they need first: Debian packages when missing (as root,
+# or through sudo), then the npm packages from the lockfile.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# command:package pairs the test suite needs from Debian.
+TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux ip:iproute2
+
+.PHONY: help deps system-deps build lint test demo bench clean
+
+help:
+	@echo "make demo    build srvlink and show it forwarding traffic (no etcd, no root needed)"
+	@echo "make test    install test dependencies, build, lint and run the whole suite"
+	@echo "make build   compile to dist/ (the srvlink executable is dist/main.js)"
+	@echo "make lint    type check and eslint"
+	@echo "make bench   benchmarks beside the alternatives (test/bench)"
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+deps: node_modules/.package-lock.json
+
+# Installs only what is missing, with one `apt-get update` before.
+system-deps:
+	@missing=""; \
+	for pair in $(TEST_TOOLS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$$cmd" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	rm -rf dist
+	npx tsc -p tsconfig.build.json
+	chmod +x dist/main.js
+
+lint: deps
+	npx tsc -p tsconfig.json --noEmit
+	npx eslint .
+
+test: system-deps build lint
+	PATH="$$PATH:/usr/sbin:/sbin" npx vitest run
+
+demo: build
+	node dist/demo/demo.js
+
+bench: system-deps build
+	@echo "no benchmarks yet (test/bench/)"
+
+clean:
+	rm -rf dist

@@ -1,0 +1,78 @@
+import { Option, type Command } from 'commander';
+import { ConfigError, errorMessage } from '../core/errors.js';
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../core/logger.js';
+import type { OptionSource } from '../config/option-source.js';
+
+/** Exit codes (DESIGN.md §3). */
+export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+
+/** What a command may touch of the outside world; tests pass their own. */
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  env: NodeJS.ProcessEnv;
+  /** Resolves with the name of the first of `signals` the process receives. */
+  waitForSignal(signals: readonly NodeJS.Signals[]): Promise<NodeJS.Signals>;
+}
+
+/** The real process's streams, environment and signals. */
+export function processIo(): CliIo {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    waitForSignal: (signals) =>
+      new Promise((resolve) => {
+        const on = (signal: NodeJS.Signals): void => {
+          for (const s of signals) process.off(s, on);
+          resolve(signal);
+        };
+        for (const s of signals) process.on(s, on);
+      }),
+  };
+}
+
+/** Options every command has. */
+export function withCommonOptions(command: Command): Command {
+  return command.addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`).env('SRVLINK_LOG_LEVEL').default('info'));
+}
+
+/** A logger at the level of `--log-level` (or SRVLINK_LOG_LEVEL), writing to the io's stderr. */
+export function commandLogger(io: CliIo, command: Command): Logger {
+  const level = (command.opts() as { logLevel?: string }).logLevel ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`invalid --log-level "${level}": expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return createLogger({ level: level as LogLevel, write: (line) => void io.stderr.write(line) });
+}
+
+/** Where each option of `command` got its value, for error messages that name what the user typed. */
+export function optionSources(command: Command): Record<string, OptionSource> {
+  const sources: Record<string, OptionSource> = {};
+  for (const option of command.options) {
+    const key = option.attributeName();
+    const from = command.getOptionValueSource(key);
+    const source: OptionSource = { flag: option.long ?? option.flags, from: from === 'env' ? 'env' : from === 'cli' ? 'cli' : from === 'config' ? 'config' : 'default' };
+    if (option.envVar) source.env = option.envVar;
+    sources[key] = source;
+  }
+  return sources;
+}
+
+/**
+ * Run a command's body at the CLI boundary: a `ConfigError` becomes exit code 2,
+ * any other failure exit code 1, each with one line on stderr.
+ */
+export async function runGuarded(io: CliIo, name: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (err) {
+    io.stderr.write(`srvlink ${name}: ${errorMessage(err)}\n`);
+    return err instanceof ConfigError ? ExitCode.USAGE : ExitCode.FAILURE;
+  }
+}
+
+/** Collect a repeatable option's values. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}

@@ -1,0 +1,52 @@
+import { Command, CommanderError } from 'commander';
+import { ExitCode, processIo, withCommonOptions, type CliIo } from './cli-context.js';
+import { dnsCommand } from './dns-command.js';
+import { resolveCommand } from './resolve-command.js';
+
+/** Version printed by `srvlink --version`. */
+export const VERSION = '0.1.0';
+
+/**
+ * Parse `argv` (as `process.argv`: node, script, args...) and run the chosen
+ * command. Resolves with the process exit code: 0 success, 1 runtime
+ * failure, 2 usage or configuration error (DESIGN.md §3).
+ */
+export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  let exitCode: number = ExitCode.OK;
+  const setExit = (code: number): void => {
+    exitCode = code;
+  };
+  const program = new Command('srvlink')
+    .description(
+      'Reach services on dynamically assigned ports through plain local ports and names, ' +
+        'using DNS SRV records kept in etcd in the SkyDNS layout.',
+    )
+    .version(VERSION)
+    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .enablePositionalOptions();
+  for (const command of [dnsCommand(io, setExit), resolveCommand(io, setExit)]) {
+    // Output, exit override and help-after-error apply to every command.
+    program.addCommand(withCommonOptions(command.copyInheritedSettings(program)));
+  }
+  program.addHelpText(
+    'after',
+    `
+Examples:
+  srvlink dns --listen 127.0.0.1:5353 --records records.yaml
+  srvlink resolve zookeeper --domain env1.skydns.local --cluster-dns 127.0.0.1:5353
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.`,
+  );
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; every other parse error is a usage error.
+      return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    }
+    throw err;
+  }
+  return exitCode;
+}

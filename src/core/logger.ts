@@ -1,0 +1,55 @@
+/** Severity levels, lowest first. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type LogFields = Record<string, unknown>;
+
+/** One structured line per event (DESIGN.md §4.7). */
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** A logger that adds `fields` to every line. */
+  child(fields: LogFields): Logger;
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  /** Where lines go; stderr by default so stdout stays the command's own output. */
+  write?: (line: string) => void;
+  now?: () => Date;
+}
+
+/** Create a logger that writes one JSON object per line. */
+export function createLogger(options: LoggerOptions = {}, bound: LogFields = {}): Logger {
+  const threshold = LOG_LEVELS.indexOf(options.level ?? 'info');
+  const write = options.write ?? ((line: string) => void process.stderr.write(line));
+  const now = options.now ?? (() => new Date());
+  const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
+    if (LOG_LEVELS.indexOf(level) < threshold) return;
+    write(`${JSON.stringify({ time: now().toISOString(), level, msg, ...bound, ...fields }, replacer)}\n`);
+  };
+  return {
+    debug: (msg, fields) => emit('debug', msg, fields),
+    info: (msg, fields) => emit('info', msg, fields),
+    warn: (msg, fields) => emit('warn', msg, fields),
+    error: (msg, fields) => emit('error', msg, fields),
+    child: (fields) => createLogger(options, { ...bound, ...fields }),
+  };
+}
+
+/** A logger that drops everything (library default, tests). */
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silentLogger,
+};
+
+function replacer(_key: string, value: unknown): unknown {
+  if (value instanceof Error) return { message: value.message, code: (value as NodeJS.ErrnoException).code };
+  if (typeof value === 'bigint') return value.toString();
+  return value;
+}

@@ -1,0 +1,531 @@
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { connect as tcpConnect, isIP } from 'node:net';
+import { ConfigError, DnsQueryError } from '../core/errors.js';
+import { formatHostPort, type HostPort } from '../core/host-port.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import {
+  EDNS_UDP_SIZE,
+  Rcode,
+  canonicalName,
+  createMessage,
+  decodeHeader,
+  decodeMessage,
+  encodeMessage,
+  rcodeName,
+  type DnsMessage,
+  type DnsQuestion,
+  type RecordType,
+} from './codec.js';
+import { FrameDecoder, frameMessage } from './tcp-framing.js';
+
+/** Options of a `DnsClient`; checked once, in the constructor. */
+export interface DnsClientOptions {
+  /** Upstream servers as IP addresses, tried in this order (at least one). */
+  servers: readonly HostPort[];
+  /** Milliseconds to wait for each attempt (one server, one transport). Default 2000. */
+  timeout?: number;
+  /** Rounds over all servers before giving up. Default 2. */
+  attempts?: number;
+  logger?: Logger;
+  /** Source of query IDs, a 16-bit integer per call. Default: `crypto.randomInt` (RFC 5452 §9.2). */
+  random?: () => number;
+  /** Skip UDP and ask over TCP only (RFC 7766 §5). */
+  tcpOnly?: boolean;
+}
+
+/** Options of one exchange. */
+export interface DnsExchangeOptions {
+  /** Aborting rejects with a `DnsQueryError` of code `ERR_DNS_ABORTED` and closes every socket. */
+  signal?: AbortSignal;
+}
+
+/** Counters since the client was created (a snapshot; for logs and metrics). */
+export interface DnsClientStats {
+  /** Exchanges started. */
+  queries: number;
+  /** Attempts made, one fresh query each (TCP retries included). */
+  sent: number;
+  /** Responses ignored: wrong source, not a response, wrong ID, opcode or question (RFC 5452 §9.1). */
+  mismatched: number;
+  /** Responses ignored because they could not be decoded. */
+  malformed: number;
+  /** Attempts that got no acceptable answer in time. */
+  timeouts: number;
+  /** Attempts ended by a socket error (ECONNREFUSED from ICMP, reset, closed early...). */
+  networkErrors: number;
+  /** Attempts answered SERVFAIL, REFUSED, NOTIMP or FORMERR (or truncated over TCP too). */
+  serverFailures: number;
+  /** UDP answers with TC set, retried over TCP. */
+  tcpFallbacks: number;
+  /** Exchanges that ended in a `DnsQueryError`. */
+  failures: number;
+}
+
+const DEFAULT_TIMEOUT = 2000;
+const DEFAULT_ATTEMPTS = 2;
+
+/** rcodes after which the next server is asked instead of returning the response. */
+const RETRY_RCODES: ReadonlySet<number> = new Set([Rcode.SERVFAIL, Rcode.REFUSED, Rcode.NOTIMP, Rcode.FORMERR]);
+
+/** The error code for the most telling failure rank (see `Failure`). */
+const FAILURE_CODES: Readonly<Record<number, string>> = {
+  1: 'ERR_DNS_UNREACHABLE',
+  2: 'ERR_DNS_TIMEOUT',
+  3: 'ERR_DNS_BAD_RESPONSE',
+  4: 'ERR_DNS_TRUNCATED',
+  5: 'ERR_DNS_SERVER_FAILURE',
+};
+
+/** What one attempt against one server ended with. */
+type AttemptOutcome =
+  | { kind: 'answer'; message: DnsMessage }
+  | { kind: 'timeout' }
+  | { kind: 'network'; error: Error }
+  | { kind: 'invalid'; reason: string }
+  | { kind: 'aborted' };
+
+/** Why a server did not give a final answer; `rank` orders them by how much they tell. */
+type Failure =
+  | { kind: 'network'; rank: 1; error: Error }
+  | { kind: 'timeout'; rank: 2 }
+  | { kind: 'invalid'; rank: 3; reason: string }
+  | { kind: 'truncated'; rank: 4 }
+  | { kind: 'rcode'; rank: 5; rcode: number };
+
+/** What a response must match to be accepted. */
+interface Expected {
+  server: HostPort;
+  /** `server.host` in the form `rinfo.address` reports. */
+  address: string;
+  id: number;
+  opcode: number;
+  question: DnsQuestion;
+}
+
+type Verdict = { ok: true; message: DnsMessage } | { ok: false; malformed: boolean; reason: string };
+
+/**
+ * The upstream DNS client (DESIGN.md §4.1 "Upstream queries"): EDNS0, a fresh
+ * random ID and source port per attempt, retry over TCP on TC, per-attempt
+ * timeouts over several servers, and only responses that come from the server
+ * asked and match ID and question (RFC 5452).
+ */
+export class DnsClient {
+  readonly #servers: readonly HostPort[];
+  readonly #addresses: readonly string[];
+  readonly #timeout: number;
+  readonly #attempts: number;
+  readonly #logger: Logger;
+  readonly #random: () => number;
+  readonly #tcpOnly: boolean;
+  readonly #stats: DnsClientStats = {
+    queries: 0,
+    sent: 0,
+    mismatched: 0,
+    malformed: 0,
+    timeouts: 0,
+    networkErrors: 0,
+    serverFailures: 0,
+    tcpFallbacks: 0,
+    failures: 0,
+  };
+
+  constructor(options: DnsClientOptions) {
+    const servers = options.servers;
+    if (!Array.isArray(servers) || servers.length === 0) {
+      throw new ConfigError('invalid dns client option "servers": empty, expected at least one IP:PORT');
+    }
+    for (const server of servers) {
+      // The source check compares addresses, so names (which could resolve to anything) are refused.
+      if (isIP(server.host) === 0) {
+        throw new ConfigError(`invalid dns server "${formatHostPort(server)}": "${server.host}" is not an IP address`);
+      }
+      if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65535) {
+        throw new ConfigError(`invalid dns server "${formatHostPort(server)}": port ${server.port} is outside 1-65535`);
+      }
+    }
+    const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      throw new ConfigError(`invalid dns client option "timeout": ${timeout}, expected a positive number of milliseconds`);
+    }
+    const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
+    if (!Number.isInteger(attempts) || attempts < 1) {
+      throw new ConfigError(`invalid dns client option "attempts": ${attempts}, expected an integer of at least 1`);
+    }
+    this.#servers = servers.map((s) => ({ host: s.host, port: s.port }));
+    this.#addresses = this.#servers.map((s) => normalizeAddress(s.host));
+    this.#timeout = timeout;
+    this.#attempts = attempts;
+    this.#logger = options.logger ?? silentLogger;
+    this.#random = options.random ?? (() => randomInt(0x10000));
+    this.#tcpOnly = options.tcpOnly ?? false;
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): DnsClientStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Ask for `name`/`type` (class IN) with RD set; the answer as `exchange`
+   * returns it. NOERROR and NXDOMAIN resolve; everything else rejects with a
+   * `DnsQueryError`.
+   */
+  query(name: string, type: RecordType, options: DnsExchangeOptions = {}): Promise<DnsMessage> {
+    const message = createMessage({ questions: [{ name, type, class: 'IN' }] });
+    message.flags.rd = true;
+    return this.exchange(message, options);
+  }
+
+  /**
+   * Send a prepared query (exactly one question) and return the validated
+   * response with the caller's ID put back, so that it can be forwarded as is.
+   * The query goes out with a fresh random ID per attempt, and with an EDNS0
+   * OPT of payload 4096 when it has none (RFC 6891 §6.2.5); the OPT added
+   * here is removed from the response again (RFC 6891 §7: no OPT in answers
+   * to queries without one).
+   *
+   * Servers are tried in order, for `attempts` rounds; a timeout, a socket
+   * error or a SERVFAIL/REFUSED/NOTIMP/FORMERR moves on to the next one.
+   * NOERROR and NXDOMAIN (and any other rcode) are answers. Rejects with a
+   * `DnsQueryError`: `ERR_DNS_SERVER_FAILURE` (with `rcode`), `ERR_DNS_TRUNCATED`,
+   * `ERR_DNS_BAD_RESPONSE`, `ERR_DNS_TIMEOUT`, `ERR_DNS_UNREACHABLE`,
+   * `ERR_DNS_ABORTED` or `ERR_DNS_INVALID_QUERY`.
+   */
+  async exchange(query: DnsMessage, options: DnsExchangeOptions = {}): Promise<DnsMessage> {
+    const { signal } = options;
+    const question = query.questions[0];
+    if (question === undefined || query.questions.length !== 1) {
+      // RFC 9619: a query carries exactly one question; a response can only be matched against one.
+      throw new DnsQueryError(
+        'ERR_DNS_INVALID_QUERY',
+        `cannot send query: expected exactly 1 question, got ${query.questions.length}`,
+      );
+    }
+    const label = `"${displayName(question.name)}" ${question.type}`;
+    this.#stats.queries += 1;
+    const failed = (code: string, message: string, extra: { cause?: unknown; rcode?: number } = {}): DnsQueryError => {
+      this.#stats.failures += 1;
+      return new DnsQueryError(code, `cannot resolve ${label}: ${message}`, extra);
+    };
+    const aborted = (): DnsQueryError => failed('ERR_DNS_ABORTED', 'aborted', { cause: signal?.reason });
+    if (signal?.aborted) throw aborted();
+
+    // RFC 6891 §6.2.5: advertise a 4096-byte payload unless the caller chose one.
+    const outgoing: DnsMessage = {
+      ...query,
+      response: false,
+      edns: query.edns ?? { udpPayloadSize: EDNS_UDP_SIZE, version: 0, dnssecOk: false },
+    };
+
+    const worst = new Map<number, Failure>();
+    let lastRcode: number | undefined;
+    const fail = (index: number, failure: Failure): void => {
+      const previous = worst.get(index);
+      if (previous === undefined || failure.rank >= previous.rank) worst.set(index, failure);
+    };
+
+    for (let round = 0; round < this.#attempts; round += 1) {
+      for (const [index, server] of this.#servers.entries()) {
+        const address = this.#addresses[index] as string;
+        const where = formatHostPort(server);
+        let transport: 'udp' | 'tcp' = this.#tcpOnly ? 'tcp' : 'udp';
+        let outcome = await this.#attempt(transport, outgoing, question, server, address, signal);
+        if (outcome.kind === 'answer' && outcome.message.flags.tc && transport === 'udp') {
+          // RFC 1035 §4.2.1, RFC 7766 §5: a truncated UDP answer is asked again over TCP, same server.
+          this.#stats.tcpFallbacks += 1;
+          this.#logger.debug('dns answer truncated, retrying over tcp', { server: where, name: question.name });
+          transport = 'tcp';
+          outcome = await this.#attempt(transport, outgoing, question, server, address, signal);
+        }
+        switch (outcome.kind) {
+          case 'aborted':
+            throw aborted();
+          case 'answer': {
+            const { message } = outcome;
+            if (message.flags.tc) {
+              // Truncated over TCP as well: nothing complete can come from this server.
+              this.#stats.serverFailures += 1;
+              fail(index, { kind: 'truncated', rank: 4 });
+              break;
+            }
+            if (RETRY_RCODES.has(message.rcode)) {
+              this.#stats.serverFailures += 1;
+              lastRcode = message.rcode;
+              fail(index, { kind: 'rcode', rank: 5, rcode: message.rcode });
+              this.#logger.debug('dns server failed, trying the next one', {
+                server: where,
+                name: question.name,
+                rcode: rcodeName(message.rcode),
+              });
+              break;
+            }
+            const answer: DnsMessage = { ...message, id: query.id };
+            if (query.edns === undefined) delete answer.edns;
+            return answer;
+          }
+          case 'timeout':
+            fail(index, { kind: 'timeout', rank: 2 });
+            this.#logger.debug('dns server did not answer in time', { server: where, transport, timeout: this.#timeout });
+            break;
+          case 'network':
+            fail(index, { kind: 'network', rank: 1, error: outcome.error });
+            this.#logger.debug('dns server unreachable', { server: where, transport, error: outcome.error });
+            break;
+          case 'invalid':
+            fail(index, { kind: 'invalid', rank: 3, reason: outcome.reason });
+            this.#logger.debug('dns server sent an unreadable stream', { server: where, reason: outcome.reason });
+            break;
+        }
+      }
+    }
+
+    const failures = [...worst.entries()].map(([index, failure]) => ({ server: this.#servers[index] as HostPort, failure }));
+    const top = Math.max(...failures.map((f) => f.failure.rank));
+    const rounds = this.#attempts === 1 ? '1 attempt' : `${this.#attempts} attempts`;
+    const message = `${describeFailures(failures, this.#timeout)} (${rounds} per server)`;
+    const causes = failures.flatMap((f) => (f.failure.kind === 'network' ? [f.failure.error] : []));
+    throw failed(FAILURE_CODES[top] ?? 'ERR_DNS_UNREACHABLE', message, { cause: causes.at(-1), rcode: lastRcode });
+  }
+
+  /** One attempt: a fresh ID, a fresh socket, closed before the outcome is returned. */
+  #attempt(
+    transport: 'udp' | 'tcp',
+    outgoing: DnsMessage,
+    question: DnsQuestion,
+    server: HostPort,
+    address: string,
+    signal: AbortSignal | undefined,
+  ): Promise<AttemptOutcome> {
+    // RFC 5452 §9.2: an unpredictable ID for every query put on the wire.
+    const id = this.#random() & 0xffff;
+    const wire = encodeMessage({ ...outgoing, id });
+    const expected: Expected = { server, address, id, opcode: outgoing.opcode, question };
+    this.#stats.sent += 1;
+    return transport === 'udp' ? this.#udp(wire, expected, signal) : this.#tcp(wire, expected, signal);
+  }
+
+  /**
+   * UDP (RFC 1035 §4.2.1): a socket of its own bound to port 0, so the source
+   * port is fresh and random (RFC 5452 §9.2). `connect()` makes the kernel
+   * report an ICMP port unreachable as ECONNREFUSED and drop datagrams from
+   * other peers; the source is checked again here all the same.
+   */
+  #udp(wire: Buffer, expected: Expected, signal: AbortSignal | undefined): Promise<AttemptOutcome> {
+    return new Promise((resolve) => {
+      const { server } = expected;
+      const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
+      let done = false;
+      const finish = (outcome: AttemptOutcome): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        socket.removeAllListeners('message');
+        // Resolve once the socket is closed: nothing of the attempt outlives it.
+        try {
+          socket.close(() => resolve(outcome));
+        } catch {
+          resolve(outcome);
+        }
+      };
+      const onAbort = (): void => finish({ kind: 'aborted' });
+      // The bound socket holds the event loop while it waits; the timer alone never should.
+      const timer = setTimeout(() => {
+        this.#stats.timeouts += 1;
+        finish({ kind: 'timeout' });
+      }, this.#timeout);
+      timer.unref();
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      // Stays attached after `finish` so that a late error cannot crash the process.
+      socket.on('error', (error: Error) => {
+        if (done) return;
+        this.#stats.networkErrors += 1;
+        finish({ kind: 'network', error });
+      });
+      socket.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
+        // RFC 5452 §9.1: only the address and port the query went to.
+        if (normalizeAddress(rinfo.address) !== expected.address || rinfo.port !== server.port) {
+          this.#ignore(expected, { malformed: false, reason: `from ${rinfo.address}:${rinfo.port}` });
+          return;
+        }
+        const verdict = check(msg, expected);
+        if (!verdict.ok) {
+          this.#ignore(expected, verdict);
+          return;
+        }
+        finish({ kind: 'answer', message: verdict.message });
+      });
+      socket.bind(0, () => {
+        if (done) return;
+        socket.connect(server.port, server.host, (err?: Error) => {
+          if (done) return;
+          if (err) {
+            this.#stats.networkErrors += 1;
+            finish({ kind: 'network', error: err });
+            return;
+          }
+          socket.send(wire, (sendErr: Error | null) => {
+            if (sendErr && !done) {
+              this.#stats.networkErrors += 1;
+              finish({ kind: 'network', error: sendErr });
+            }
+          });
+        });
+      });
+    });
+  }
+
+  /**
+   * TCP (RFC 1035 §4.2.2, RFC 7766 §8): one connection per attempt, the
+   * query framed with its 2-byte length, the stream reassembled by
+   * `FrameDecoder`; responses are checked as over UDP.
+   */
+  #tcp(wire: Buffer, expected: Expected, signal: AbortSignal | undefined): Promise<AttemptOutcome> {
+    return new Promise((resolve) => {
+      const { server } = expected;
+      const socket = tcpConnect({ host: server.host, port: server.port, noDelay: true });
+      const decoder = new FrameDecoder();
+      let done = false;
+      const finish = (outcome: AttemptOutcome): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        socket.removeAllListeners('data');
+        if (socket.closed) {
+          resolve(outcome);
+        } else {
+          socket.once('close', () => resolve(outcome));
+          socket.destroy();
+        }
+      };
+      const onAbort = (): void => finish({ kind: 'aborted' });
+      const timer = setTimeout(() => {
+        this.#stats.timeouts += 1;
+        finish({ kind: 'timeout' });
+      }, this.#timeout);
+      timer.unref();
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      socket.on('error', (error: Error) => {
+        if (done) return;
+        this.#stats.networkErrors += 1;
+        finish({ kind: 'network', error });
+      });
+      socket.on('close', () => {
+        if (done) return;
+        this.#stats.networkErrors += 1;
+        finish({ kind: 'network', error: new Error('connection closed before an answer') });
+      });
+      socket.on('data', (chunk: Buffer) => {
+        let frames: Buffer[];
+        try {
+          frames = decoder.push(chunk);
+        } catch (err) {
+          this.#stats.malformed += 1;
+          finish({ kind: 'invalid', reason: (err as Error).message });
+          return;
+        }
+        for (const frame of frames) {
+          const verdict = check(frame, expected);
+          if (verdict.ok) {
+            finish({ kind: 'answer', message: verdict.message });
+            return;
+          }
+          this.#ignore(expected, verdict);
+        }
+      });
+      socket.write(frameMessage(wire));
+    });
+  }
+
+  #ignore(expected: Expected, verdict: { malformed: boolean; reason: string }): void {
+    if (verdict.malformed) this.#stats.malformed += 1;
+    else this.#stats.mismatched += 1;
+    this.#logger.debug('dns response ignored', {
+      server: formatHostPort(expected.server),
+      name: expected.question.name,
+      reason: verdict.reason,
+    });
+  }
+}
+
+/**
+ * Accept a response only when it decodes, has QR set, and carries the ID,
+ * opcode and question of the query (RFC 1035 §4.1.1, RFC 5452 §9.1); names
+ * compare case-insensitively (RFC 4343).
+ */
+function check(buf: Buffer, expected: Expected): Verdict {
+  const header = decodeHeader(buf);
+  if (header === undefined) return { ok: false, malformed: true, reason: `${buf.length} bytes, shorter than a header` };
+  if (!header.response) return { ok: false, malformed: false, reason: 'QR bit not set' };
+  if (header.id !== expected.id) return { ok: false, malformed: false, reason: `id ${header.id} instead of ${expected.id}` };
+  let message: DnsMessage;
+  try {
+    message = decodeMessage(buf);
+  } catch (err) {
+    return { ok: false, malformed: true, reason: (err as Error).message };
+  }
+  if (message.opcode !== expected.opcode) {
+    return { ok: false, malformed: false, reason: `opcode ${message.opcode} instead of ${expected.opcode}` };
+  }
+  const got = message.questions[0];
+  const want = expected.question;
+  if (
+    message.questions.length !== 1 ||
+    got === undefined ||
+    canonicalName(got.name) !== canonicalName(want.name) ||
+    got.type !== want.type ||
+    (got.class ?? 'IN') !== (want.class ?? 'IN')
+  ) {
+    const seen = message.questions.map((q) => `${displayName(q.name)} ${q.type}`).join(', ');
+    return { ok: false, malformed: false, reason: `question "${seen}" does not match` };
+  }
+  return { ok: true, message };
+}
+
+/** Describe why each server failed, timeouts grouped: `no answer from A, B within 200 ms; A answered SERVFAIL`. */
+function describeFailures(failures: readonly { server: HostPort; failure: Failure }[], timeout: number): string {
+  const parts: string[] = [];
+  const silent = failures.filter((f) => f.failure.kind === 'timeout').map((f) => formatHostPort(f.server));
+  if (silent.length > 0) parts.push(`no answer from ${silent.join(', ')} within ${timeout} ms`);
+  for (const { server, failure } of failures) {
+    const where = formatHostPort(server);
+    switch (failure.kind) {
+      case 'timeout':
+        break;
+      case 'network':
+        parts.push(`cannot reach ${where}: ${(failure.error as NodeJS.ErrnoException).code ?? failure.error.message}`);
+        break;
+      case 'invalid':
+        parts.push(`${where} sent an unreadable tcp stream: ${failure.reason}`);
+        break;
+      case 'truncated':
+        parts.push(`${where} answered truncated over tcp as well`);
+        break;
+      case 'rcode':
+        parts.push(`${where} answered ${rcodeName(failure.rcode)}`);
+        break;
+    }
+  }
+  return parts.join('; ');
+}
+
+/** Fully qualified, as users read names: `example.com.`, `.` for the root. */
+function displayName(name: string): string {
+  if (name === '' || name === '.') return '.';
+  return name.endsWith('.') ? name : `${name}.`;
+}
+
+/** One spelling per address, so that `::1` and `0:0::1` compare equal. */
+function normalizeAddress(address: string): string {
+  if (isIP(address) !== 6 || address.includes('%')) return address.toLowerCase();
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address.toLowerCase();
+  }
+}

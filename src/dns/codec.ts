@@ -1,0 +1,275 @@
+import * as packet from 'dns-packet';
+import type { Answer, OptAnswer, Question, RecordType } from 'dns-packet';
+import { MalformedMessageError } from '../core/errors.js';
+
+/** A resource record as dns-packet models it (OPT excluded: see `DnsMessage.edns`). */
+export type DnsRecord = Exclude<Answer, OptAnswer>;
+export type DnsQuestion = Question;
+export type { RecordType };
+
+/** RFC 1035 §4.1.1 and RFC 6895 response codes used by srvlink. */
+export const Rcode = {
+  NOERROR: 0,
+  FORMERR: 1,
+  SERVFAIL: 2,
+  NXDOMAIN: 3,
+  NOTIMP: 4,
+  REFUSED: 5,
+} as const;
+
+const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+
+/** Name of an rcode for logs and output (`RCODE7` for the ones we do not name). */
+export function rcodeName(rcode: number): string {
+  return RCODE_NAMES[rcode] ?? `RCODE${rcode}`;
+}
+
+/** EDNS(0) pseudo-record, RFC 6891. */
+export interface Edns {
+  udpPayloadSize: number;
+  version: number;
+  dnssecOk: boolean;
+}
+
+/** Header flags other than QR, opcode and rcode. */
+export interface DnsFlags {
+  aa: boolean;
+  tc: boolean;
+  rd: boolean;
+  ra: boolean;
+  ad: boolean;
+  cd: boolean;
+}
+
+/** A DNS message with every header field typed and the OPT record lifted out. */
+export interface DnsMessage {
+  id: number;
+  response: boolean;
+  opcode: number;
+  rcode: number;
+  flags: DnsFlags;
+  questions: DnsQuestion[];
+  answers: DnsRecord[];
+  authorities: DnsRecord[];
+  additionals: DnsRecord[];
+  edns?: Edns;
+}
+
+/** The fixed 12-byte header, readable even when the rest of a message is not. */
+export interface DnsHeader {
+  id: number;
+  response: boolean;
+  opcode: number;
+  rcode: number;
+  rd: boolean;
+  qdcount: number;
+  ancount: number;
+  nscount: number;
+  arcount: number;
+}
+
+export const HEADER_LENGTH = 12;
+/** RFC 1035 §4.2.1: without EDNS a UDP message is at most 512 bytes. */
+export const CLASSIC_UDP_SIZE = 512;
+/** Payload size srvlink advertises and accepts (RFC 6891 §6.2.5 recommends 4096 as a starting point). */
+export const EDNS_UDP_SIZE = 4096;
+
+const NO_FLAGS: DnsFlags = { aa: false, tc: false, rd: false, ra: false, ad: false, cd: false };
+
+/** Fields to set on a new message; unset header flags are false. */
+export type MessageFields = Partial<Omit<DnsMessage, 'flags'>> & { flags?: Partial<DnsFlags> };
+
+/** Build a message with every field defaulted; `fields` overrides. */
+export function createMessage(fields: MessageFields = {}): DnsMessage {
+  return {
+    id: 0,
+    response: false,
+    opcode: 0,
+    rcode: Rcode.NOERROR,
+    questions: [],
+    answers: [],
+    authorities: [],
+    additionals: [],
+    ...fields,
+    flags: { ...NO_FLAGS, ...fields.flags },
+  };
+}
+
+/**
+ * The skeleton of a reply to `query`: same ID, opcode, question and RD bit
+ * (RFC 1035 §4.1.1), QR set, EDNS echoed when the query had it (RFC 6891 §7).
+ */
+export function createReply(query: DnsMessage, fields: MessageFields = {}): DnsMessage {
+  const reply = createMessage({
+    id: query.id,
+    response: true,
+    opcode: query.opcode,
+    questions: query.questions.map((q) => ({ ...q })),
+    ...fields,
+    flags: { ...NO_FLAGS, rd: query.flags.rd, ...fields.flags },
+  });
+  if (query.edns && !('edns' in fields)) reply.edns = { udpPayloadSize: EDNS_UDP_SIZE, version: 0, dnssecOk: false };
+  return reply;
+}
+
+/** Read the header alone; undefined when fewer than 12 bytes arrived. */
+export function decodeHeader(buf: Uint8Array): DnsHeader | undefined {
+  if (buf.length < HEADER_LENGTH) return undefined;
+  const view = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+  const bits = view.readUInt16BE(2);
+  return {
+    id: view.readUInt16BE(0),
+    response: (bits & 0x8000) !== 0,
+    opcode: (bits >> 11) & 0xf,
+    rcode: bits & 0xf,
+    rd: (bits & 0x0100) !== 0,
+    qdcount: view.readUInt16BE(4),
+    ancount: view.readUInt16BE(6),
+    nscount: view.readUInt16BE(8),
+    arcount: view.readUInt16BE(10),
+  };
+}
+
+/**
+ * Decode a wire-format message. Throws `MalformedMessageError` for anything
+ * dns-packet cannot read or that breaks RFC 1035 limits; never returns a
+ * half-read message.
+ */
+export function decodeMessage(buf: Uint8Array): DnsMessage {
+  const header = decodeHeader(buf);
+  if (!header) throw new MalformedMessageError(`cannot decode message: ${buf.length} bytes is shorter than a header`);
+  let decoded: packet.DecodedPacket;
+  try {
+    decoded = packet.decode(Buffer.from(buf.buffer, buf.byteOffset, buf.length));
+  } catch (err) {
+    throw new MalformedMessageError(`cannot decode message: ${(err as Error).message}`, { cause: err });
+  }
+  const questions = decoded.questions ?? [];
+  for (const q of questions) {
+    if (typeof q.type !== 'string' || typeof q.name !== 'string') {
+      throw new MalformedMessageError('cannot decode message: unreadable question');
+    }
+  }
+  let edns: Edns | undefined;
+  const additionals: DnsRecord[] = [];
+  for (const rr of decoded.additionals ?? []) {
+    if (rr.type === 'OPT') {
+      // RFC 6891 §6.1.1: more than one OPT makes the message malformed.
+      if (edns) throw new MalformedMessageError('cannot decode message: more than one OPT record');
+      const opt = rr as OptAnswer;
+      edns = {
+        // RFC 6891 §6.2.5: values below 512 are treated as 512.
+        udpPayloadSize: Math.max(CLASSIC_UDP_SIZE, opt.udpPayloadSize),
+        version: opt.ednsVersion,
+        dnssecOk: opt.flag_do,
+      };
+    } else {
+      additionals.push(rr);
+    }
+  }
+  const message: DnsMessage = {
+    id: header.id,
+    response: header.response,
+    opcode: header.opcode,
+    rcode: header.rcode,
+    flags: {
+      aa: decoded.flag_aa,
+      tc: decoded.flag_tc,
+      rd: decoded.flag_rd,
+      ra: decoded.flag_ra,
+      ad: decoded.flag_ad,
+      cd: decoded.flag_cd,
+    },
+    questions,
+    answers: (decoded.answers ?? []) as DnsRecord[],
+    authorities: (decoded.authorities ?? []) as DnsRecord[],
+    additionals,
+  };
+  if (edns) message.edns = edns;
+  return message;
+}
+
+/** Encode a message to wire format. Throws `MalformedMessageError` for names or fields that cannot be encoded. */
+export function encodeMessage(message: DnsMessage): Buffer {
+  for (const section of [message.questions, message.answers, message.authorities, message.additionals]) {
+    for (const entry of section) assertEncodableName(entry.name);
+  }
+  const f = message.flags;
+  const flags =
+    ((message.opcode & 0xf) << 11) |
+    (f.aa ? 0x0400 : 0) |
+    (f.tc ? 0x0200 : 0) |
+    (f.rd ? 0x0100 : 0) |
+    (f.ra ? 0x0080 : 0) |
+    (f.ad ? 0x0020 : 0) |
+    (f.cd ? 0x0010 : 0) |
+    (message.rcode & 0xf);
+  const additionals: Answer[] = [...message.additionals];
+  if (message.edns) {
+    const opt: OptAnswer = {
+      type: 'OPT',
+      name: '.',
+      udpPayloadSize: message.edns.udpPayloadSize,
+      extendedRcode: message.rcode >> 4,
+      ednsVersion: message.edns.version,
+      flags: message.edns.dnssecOk ? packet.DNSSEC_OK : 0,
+      flag_do: message.edns.dnssecOk,
+      options: [],
+    };
+    additionals.push(opt);
+  }
+  try {
+    return packet.encode({
+      id: message.id,
+      type: message.response ? 'response' : 'query',
+      flags,
+      questions: message.questions,
+      answers: message.answers,
+      authorities: message.authorities,
+      additionals,
+    });
+  } catch (err) {
+    throw new MalformedMessageError(`cannot encode message: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * The most a response to `query` may weigh over UDP: the client's EDNS
+ * payload size (capped at ours), else 512 (RFC 1035 §4.2.1, RFC 6891 §6.2.3).
+ */
+export function udpLimit(query: DnsMessage | undefined): number {
+  const size = query?.edns?.udpPayloadSize ?? CLASSIC_UDP_SIZE;
+  return Math.min(Math.max(size, CLASSIC_UDP_SIZE), EDNS_UDP_SIZE);
+}
+
+/** Reply with only the header and question, TC set: the client retries over TCP (RFC 2181 §9). */
+export function truncate(reply: DnsMessage): DnsMessage {
+  return { ...reply, answers: [], authorities: [], additionals: [], flags: { ...reply.flags, tc: true } };
+}
+
+/** Lower-case a name and drop its trailing dot: the key names are compared by (RFC 4343). */
+export function canonicalName(name: string): string {
+  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
+  return trimmed.toLowerCase();
+}
+
+/** Whether `name` is `zone` or below it (both compared canonically). */
+export function isInZone(name: string, zone: string): boolean {
+  const n = canonicalName(name);
+  const z = canonicalName(zone);
+  if (z === '') return true;
+  return n === z || n.endsWith(`.${z}`);
+}
+
+function assertEncodableName(name: string): void {
+  if (name === '.' || name === '') return;
+  const trimmed = name.replace(/^\.|\.$/g, '');
+  // RFC 1035 §2.3.4: labels of 63 octets or less, names of 255 octets or less on the wire.
+  if (Buffer.byteLength(trimmed) + 2 > 255) throw new MalformedMessageError(`cannot encode name "${name}": longer than 255 octets`);
+  for (const label of trimmed.split('.')) {
+    const length = Buffer.byteLength(label);
+    if (length === 0 || length > 63) {
+      throw new MalformedMessageError(`cannot encode name "${name}": label "${label}" must be 1-63 octets`);
+    }
+  }
+}

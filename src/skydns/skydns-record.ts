@@ -1,0 +1,182 @@
+import { isIP } from 'node:net';
+import { SrvlinkError } from '../core/errors.js';
+
+/**
+ * What a record's `host` holds, decided once when the record is read
+ * (CoreDNS `msg.Service.HostType`): an IPv4 or IPv6 address, a name, or
+ * nothing (a TXT-only record).
+ */
+export type SkydnsHostKind = 'ipv4' | 'ipv6' | 'name' | 'none';
+
+/**
+ * One SkyDNS record: the JSON value of an etcd key (CoreDNS
+ * `plugin/etcd/msg/service.go`), validated and with CoreDNS's defaults
+ * applied. Immutable.
+ */
+export interface SkydnsRecord {
+  /** As written, trailing dot removed; `''` for a TXT-only record. */
+  readonly host: string;
+  readonly hostKind: SkydnsHostKind;
+  /** The address A/AAAA records carry (IPv6 in canonical form; IPv4-mapped IPv6 as IPv4); undefined unless `host` is an IP. */
+  readonly address: string | undefined;
+  /** 0 when missing. */
+  readonly port: number;
+  /** Missing or 0 → 10 (CoreDNS plugin/etcd `priority`). */
+  readonly priority: number;
+  /** As written, 0 when missing; SRV answers count 0 as 100 (CoreDNS backend_lookup.go). */
+  readonly weight: number;
+  /** `''` when missing. */
+  readonly text: string;
+  /** Seconds; undefined when missing or 0, the answer then uses the default (300). */
+  readonly ttl: number | undefined;
+  /** Labels to strip from the left of a synthesized SRV/MX/NS target. */
+  readonly targetstrip: number;
+  /** `''` when missing. */
+  readonly group: string;
+  /** Also an MX record (priority becomes the preference). */
+  readonly mail: boolean;
+}
+
+/** RFC 2181 §8: a TTL is an unsigned 31-bit number. */
+const MAX_TTL = 0x7fffffff;
+/** Missing or 0 priority (CoreDNS plugin/etcd/etcd.go `priority`). */
+const DEFAULT_PRIORITY = 10;
+/** A name has at most 127 labels (255 octets on the wire, RFC 1035 §2.3.4); stripping more means nothing. */
+const MAX_TARGETSTRIP = 127;
+
+const FIELDS = ['host', 'port', 'priority', 'weight', 'text', 'ttl', 'targetstrip', 'group', 'mail'] as const;
+type Field = (typeof FIELDS)[number];
+
+/**
+ * Parse and validate the value stored under `key`: a string is the JSON text
+ * etcd holds, anything else is taken as an already decoded JSON value (a
+ * records file). Throws a `SrvlinkError` with code `ERR_SKYDNS_RECORD` naming
+ * the key and what is wrong.
+ *
+ * Field names match case-insensitively when no exact match exists, as Go's
+ * `encoding/json` does for CoreDNS; unknown fields are ignored and `null`
+ * counts as missing, for the same reason. `host` may be missing only when
+ * `text` is set (a TXT-only record, as CoreDNS allows).
+ */
+export function parseSkydnsRecord(key: string, value: unknown): SkydnsRecord {
+  const fail = (problem: string): SrvlinkError =>
+    new SrvlinkError('ERR_SKYDNS_RECORD', `cannot read skydns record at key "${key}": ${problem}`);
+
+  let decoded: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      decoded = JSON.parse(value);
+    } catch (err) {
+      throw fail(`value is not JSON (${(err as Error).message}): ${quote(value)}`);
+    }
+  }
+  if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded)) {
+    throw fail(`value must be a JSON object, got ${quote(decoded)}`);
+  }
+  const fields = pickFields(decoded as Record<string, unknown>);
+
+  const integer = (field: Field, max: number): number => {
+    const raw = fields[field];
+    if (raw === undefined) return 0;
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 0 || raw > max) {
+      throw fail(`"${field}" must be an integer from 0 to ${max}, got ${quote(raw)}`);
+    }
+    return raw;
+  };
+  const string = (field: Field): string => {
+    const raw = fields[field];
+    if (raw === undefined) return '';
+    if (typeof raw !== 'string') throw fail(`"${field}" must be a string, got ${quote(raw)}`);
+    return raw;
+  };
+
+  const text = string('text');
+  const rawHost = fields.host;
+  if (rawHost !== undefined && typeof rawHost !== 'string') throw fail(`"host" must be a string, got ${quote(rawHost)}`);
+  const host = (rawHost ?? '').replace(/\.$/, '');
+  let hostKind: SkydnsHostKind = 'none';
+  let address: string | undefined;
+  if (host === '') {
+    // CoreDNS `shouldInclude`: only a TXT record may live without a host.
+    if (text === '') throw fail('"host" is missing (only a record with "text" may omit it)');
+  } else {
+    const ip = classifyAddress(host);
+    if (ip) {
+      hostKind = ip.kind;
+      address = ip.address;
+    } else if (isHostName(host)) {
+      hostKind = 'name';
+    } else {
+      throw fail(`"host" must be an IP address or a valid DNS name, got ${quote(rawHost)}`);
+    }
+  }
+
+  const mail = fields.mail;
+  if (mail !== undefined && typeof mail !== 'boolean') throw fail(`"mail" must be true or false, got ${quote(mail)}`);
+  const ttl = integer('ttl', MAX_TTL);
+  const priority = integer('priority', 0xffff);
+
+  return Object.freeze({
+    host,
+    hostKind,
+    address,
+    port: integer('port', 0xffff),
+    priority: priority === 0 ? DEFAULT_PRIORITY : priority,
+    weight: integer('weight', 0xffff),
+    text,
+    ttl: ttl === 0 ? undefined : ttl,
+    targetstrip: integer('targetstrip', MAX_TARGETSTRIP),
+    group: string('group'),
+    mail: mail ?? false,
+  });
+}
+
+/** The known fields, exact name first, then a case-insensitive match (Go encoding/json); null → missing. */
+function pickFields(object: Record<string, unknown>): Partial<Record<Field, unknown>> {
+  const picked: Partial<Record<Field, unknown>> = {};
+  const byLowerCase = new Map<string, unknown>();
+  for (const [name, raw] of Object.entries(object)) {
+    const lower = name.toLowerCase();
+    if (!byLowerCase.has(lower)) byLowerCase.set(lower, raw);
+  }
+  for (const field of FIELDS) {
+    const raw = Object.hasOwn(object, field) ? object[field] : byLowerCase.get(field);
+    if (raw !== undefined && raw !== null) picked[field] = raw;
+  }
+  return picked;
+}
+
+/** An IP address in the form A/AAAA records carry, or undefined when `host` is not one. */
+function classifyAddress(host: string): { kind: 'ipv4' | 'ipv6'; address: string } | undefined {
+  const family = isIP(host);
+  if (family === 4) return { kind: 'ipv4', address: host };
+  if (family !== 6 || host.includes('%')) return undefined;
+  // The URL parser writes IPv6 in the RFC 5952 canonical form, so duplicates compare equal.
+  const canonical = new URL(`http://[${host}]`).hostname.slice(1, -1);
+  // Go's net.IP.To4 (CoreDNS HostType): an IPv4-mapped address (RFC 4291 §2.5.5.2) is an A record.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped?.[1] !== undefined && mapped[2] !== undefined) {
+    const high = parseInt(mapped[1], 16);
+    const low = parseInt(mapped[2], 16);
+    return { kind: 'ipv4', address: `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}` };
+  }
+  return { kind: 'ipv6', address: canonical };
+}
+
+/**
+ * A host name as SkyDNS data holds them: labels of 1-63 letters, digits,
+ * hyphens or underscores (service labels such as `_tcp`), at most 253
+ * characters (RFC 1035 §2.3.4). A last label of digits only is refused
+ * (RFC 1123 §2.1, RFC 3696 §2): that is a mistyped address such as `10.0.0.256`.
+ */
+function isHostName(host: string): boolean {
+  if (host.length > 253) return false;
+  const labels = host.split('.');
+  if (!labels.every((label) => /^[A-Za-z0-9_-]{1,63}$/.test(label))) return false;
+  return !/^[0-9]+$/.test(labels[labels.length - 1] ?? '');
+}
+
+function quote(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

@@ -1,0 +1,70 @@
+import { ConfigError } from '../core/errors.js';
+import { Rcode, canonicalName, createReply, isInZone } from '../dns/codec.js';
+import type { DnsFlags, DnsMessage } from '../dns/codec.js';
+import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
+import { answerZoneQuery } from './answer-zone-query.js';
+import { DEFAULT_SKYDNS_PREFIX } from './key-path.js';
+import type { ZoneStore } from './zone-store.js';
+
+export interface ZoneHandlerOptions {
+  /** Zones answered authoritatively, e.g. `['skydns.local.']`; at least one. */
+  zones: readonly string[];
+  /** etcd key prefix of the SkyDNS tree; default `/skydns`. */
+  prefix?: string;
+  store: ZoneStore;
+  /** Clock in ms since the epoch (lease TTLs, SOA serial); default `Date.now`. */
+  now?: () => number;
+  /** SOA TTL and minimum, so the negative-caching TTL; default 30 (CoreDNS). */
+  minTtl?: number;
+}
+
+/** RFC 1035 §4.1.1: opcode 0 is a standard query, the only one a SkyDNS zone answers. */
+const OPCODE_QUERY = 0;
+
+/**
+ * The SkyDNS zone as a handler in the chain (the CoreDNS etcd plugin's
+ * `ServeDNS`): a question inside one of `zones` is answered authoritatively
+ * from `store` (the longest matching zone wins, CoreDNS `plugin.Zones.Matches`);
+ * anything else goes to `next`. An opcode other than QUERY gets NOTIMP
+ * (RFC 1035 §4.1.1), a query without exactly one question FORMERR (RFC 9619).
+ * Throws a `ConfigError` when no zone is given.
+ */
+export function createZoneHandler(options: ZoneHandlerOptions): DnsHandler {
+  const zones = [...new Set(options.zones.map((zone) => canonicalName(zone)))].sort((a, b) => b.length - a.length);
+  if (zones.length === 0) throw new ConfigError('cannot serve a skydns zone: no zone given (expected at least one, e.g. "skydns.local.")');
+  const prefix = options.prefix ?? DEFAULT_SKYDNS_PREFIX;
+  const now = options.now ?? Date.now;
+  const { store, minTtl } = options;
+
+  return {
+    name: 'skydns',
+    handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
+      const query = request.message;
+      if (query.opcode !== OPCODE_QUERY) return Promise.resolve(reply(query, Rcode.NOTIMP, false));
+      const question = query.questions[0];
+      if (!question || query.questions.length !== 1) return Promise.resolve(reply(query, Rcode.FORMERR, false));
+      // Zones are sorted longest first, so the first match is the most specific.
+      const zone = zones.find((candidate) => isInZone(question.name, candidate));
+      if (zone === undefined) return next();
+      const answer = answerZoneQuery(question, { zone, prefix, store, now: now(), ...(minTtl === undefined ? {} : { minTtl }) });
+      return Promise.resolve(
+        createReply(query, {
+          rcode: answer.rcode,
+          flags: flags(query, answer.aa),
+          answers: answer.answers,
+          authorities: answer.authorities,
+          additionals: answer.additionals,
+        }),
+      );
+    },
+  };
+}
+
+function reply(query: DnsMessage, rcode: number, aa: boolean): DnsMessage {
+  return createReply(query, { rcode, flags: flags(query, aa) });
+}
+
+/** createReply takes whole flags: RD is echoed (RFC 1035 §4.1.1), RA stays clear (we do not recurse). */
+function flags(query: DnsMessage, aa: boolean): DnsFlags {
+  return { aa, tc: false, rd: query.flags.rd, ra: false, ad: false, cd: false };
+}

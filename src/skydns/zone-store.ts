@@ -1,0 +1,29 @@
+import type { SkydnsRecord } from './skydns-record.js';
+
+/** One etcd key and the record its value parsed to (parsed once, when loaded or watched). */
+export interface ZoneEntry {
+  readonly key: string;
+  readonly record: SkydnsRecord;
+  /**
+   * When the key's lease ends, in ms since the epoch; undefined for a key
+   * without a lease. Answers never promise a TTL beyond it (DESIGN.md §4.5).
+   */
+  readonly expiresAt?: number;
+}
+
+/**
+ * What the SkyDNS rules read: an index of valid records by etcd key. Backed
+ * by a records file, a fixed set, or etcd (an in-memory index kept current by
+ * a watch); the rules never wait on I/O.
+ */
+export interface ZoneStore {
+  /**
+   * Every entry whose key starts with `keyPrefix` (etcd's `WithPrefix`), in
+   * key order as etcd returns them. The rules pass `key + '/'` for a subtree.
+   */
+  subtree(keyPrefix: string): readonly ZoneEntry[];
+  /** The entry stored under exactly `key`. */
+  get(key: string): ZoneEntry | undefined;
+  /** How many values are skipped right now because they could not be read as records. */
+  readonly malformed: number;
+}

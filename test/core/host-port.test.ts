@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { formatHostPort, parseHostPort } from '../../src/core/host-port.js';
+import { parseDuration } from '../../src/core/duration.js';
+
+describe('parseHostPort', () => {
+  it.each([
+    ['127.0.0.1:53', undefined, { host: '127.0.0.1', port: 53 }],
+    ['127.0.0.1', 53, { host: '127.0.0.1', port: 53 }],
+    ['dns.example:5353', 53, { host: 'dns.example', port: 5353 }],
+    ['[::1]:5353', undefined, { host: '::1', port: 5353 }],
+    ['::1', 53, { host: '::1', port: 53 }],
+    ['[fe80::1]', 53, { host: 'fe80::1', port: 53 }],
+    ['0.0.0.0:0', undefined, { host: '0.0.0.0', port: 0 }],
+  ])('parses %s', (text, defaultPort, expected) => {
+    expect(parseHostPort(text, '--listen', defaultPort)).toEqual(expected);
+  });
+
+  it.each([
+    ['', 53, /invalid --x "": empty/],
+    ['127.0.0.1', undefined, /missing port, expected HOST:PORT/],
+    ['127.0.0.1:65536', 53, /invalid port "65536"/],
+    ['127.0.0.1:-1', 53, /invalid port "-1"/],
+    ['[127.0.0.1]:53', 53, /is not an IPv6 address/],
+    ['bad host!:53', 53, /neither an IP address nor a host name/],
+    [':53', 53, /missing host/],
+  ])('refuses %s', (text, defaultPort, message) => {
+    expect(() => parseHostPort(text, '--x', defaultPort)).toThrowError(message);
+  });
+
+  it.each([
+    [{ host: '::1', port: 53 }, '[::1]:53'],
+    [{ host: '10.0.0.1', port: 8080 }, '10.0.0.1:8080'],
+  ])('formats %j as %s, which parses back', (hostPort, text) => {
+    expect(formatHostPort(hostPort)).toBe(text);
+    expect(parseHostPort(text, 'x')).toEqual(hostPort);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['2s', 2000],
+    ['1.5m', 90_000],
+    ['1h', 3_600_000],
+    ['3', 3000],
+  ])('%s is %i ms', (text, ms) => expect(parseDuration(text, '--timeout')).toBe(ms));
+
+  it.each(['', 'soon', '-1s', '2 days'])('refuses %j', (text) => {
+    expect(() => parseDuration(text, '--timeout')).toThrowError(/invalid --timeout/);
+  });
+});

@@ -1,0 +1,64 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { orderBackends } from '../../src/discovery/order-backends.js';
+import { seededRandom, sequence } from '../helpers/seeded-random.js';
+
+const b = (name: string, priority: number, weight: number): { name: string; priority: number; weight: number } => ({ name, priority, weight });
+
+describe('orderBackends (RFC 2782)', () => {
+  it.each([
+    // [description, backends, random draws, expected order]
+    ['one backend', [b('a', 10, 5)], [0.9], ['a']],
+    ['priority ascending regardless of input order', [b('c', 30, 1), b('a', 10, 1), b('b', 20, 1)], [0], ['a', 'b', 'c']],
+    // Weights 3 and 1, sum 4: draws map to 1..4; 1..3 select a (running sum 3), 4 selects b.
+    ['a low draw picks the first weighted record', [b('a', 10, 3), b('b', 10, 1)], [0.1, 0], ['a', 'b']],
+    ['a draw just under 3/4 still picks the first', [b('a', 10, 3), b('b', 10, 1)], [0.74, 0], ['a', 'b']],
+    ['a draw from 3/4 picks the second', [b('a', 10, 3), b('b', 10, 1)], [0.75, 0], ['b', 'a']],
+    // With a weight-0 record present the draw is over 0..sum and 0 selects it.
+    ['a zero draw selects a weight-0 record', [b('w', 10, 5), b('z', 10, 0)], [0, 0], ['z', 'w']],
+    ['any other draw skips the weight-0 record', [b('w', 10, 5), b('z', 10, 0)], [0.5, 0], ['w', 'z']],
+    ['all zero weights: uniform choice', [b('x', 10, 0), b('y', 10, 0), b('z', 10, 0)], [0.99, 0.0], ['z', 'x', 'y']],
+  ])('%s', (_what, backends, draws, expected) => {
+    expect(orderBackends(backends, sequence(...draws)).map((x) => x.name)).toEqual(expected);
+  });
+
+  it('does not modify its input', () => {
+    const input = [b('a', 20, 1), b('b', 10, 1)];
+    const copy = structuredClone(input);
+    orderBackends(input, Math.random);
+    expect(input).toEqual(copy);
+  });
+
+  it('gives weights 3:1 a 75 % ± 2 % share of first picks over 10,000 draws', () => {
+    const random = seededRandom(2782);
+    const backends = [b('heavy', 10, 3), b('light', 10, 1), b('backup', 20, 1)];
+    let heavy = 0;
+    const picks = 10_000;
+    for (let i = 0; i < picks; i++) if (orderBackends(backends, random)[0]?.name === 'heavy') heavy++;
+    expect(heavy / picks).toBeGreaterThan(0.73);
+    expect(heavy / picks).toBeLessThan(0.77);
+  });
+
+  it('gives a weight-0 record only a small chance against weighted ones', () => {
+    const random = seededRandom(7);
+    let zeroFirst = 0;
+    for (let i = 0; i < 10_000; i++) if (orderBackends([b('w', 10, 99), b('z', 10, 0)], random)[0]?.name === 'z') zeroFirst++;
+    // Expected 1 in 100 (a draw of exactly 0 out of 0..99).
+    expect(zeroFirst).toBeGreaterThan(40);
+    expect(zeroFirst).toBeLessThan(200);
+  });
+
+  it('returns a permutation with priority tiers strictly respected (property)', () => {
+    const backend = fc.record({ name: fc.string(), priority: fc.integer({ min: 0, max: 3 }), weight: fc.integer({ min: 0, max: 100 }) });
+    fc.assert(
+      fc.property(fc.array(backend, { maxLength: 20 }), fc.integer(), (backends, seed) => {
+        const ordered = orderBackends(backends, seededRandom(seed));
+        expect(ordered).toHaveLength(backends.length);
+        expect(new Set(ordered)).toEqual(new Set(backends));
+        for (let i = 1; i < ordered.length; i++) {
+          expect((ordered[i] as { priority: number }).priority).toBeGreaterThanOrEqual((ordered[i - 1] as { priority: number }).priority);
+        }
+      }),
+    );
+  });
+});

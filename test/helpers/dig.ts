@@ -1,0 +1,46 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { HostPort } from '../../src/core/host-port.js';
+
+const run = promisify(execFile);
+
+/** One resource record as dig prints it: owner, ttl, class, type, rdata. */
+export interface DigRecord {
+  name: string;
+  ttl: number;
+  type: string;
+  data: string;
+}
+
+export interface DigResult {
+  status: string;
+  flags: string[];
+  answer: DigRecord[];
+  authority: DigRecord[];
+  additional: DigRecord[];
+  raw: string;
+}
+
+/**
+ * Ask `server` with dig, a client we did not write. `extra` are dig options
+ * such as `+tcp`. Parses dig's standard output sections.
+ */
+export async function dig(server: HostPort, name: string, type: string, extra: string[] = []): Promise<DigResult> {
+  const { stdout } = await run('dig', [`@${server.host}`, '-p', String(server.port), name, type, '+time=5', '+tries=2', '+nocookie', ...extra], {
+    timeout: 30_000,
+  });
+  const status = /status: (\w+)/.exec(stdout)?.[1] ?? 'NONE';
+  const flags = (/;; flags: ([^;]*);/.exec(stdout)?.[1] ?? '').trim().split(/\s+/);
+  const section = (title: string): DigRecord[] => {
+    const match = new RegExp(`;; ${title} SECTION:\\n([\\s\\S]*?)(?:\\n\\n|$)`).exec(stdout);
+    if (!match?.[1]) return [];
+    return match[1]
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !line.startsWith(';'))
+      .map((line) => {
+        const [owner = '', ttl = '0', , rtype = '', ...data] = line.split(/\s+/);
+        return { name: owner, ttl: Number(ttl), type: rtype, data: data.join(' ') };
+      });
+  };
+  return { status, flags, answer: section('ANSWER'), authority: section('AUTHORITY'), additional: section('ADDITIONAL'), raw: stdout };
+}

@@ -1,0 +1,127 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import type { HostPort } from '../../src/core/host-port.js';
+import { FrameDecoder, frameMessage } from '../../src/dns/tcp-framing.js';
+
+/** How long a test waits for a DNS reply before failing: generous, machines are noisy. */
+export const REPLY_TIMEOUT = 10_000;
+
+/**
+ * A UDP client socket for tests that sends raw bytes and awaits raw replies
+ * in order. Closed by `close()`.
+ */
+export class RawUdpClient {
+  readonly #socket: UdpSocket;
+  readonly #queue: Buffer[] = [];
+  readonly #waiters: ((buf: Buffer) => void)[] = [];
+
+  private constructor(socket: UdpSocket) {
+    this.#socket = socket;
+    socket.on('message', (buf) => {
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter(buf);
+      else this.#queue.push(buf);
+    });
+  }
+
+  static async open(): Promise<RawUdpClient> {
+    const socket = createSocket('udp4');
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    return new RawUdpClient(socket);
+  }
+
+  send(server: HostPort, buf: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => this.#socket.send(buf, server.port, server.host, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** The next datagram received, or a rejection after `timeout` ms. */
+  receive(timeout = REPLY_TIMEOUT): Promise<Buffer> {
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(done), 1);
+        reject(new Error(`no udp reply within ${timeout} ms`));
+      }, timeout);
+      const done = (buf: Buffer): void => {
+        clearTimeout(timer);
+        resolve(buf);
+      };
+      this.#waiters.push(done);
+    });
+  }
+
+  async exchange(server: HostPort, buf: Uint8Array, timeout = REPLY_TIMEOUT): Promise<Buffer> {
+    await this.send(server, buf);
+    return this.receive(timeout);
+  }
+
+  close(): void {
+    this.#socket.close();
+  }
+}
+
+/** A TCP connection for tests speaking 2-byte-framed DNS. */
+export class RawTcpClient {
+  readonly socket: Socket;
+  readonly #decoder = new FrameDecoder();
+  readonly #queue: Buffer[] = [];
+  readonly #waiters: ((buf: Buffer | Error) => void)[] = [];
+  #ended = false;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of this.#decoder.push(chunk)) {
+        const waiter = this.#waiters.shift();
+        if (waiter) waiter(frame);
+        else this.#queue.push(frame);
+      }
+    });
+    socket.on('close', () => {
+      this.#ended = true;
+      for (const waiter of this.#waiters.splice(0)) waiter(new Error('connection closed'));
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async open(server: HostPort): Promise<RawTcpClient> {
+    const socket = connect({ port: server.port, host: server.host, noDelay: true });
+    await once(socket, 'connect');
+    return new RawTcpClient(socket);
+  }
+
+  /** Write raw bytes (already framed, or deliberately not). */
+  write(buf: Uint8Array): void {
+    this.socket.write(buf);
+  }
+
+  send(message: Uint8Array): void {
+    this.socket.write(frameMessage(message));
+  }
+
+  receive(timeout = REPLY_TIMEOUT): Promise<Buffer> {
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.#ended) return Promise.reject(new Error('connection closed'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no tcp reply within ${timeout} ms`)), timeout);
+      this.#waiters.push((result) => {
+        clearTimeout(timer);
+        if (result instanceof Error) reject(result);
+        else resolve(result);
+      });
+    });
+  }
+
+  /** Resolves when the server closes the connection. */
+  async closed(): Promise<void> {
+    if (!this.#ended) await once(this.socket, 'close');
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

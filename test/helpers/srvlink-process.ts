@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
+
+/** The built executable: tests run what users run (`make test` builds first). */
+export const SRVLINK_MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+/** How long to wait for a process to get ready or to end: generous, machines are noisy. */
+export const PROCESS_TIMEOUT = 30_000;
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A running `srvlink` process with its structured log. */
+export interface SrvlinkProcess {
+  child: ChildProcess;
+  logs: LogLine[];
+  /** Resolves with the first log line for which `match` is true (already seen or future). */
+  waitForLog(match: (line: LogLine) => boolean, timeout?: number): Promise<LogLine>;
+  /** Resolves with the exit code (or 128 + signal) once the process has ended. */
+  exited: Promise<number>;
+  stdout(): string;
+  /** Send `signal` and wait for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/**
+ * Start `srvlink ARGS...` and register its cleanup with the running test
+ * (SIGKILL if it is still alive when the test ends, pass or fail).
+ */
+export function spawnSrvlink(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): SrvlinkProcess {
+  const child = spawn(process.execPath, [SRVLINK_MAIN, ...args], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
+  let out = '';
+  let rest = '';
+  let stderrText = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    rest += chunk.toString();
+    stderrText += chunk.toString();
+    let newline: number;
+    while ((newline = rest.indexOf('\n')) !== -1) {
+      const text = rest.slice(0, newline);
+      rest = rest.slice(newline + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { level: 'raw', msg: text };
+      }
+      logs.push(line);
+      for (const waiter of [...waiters]) {
+        if (waiter.match(line)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
+      }
+    }
+  });
+  const exited = new Promise<number>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+  });
+  onTestFinished(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const waitForLog = (match: (line: LogLine) => boolean, timeout = PROCESS_TIMEOUT): Promise<LogLine> => {
+    const seen = logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`srvlink ${args.join(' ')}: no matching log line within ${timeout} ms; stderr:\n${stderrText}`)), timeout);
+      waiters.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`srvlink ${args.join(' ')} exited with ${code} before the expected log line; stderr:\n${stderrText}`));
+      });
+    });
+  };
+  return {
+    child,
+    logs,
+    waitForLog,
+    exited,
+    stdout: () => out,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Run `srvlink ARGS...` to completion. */
+export async function runSrvlink(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [SRVLINK_MAIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), PROCESS_TIMEOUT);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return { code: code ?? 128 + (signal ? signalNumber(signal) : 0), stdout, stderr };
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+  return numbers[signal] ?? 0;
+}
