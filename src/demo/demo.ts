@@ -55,7 +55,7 @@ async function run(): Promise<number> {
   ] as const) {
     say(`\n== srvlink resolve ${args.join(' ')} --cluster-dns ${address}     # ${title}`);
     const result = spawnSync(process.execPath, [main, 'resolve', ...args, '--cluster-dns', address], { encoding: 'utf8' });
-    process.stdout.write(result.stdout.replace(/^/gm, '   '));
+    process.stdout.write(result.stdout.replace(/^(?=.)/gm, '   '));
     if (result.status !== 0) {
       process.stderr.write(result.stderr);
       return 1;

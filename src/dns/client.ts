@@ -213,11 +213,19 @@ export class DnsClient {
     if (signal?.aborted) throw aborted();
 
     // RFC 6891 §6.2.5: advertise a 4096-byte payload unless the caller chose one.
-    const outgoing: DnsMessage = {
-      ...query,
-      response: false,
-      edns: query.edns ?? { udpPayloadSize: EDNS_UDP_SIZE, version: 0, dnssecOk: false },
-    };
+    // Encoded once, up front: a name that cannot go on the wire fails before any socket opens.
+    let template: Buffer;
+    try {
+      template = encodeMessage({
+        ...query,
+        id: 0,
+        response: false,
+        edns: query.edns ?? { udpPayloadSize: EDNS_UDP_SIZE, version: 0, dnssecOk: false },
+      });
+    } catch (err) {
+      throw failed('ERR_DNS_INVALID_QUERY', (err as Error).message, { cause: err });
+    }
+    const outgoing = { template, opcode: query.opcode };
 
     const worst = new Map<number, Failure>();
     let lastRcode: number | undefined;
@@ -292,15 +300,19 @@ export class DnsClient {
   /** One attempt: a fresh ID, a fresh socket, closed before the outcome is returned. */
   #attempt(
     transport: 'udp' | 'tcp',
-    outgoing: DnsMessage,
+    outgoing: { template: Buffer; opcode: number },
     question: DnsQuestion,
     server: HostPort,
     address: string,
     signal: AbortSignal | undefined,
   ): Promise<AttemptOutcome> {
+    // An abort between two attempts has no listener to hear it: check before opening anything.
+    if (signal?.aborted) return Promise.resolve({ kind: 'aborted' });
     // RFC 5452 §9.2: an unpredictable ID for every query put on the wire.
     const id = this.#random() & 0xffff;
-    const wire = encodeMessage({ ...outgoing, id });
+    const wire = Buffer.from(outgoing.template);
+    // RFC 1035 §4.1.1: the ID is the first 16 bits of the header.
+    wire.writeUInt16BE(id, 0);
     const expected: Expected = { server, address, id, opcode: outgoing.opcode, question };
     this.#stats.sent += 1;
     return transport === 'udp' ? this.#udp(wire, expected, signal) : this.#tcp(wire, expected, signal);
@@ -331,12 +343,11 @@ export class DnsClient {
         }
       };
       const onAbort = (): void => finish({ kind: 'aborted' });
-      // The bound socket holds the event loop while it waits; the timer alone never should.
+      // Kept referenced on purpose: a pending query holds the process; `finish` always clears it.
       const timer = setTimeout(() => {
         this.#stats.timeouts += 1;
         finish({ kind: 'timeout' });
       }, this.#timeout);
-      timer.unref();
       signal?.addEventListener('abort', onAbort, { once: true });
 
       // Stays attached after `finish` so that a late error cannot crash the process.
@@ -407,7 +418,6 @@ export class DnsClient {
         this.#stats.timeouts += 1;
         finish({ kind: 'timeout' });
       }, this.#timeout);
-      timer.unref();
       signal?.addEventListener('abort', onAbort, { once: true });
 
       socket.on('error', (error: Error) => {

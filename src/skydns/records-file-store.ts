@@ -137,21 +137,23 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
     this.#reading = true;
     try {
       let text: string | undefined;
+      let store: MemoryZoneStore;
       try {
         text = await this.#readText();
         // Nothing new (another file in the directory changed), or the same broken text reported already.
         if (this.#closed || text === this.#text || text === this.#failedText) return;
-        const store = this.#parse(text);
-        this.#failedText = undefined;
-        this.#serve(text, store);
-        this.#logger.info('records file reloaded', { records: store.size, malformed: store.malformed });
-        this.emit('reload', { records: store.size, malformed: store.malformed });
+        store = this.#parse(text);
       } catch (err) {
         if (this.#closed) return;
         this.#failedText = text;
         this.#logger.warn('cannot reload records file, serving the previous contents', { error: errorMessage(err) });
         this.emit('reload-error', err as Error);
+        return;
       }
+      this.#failedText = undefined;
+      this.#serve(text, store);
+      this.#logger.info('records file reloaded', { records: store.size, malformed: store.malformed });
+      this.emit('reload', { records: store.size, malformed: store.malformed });
     } finally {
       this.#reading = false;
       if (this.#readAgain) {

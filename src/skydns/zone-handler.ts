@@ -1,6 +1,6 @@
 import { ConfigError } from '../core/errors.js';
 import { Rcode, canonicalName, createReply, isInZone } from '../dns/codec.js';
-import type { DnsFlags, DnsMessage } from '../dns/codec.js';
+import type { DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { answerZoneQuery } from './answer-zone-query.js';
 import { DEFAULT_SKYDNS_PREFIX } from './key-path.js';
@@ -50,7 +50,7 @@ export function createZoneHandler(options: ZoneHandlerOptions): DnsHandler {
       return Promise.resolve(
         createReply(query, {
           rcode: answer.rcode,
-          flags: flags(query, answer.aa),
+          flags: { aa: answer.aa },
           answers: answer.answers,
           authorities: answer.authorities,
           additionals: answer.additionals,
@@ -60,11 +60,7 @@ export function createZoneHandler(options: ZoneHandlerOptions): DnsHandler {
   };
 }
 
+/** RD is echoed by createReply (RFC 1035 §4.1.1); RA stays clear: this zone does not recurse. */
 function reply(query: DnsMessage, rcode: number, aa: boolean): DnsMessage {
-  return createReply(query, { rcode, flags: flags(query, aa) });
-}
-
-/** createReply takes whole flags: RD is echoed (RFC 1035 §4.1.1), RA stays clear (we do not recurse). */
-function flags(query: DnsMessage, aa: boolean): DnsFlags {
-  return { aa, tc: false, rd: query.flags.rd, ra: false, ad: false, cd: false };
+  return createReply(query, { rcode, flags: { aa } });
 }

@@ -4,6 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, DnsQueryError } from '../../src/core/errors.js';
 import type { HostPort } from '../../src/core/host-port.js';
+import { silentLogger, type Logger } from '../../src/core/logger.js';
 import { DnsClient, type DnsClientOptions } from '../../src/dns/client.js';
 import { Rcode, createMessage, createReply, encodeMessage, truncate, type DnsMessage, type DnsRecord } from '../../src/dns/codec.js';
 import {
@@ -19,13 +20,21 @@ const NAME = 'db.env1.skydns.local';
 const running: FakeDnsServer[] = [];
 let baseline: Record<string, number> = {};
 
-/** The handles a query could leak: sockets and timers. */
+/**
+ * The sockets open in this process, by kind. (Timers are left out here: the
+ * test runner's own come and go; the cleanup test checks them separately.)
+ */
 function handles(): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const kind of process.getActiveResourcesInfo()) {
-    if (['UDPWrap', 'TCPSocketWrap', 'TCPServerWrap', 'Timeout'].includes(kind)) counts[kind] = (counts[kind] ?? 0) + 1;
+    if (['UDPWrap', 'TCPSocketWrap', 'TCPServerWrap'].includes(kind)) counts[kind] = (counts[kind] ?? 0) + 1;
   }
   return counts;
+}
+
+/** Referenced timers alive in this process. */
+function timers(): number {
+  return process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
 }
 
 beforeEach(() => {
@@ -240,7 +249,8 @@ describe('DnsClient anti-spoofing (RFC 5452)', () => {
       // The query echoed back: right ID and question, but not a response.
       reply(q.raw),
       reply(Buffer.from([0x12])),
-      reply(Buffer.concat([encodeMessage(answer(q, '203.0.113.66')).subarray(0, 20)])),
+      // Right header (ID, QR), cut off in the question.
+      reply(encodeMessage(answer(q, '203.0.113.66')).subarray(0, 20)),
       reply(answer(q, '192.0.2.22')),
     ]);
     const dns = client([server.address]);
@@ -454,6 +464,28 @@ describe('DnsClient cancellation and cleanup', () => {
     expect(err.cause).toEqual(new Error('shutting down'));
   });
 
+  it('stops between two attempts when the signal aborts there', async () => {
+    const failing = await serve((q) => [reply(rcodeReply(q, Rcode.SERVFAIL))]);
+    const quiet = await serve(silent);
+    const controller = new AbortController();
+    // The client logs when it moves on to the next server: abort right then.
+    const logger: Logger = {
+      ...silentLogger,
+      debug: (msg) => {
+        if (msg.includes('trying the next one')) controller.abort();
+      },
+    };
+    const dns = client([failing.address, quiet.address], { timeout: 10_000, logger });
+
+    const started = performance.now();
+    const err = await rejection(dns.query(NAME, 'A', { signal: controller.signal }));
+
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(err.code).toBe('ERR_DNS_ABORTED');
+    expect(quiet.queries).toHaveLength(0);
+    expect(dns.stats.sent).toBe(1);
+  });
+
   it('sends nothing when the signal is already aborted', async () => {
     const quiet = await serve(silent);
     const dns = client([quiet.address]);
@@ -472,13 +504,21 @@ describe('DnsClient cancellation and cleanup', () => {
     );
     const closed = await closedPort();
     const before = handles();
+    const timersBefore = timers();
     const dns = client([quiet.address, closed, good.address]);
 
-    const response = await dns.query(NAME, 'A');
+    const pending = dns.query(NAME, 'A');
+    // While the query waits, its socket and its timer are there...
+    await quiet.waitForQueries(1);
+    expect(handles().UDPWrap).toBe((before.UDPWrap ?? 0) + 1);
+    expect(timers()).toBeGreaterThan(timersBefore);
+    const response = await pending;
     await rejection(client([quiet.address], { attempts: 1 }).query(NAME, 'A'));
 
+    // ...and once it has settled (timeout, ECONNREFUSED, then UDP + TCP), neither is.
     expect(addresses(response)).toEqual(big);
     expect(dns.stats).toMatchObject({ timeouts: 1, networkErrors: 1, tcpFallbacks: 1 });
+    expect(timers()).toBeLessThanOrEqual(timersBefore);
     await expectHandles(before);
   });
 });
@@ -490,6 +530,16 @@ describe('DnsClient input checks', () => {
     const err = await rejection(dns.exchange(createMessage()));
 
     expect(err.code).toBe('ERR_DNS_INVALID_QUERY');
+  });
+
+  it('refuses a name that cannot be encoded before sending anything', async () => {
+    const dns = new DnsClient({ servers: [{ host: '127.0.0.1', port: 53 }] });
+
+    const err = await rejection(dns.query(`${'x'.repeat(64)}.example`, 'A'));
+
+    expect(err.code).toBe('ERR_DNS_INVALID_QUERY');
+    expect(err.message).toMatch(/^cannot resolve "x{64}\.example\." A: cannot encode name/);
+    expect(dns.stats.sent).toBe(0);
   });
 
   it.each([

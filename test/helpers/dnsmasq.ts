@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
 import { createMessage, decodeMessage, encodeMessage } from '../../src/dns/codec.js';
@@ -33,7 +34,8 @@ export interface Dnsmasq {
   stop(): Promise<void>;
 }
 
-const DNSMASQ = process.env.DNSMASQ ?? 'dnsmasq';
+// Debian installs it in /usr/sbin, which is not on every user's PATH.
+const DNSMASQ = process.env.DNSMASQ ?? (existsSync('/usr/sbin/dnsmasq') ? '/usr/sbin/dnsmasq' : 'dnsmasq');
 
 /**
  * Start dnsmasq, a DNS server we did not write, on loopback with only the

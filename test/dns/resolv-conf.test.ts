@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { parseResolvConf } from '../../src/dns/resolv-conf.js';
+
+describe('parseResolvConf', () => {
+  it('reads nameservers, search domains and options, ignoring comments and junk', () => {
+    const conf = parseResolvConf(
+      [
+        '# generated',
+        'nameserver 10.0.0.2',
+        'nameserver 2001:db8::53 ; comment',
+        'nameserver not-an-ip',
+        'search env1.skydns.local skydns.local',
+        'options ndots:2 timeout:1',
+        'sortlist 10.0.0.0/8',
+      ].join('\n'),
+    );
+    expect(conf).toEqual({
+      nameservers: [
+        { host: '10.0.0.2', port: 53 },
+        { host: '2001:db8::53', port: 53 },
+      ],
+      search: ['env1.skydns.local', 'skydns.local'],
+      options: ['ndots:2 timeout:1'],
+    });
+  });
+
+  it('takes the last of search and domain, as libc does', () => {
+    expect(parseResolvConf('search a.b\ndomain c.d\n').search).toEqual(['c.d']);
+  });
+
+  it('gives nothing for an empty file', () => {
+    expect(parseResolvConf('')).toEqual({ nameservers: [], search: [], options: [] });
+  });
+});
