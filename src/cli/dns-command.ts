@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { DNS_SERVE_DEFAULTS, parseDnsServeConfig } from '../config/dns-serve-config.js';
-import { SrvlinkError, errorMessage } from '../core/errors.js';
+import { listenError } from '../core/listen-error.js';
 import { formatHostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import { DnsServer } from '../dns/server.js';
@@ -87,18 +87,4 @@ async function shutdown(log: Logger, signal: string, server: DnsServer, store: {
   log.info('dns server stopping', { signal, ...server.stats });
   await server.close();
   await store.close?.();
-}
-
-/** A failed bind, told the way an operator can act on it. */
-export function listenError(address: string, err: unknown): SrvlinkError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const hint =
-    code === 'EADDRINUSE'
-      ? ': the port is already in use'
-      : code === 'EACCES'
-        ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE'
-        : code === 'EADDRNOTAVAIL'
-          ? ': no interface has this address'
-          : `: ${errorMessage(err)}`;
-  return new SrvlinkError('ERR_LISTEN', `cannot listen on "${address}"${hint}`, { cause: err });
 }
