@@ -38,8 +38,8 @@ export function withCommonOptions(command: Command): Command {
 }
 
 /** A logger at the level of `--log-level` (or SRVLINK_LOG_LEVEL), writing to the io's stderr. */
-export function commandLogger(io: CliIo, command: Command): Logger {
-  const level = (command.opts() as { logLevel?: string }).logLevel ?? 'info';
+export function commandLogger(io: CliIo, command: Command, levelOverride?: string): Logger {
+  const level = levelOverride ?? (command.opts() as { logLevel?: string }).logLevel ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new ConfigError(`invalid --log-level "${level}": expected one of ${LOG_LEVELS.join(', ')}`);
   }

@@ -11,3 +11,11 @@ export function parseDuration(value: string, what: string): number {
   if (!match) throw new ConfigError(`invalid ${what} "${value}": expected a duration like 500ms, 2s, 1m or a number of seconds`);
   return Math.round(Number(match[1]) * (UNITS[match[2] ?? 's'] as number));
 }
+
+/** Format milliseconds the way `parseDuration` reads them back: `5m`, `1.5s`, `250ms`. */
+export function formatDuration(ms: number): string {
+  if (ms > 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

@@ -1,72 +1,155 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { DEMO_RECORDS } from '../skydns/demo-records.js';
+import { demoRecords } from '../skydns/demo-records.js';
 
 /**
- * `make demo`: the whole idea on one machine, as an ordinary user, with no
- * etcd and no fixed ports. Starts `srvlink dns` on a free loopback port with
- * the demo records file, then asks it with `srvlink resolve`.
+ * `make demo`: the whole idea on one machine in under a minute, as an
+ * ordinary user, with no etcd and no fixed ports. Three backends on free
+ * ports, `srvlink dns` serving their SRV records, `srvlink run` in front, and
+ * traffic through it while backends are stopped.
  */
 const main = fileURLToPath(new URL('../main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'srvlink-demo-'));
-const recordsFile = join(dir, 'records.yaml');
+const children: ChildProcess[] = [];
+const NAMES = ['alpha', 'beta', 'gamma'] as const;
+type Name = (typeof NAMES)[number];
 
-function say(text: string): void {
+function say(text = ''): void {
   process.stdout.write(`${text}\n`);
 }
 
-async function run(): Promise<number> {
-  writeFileSync(recordsFile, stringify(DEMO_RECORDS));
-  say(`== the cluster's records, as SkyDNS keeps them in etcd (${recordsFile}):`);
-  say(stringify(DEMO_RECORDS).trimEnd().replace(/^/gm, '   '));
+/** A backend that says who it is and closes. */
+async function startBackend(name: Name): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.end(`${name}\n`);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port, sockets };
+}
 
-  const dns = spawn(process.execPath, [main, 'dns', '--listen', '127.0.0.1:0', '--records', recordsFile], { stdio: ['ignore', 'inherit', 'pipe'] });
-  const cleanup = (): void => {
-    if (dns.exitCode === null) dns.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('exit', cleanup);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
-
-  const address = await new Promise<string>((resolve, reject) => {
+/** Start `srvlink ARGS` and resolve with the `address` of its first log line whose msg is `msg`. */
+function startSrvlink(args: string[], msg: string): Promise<string> {
+  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
     let buffered = '';
-    dns.stderr.on('data', (chunk: Buffer) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      for (const line of buffered.split('\n')) {
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
         try {
-          const entry = JSON.parse(line) as { msg?: string; address?: string };
-          if (entry.msg === 'dns server listening' && entry.address) resolve(entry.address);
+          const entry = JSON.parse(line) as { msg?: string; address?: string; level?: string };
+          if (entry.msg === msg && entry.address) resolve(entry.address);
+          if (entry.level === 'warn' || entry.level === 'error') say(`   [srvlink ${args[0]}] ${entry.level}: ${entry.msg}`);
         } catch {
-          // A partial line: wait for the rest.
+          process.stderr.write(`${line}\n`);
         }
       }
     });
-    dns.once('exit', (code) => reject(new Error(`srvlink dns exited with ${code}: ${buffered}`)));
+    child.once('exit', (code) => reject(new Error(`srvlink ${args.join(' ')} exited with ${code}`)));
   });
-  say(`\n== srvlink dns serves them on ${address} (a free port; SkyDNS / CoreDNS-etcd compatible)`);
-
-  for (const [title, args] of [
-    ['the demo service, by its short name in environment env1', ['demo', '--domain', 'env1.skydns.local']],
-    ['ZooKeeper, by its full SRV name', ['_zookeeper._tcp.env1.skydns.local']],
-  ] as const) {
-    say(`\n== srvlink resolve ${args.join(' ')} --cluster-dns ${address}     # ${title}`);
-    const result = spawnSync(process.execPath, [main, 'resolve', ...args, '--cluster-dns', address], { encoding: 'utf8' });
-    process.stdout.write(result.stdout.replace(/^(?=.)/gm, '   '));
-    if (result.status !== 0) {
-      process.stderr.write(result.stderr);
-      return 1;
-    }
-  }
-  say('\n== a name that does not exist: a one-line error and exit code 1');
-  const missing = spawnSync(process.execPath, [main, 'resolve', 'nosuch', '--domain', 'env1.skydns.local', '--cluster-dns', address], { encoding: 'utf8' });
-  say(`   ${missing.stderr.trim()}  (exit code ${missing.status})`);
-  return missing.status === 1 ? 0 : 1;
 }
 
+/** Open `count` connections (a few at a time) and tally who answered; failures count as such. */
+async function drive(host: string, port: number, count: number): Promise<Record<Name | 'failed', number>> {
+  const tally: Record<Name | 'failed', number> = { alpha: 0, beta: 0, gamma: 0, failed: 0 };
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const socket = connect(port, host);
+      let reply = '';
+      socket.on('data', (chunk: Buffer) => (reply += chunk.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        const name = reply.trim() as Name;
+        if (NAMES.includes(name)) tally[name]++;
+        else tally.failed++;
+        resolve();
+      });
+    });
+  let started = 0;
+  const worker = async (): Promise<void> => {
+    while (started < count) {
+      started++;
+      await one();
+    }
+  };
+  await Promise.all(Array.from({ length: 10 }, worker));
+  return tally;
+}
+
+function share(tally: Record<Name | 'failed', number>, total: number): string {
+  const pct = (n: number): string => `${Math.round((100 * n) / total)}%`.padStart(4);
+  return `alpha ${pct(tally.alpha)}   beta ${pct(tally.beta)}   gamma ${pct(tally.gamma)}   failed connections: ${tally.failed}`;
+}
+
+async function run(): Promise<number> {
+  const backends = {
+    alpha: await startBackend('alpha'),
+    beta: await startBackend('beta'),
+    gamma: await startBackend('gamma'),
+  };
+  const records = demoRecords({ alpha: backends.alpha.port, beta: backends.beta.port, gamma: backends.gamma.port });
+  const demoOnly = Object.fromEntries(Object.entries(records).filter(([key]) => key.includes('/_demo/')));
+  const recordsFile = join(dir, 'records.yaml');
+  writeFileSync(recordsFile, stringify(demoOnly));
+  say('== three backends of service "demo", registered the SkyDNS way (etcd keys, here a file):');
+  for (const [key, value] of Object.entries(demoOnly)) say(`   ${key}  ${JSON.stringify(value)}`);
+
+  const dnsAddress = await startSrvlink(['dns', '--listen', '127.0.0.1:0', '--records', recordsFile], 'dns server listening');
+  say(`\n== srvlink dns serves them as SRV records on ${dnsAddress}:`);
+  const resolved = spawnSync(process.execPath, [main, 'resolve', 'demo', '--domain', 'env1.skydns.local', '--cluster-dns', dnsAddress], { encoding: 'utf8' });
+  process.stdout.write(resolved.stdout.replace(/^(?=.)/gm, '   '));
+
+  const listen = await startSrvlink(
+    ['run', '--domain', 'env1.skydns.local', '--cluster-dns', dnsAddress, '--map', '127.0.0.1:0=demo', '--connect-timeout', '1s'],
+    'listening',
+  );
+  const [host = '127.0.0.1', portText = '0'] = listen.split(':');
+  const port = Number(portText);
+  say(`== srvlink run listens on ${listen} for "demo"; an app connects there as if it were the service itself.`);
+
+  const total = 400;
+  say(`\n== ${total} connections, all backends up (priority 10: alpha weight 3, beta weight 1; gamma is priority 20):`);
+  say(`   ${share(await drive(host, port, total), total)}`);
+
+  const stop = async (name: Name): Promise<void> => {
+    backends[name].server.close();
+    for (const socket of backends[name].sockets) socket.destroy();
+    await once(backends[name].server, 'close');
+  };
+  await stop('alpha');
+  say(`\n== alpha stopped (its port now refuses connections); ${total} more connections:`);
+  say(`   ${share(await drive(host, port, total), total)}`);
+
+  await stop('beta');
+  say(`\n== beta stopped too: priority 10 is gone, so priority 20 takes over; ${total} more connections:`);
+  say(`   ${share(await drive(host, port, total), total)}`);
+  say('\n   srvlink tried the next backend whenever one refused, and ejected the dead ones after 3 failures in a row.');
+
+  await stop('gamma');
+  return 0;
+}
+
+function cleanup(): void {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+process.on('exit', cleanup);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 run().then(
   (code) => process.exit(code),
   (err: unknown) => {

@@ -154,10 +154,15 @@ export class DnsServer implements Service<HostPort> {
     const client: DnsClientInfo = { address: rinfo.address, port: rinfo.port, transport: 'udp' };
     void this.#answer(buf, client)
       .then((reply) => {
-        if (!reply) return;
-        socket.send(reply, rinfo.port, rinfo.address, (err) => {
-          if (err) this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
-        });
+        // A reply that comes after close() has nowhere to go.
+        if (!reply || this.#closing) return;
+        try {
+          socket.send(reply, rinfo.port, rinfo.address, (err) => {
+            if (err) this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
+          });
+        } catch (err) {
+          this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
+        }
       })
       .finally(() => this.#inflight--);
   }

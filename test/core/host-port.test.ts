@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { formatHostPort, parseHostPort } from '../../src/core/host-port.js';
-import { parseDuration } from '../../src/core/duration.js';
 
 describe('parseHostPort', () => {
   it.each([
@@ -33,19 +32,5 @@ describe('parseHostPort', () => {
   ])('formats %j as %s, which parses back', (hostPort, text) => {
     expect(formatHostPort(hostPort)).toBe(text);
     expect(parseHostPort(text, 'x')).toEqual(hostPort);
-  });
-});
-
-describe('parseDuration', () => {
-  it.each([
-    ['500ms', 500],
-    ['2s', 2000],
-    ['1.5m', 90_000],
-    ['1h', 3_600_000],
-    ['3', 3000],
-  ])('%s is %i ms', (text, ms) => expect(parseDuration(text, '--timeout')).toBe(ms));
-
-  it.each(['', 'soon', '-1s', '2 days'])('refuses %j', (text) => {
-    expect(() => parseDuration(text, '--timeout')).toThrowError(/invalid --timeout/);
   });
 });

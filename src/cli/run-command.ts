@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { layerSettings, parseConfigFile } from '../config/config-file.js';
+import { flagName } from '../config/option-source.js';
+import { RUN_DEFAULTS, parseRunConfig, type RunSetting } from '../config/run-config.js';
+import { ConfigError, errorMessage } from '../core/errors.js';
+import { startAmbassador } from './ambassador.js';
+import { ExitCode, collect, commandLogger, optionSources, runGuarded, type CliIo } from './cli-context.js';
+
+/** Keys a config file may hold: the long flag names. */
+const FILE_KEYS = [
+  'domain',
+  'map',
+  'listen',
+  'cluster-dns',
+  'discovery',
+  'backend',
+  'connect-timeout',
+  'idle-timeout',
+  'max-conns',
+  'eject-after',
+  'eject-time',
+  'drain-timeout',
+  'ttl-min',
+  'ttl-max',
+  'stale-max',
+  'dns-timeout',
+  'log-level',
+] as const;
+
+/** `srvlink run`: the ambassador. */
+export function runCommand(io: CliIo, setExit: (code: number) => void): Command {
+  const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
+  return new Command('run')
+    .summary('forward local ports to the backends of SRV services (the ambassador)')
+    .description(
+      'Listen on local TCP ports and forward each connection to a backend of the mapped service,\n' +
+        'found through DNS SRV records: lower priority first, weighted random within a priority\n' +
+        '(RFC 2782), the next backend when one does not answer. Backend sets are cached for their\n' +
+        'TTL (clamped to --ttl-min/--ttl-max) and refreshed in the background; when the cluster DNS\n' +
+        'fails, the last good set stays in use up to --stale-max. SIGTERM or SIGINT: stop accepting,\n' +
+        'let open connections finish (up to --drain-timeout), exit 0.',
+    )
+    .addOption(opt('--config <file>', 'YAML or JSON file of settings; keys are the long flag names', 'SRVLINK_CONFIG'))
+    .addOption(opt('--domain <domain>', "this container's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
+    .addOption(
+      opt('--map <[addr:]port=service>', 'forward a local port to a service, repeatable: 2181=zookeeper, 5432=postgres.env2', 'SRVLINK_MAP').argParser(collect),
+    )
+    .addOption(opt('--listen <addr>', 'address for mappings given without one', 'SRVLINK_LISTEN').default(RUN_DEFAULTS.listen))
+    .addOption(
+      opt('--cluster-dns <host[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)', 'SRVLINK_CLUSTER_DNS').argParser(collect),
+    )
+    .addOption(opt('--discovery <kind>', 'where backends come from: dns (SRV) or static (--backend)', 'SRVLINK_DISCOVERY').default(RUN_DEFAULTS.discovery))
+    .addOption(opt('--backend <service=host:port,...>', 'static backends of a service, repeatable', 'SRVLINK_BACKEND').argParser(collect))
+    .addOption(opt('--connect-timeout <duration>', 'give up dialing a backend after this long', 'SRVLINK_CONNECT_TIMEOUT').default(RUN_DEFAULTS.connectTimeout))
+    .addOption(opt('--idle-timeout <duration>', 'close a connection idle this long (off: never)', 'SRVLINK_IDLE_TIMEOUT').default(RUN_DEFAULTS.idleTimeout))
+    .addOption(opt('--max-conns <n>', 'open connections per mapping; more are closed at once', 'SRVLINK_MAX_CONNS').default(RUN_DEFAULTS.maxConns))
+    .addOption(opt('--eject-after <n>', 'connect failures in a row that eject a backend', 'SRVLINK_EJECT_AFTER').default(RUN_DEFAULTS.ejectAfter))
+    .addOption(opt('--eject-time <duration>', 'first ejection; doubles each time a backend is ejected again', 'SRVLINK_EJECT_TIME').default(RUN_DEFAULTS.ejectTime))
+    .addOption(opt('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish', 'SRVLINK_DRAIN_TIMEOUT').default(RUN_DEFAULTS.drainTimeout))
+    .addOption(opt('--ttl-min <duration>', 'shortest time a backend set is cached', 'SRVLINK_TTL_MIN').default(RUN_DEFAULTS.ttlMin))
+    .addOption(opt('--ttl-max <duration>', 'longest time a backend set is cached', 'SRVLINK_TTL_MAX').default(RUN_DEFAULTS.ttlMax))
+    .addOption(opt('--stale-max <duration>', 'how long the last good set is used while refreshing fails', 'SRVLINK_STALE_MAX').default(RUN_DEFAULTS.staleMax))
+    .addOption(opt('--dns-timeout <duration>', 'per-query timeout towards the cluster DNS', 'SRVLINK_DNS_TIMEOUT').default(RUN_DEFAULTS.dnsTimeout))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  srvlink run --domain env1.skydns.local --cluster-dns 10.0.0.2 --map 2181=zookeeper
+  srvlink run --domain env1.skydns.local --map 2181=zookeeper --map 5432=postgres.env2
+  srvlink run --domain env1.skydns.local --listen 0.0.0.0 --map 2181=zookeeper      # sidecar
+  srvlink run --domain env1.skydns.local --discovery static \\
+              --map 2181=zookeeper --backend zookeeper=10.0.0.11:31001,10.0.0.12:31002
+  SRVLINK_MAP=2181=zookeeper,5432=postgres SRVLINK_DOMAIN=env1.skydns.local srvlink run
+
+Config file (--config), the same settings by their flag names:
+  domain: env1.skydns.local
+  cluster-dns: [10.0.0.2]
+  map: ["2181=zookeeper", "127.0.0.2:2181=zookeeper.env2"]
+  connect-timeout: 1s
+
+Precedence: flags, then SRVLINK_* variables, then the config file, then defaults.
+Two mappings on one port without an address get 127.0.0.1, 127.0.0.2, ... (all loopback).
+Port 0 in a mapping picks a free port; the "listening" log line says which.
+Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 2 bad usage.`,
+    )
+    .action(async (_options: unknown, cmd: Command) => {
+      setExit(
+        await runGuarded(io, 'run', async () => {
+          const opts = cmd.opts() as { config?: string; logLevel?: string };
+          const sources = optionSources(cmd);
+          let fromFile: Record<string, unknown> = {};
+          if (opts.config !== undefined) {
+            let text: string;
+            try {
+              text = readFileSync(opts.config, 'utf8');
+            } catch (err) {
+              throw new ConfigError(`cannot read config file "${opts.config}": ${errorMessage(err)}`);
+            }
+            fromFile = parseConfigFile(text, opts.config, FILE_KEYS);
+          }
+          const layered = layerSettings(cmd.opts(), sources, fromFile, opts.config, flagName);
+          const config = parseRunConfig(layered as Partial<Record<RunSetting, (typeof layered)[string]>>);
+          const logLevel = layered.logLevel?.value;
+          const log = commandLogger(io, cmd, typeof logLevel === 'string' ? logLevel : undefined);
+          const ambassador = await startAmbassador(config, { logger: log });
+          const signal = await io.waitForSignal(['SIGTERM', 'SIGINT']);
+          await ambassador.close(signal);
+          return ExitCode.OK;
+        }),
+      );
+    });
+}

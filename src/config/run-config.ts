@@ -1,0 +1,263 @@
+import { isIP } from 'node:net';
+import { ConfigError } from '../core/errors.js';
+import { parseDuration } from '../core/duration.js';
+import { formatHostPort, parseHostPort, parsePort, type HostPort } from '../core/host-port.js';
+import { serviceSrvName } from '../discovery/service-name.js';
+import { parseStaticBackends, type StaticBackend } from '../discovery/static-backend-source.js';
+import type { LayeredValue } from './config-file.js';
+import { describeSource, flagName, type OptionSource } from './option-source.js';
+import { parseZone } from './dns-serve-config.js';
+
+/** One local listener and the service behind it. */
+export interface Mapping {
+  readonly listen: HostPort;
+  /** The service as written (`zookeeper`, `postgres.env2`, `_x._tcp.domain`). */
+  readonly service: string;
+  /** The SRV name it stands for, fully qualified. */
+  readonly srvName: string;
+}
+
+export type DiscoveryKind = 'dns' | 'static';
+
+/** Settings of `srvlink run`, validated and frozen. Durations in ms. */
+export interface RunConfig {
+  /** The container's environment, fully qualified (`env1.skydns.local.`). */
+  readonly domain: string;
+  readonly mappings: readonly Mapping[];
+  /** Cluster DNS servers; empty means "the system's resolvers". */
+  readonly clusterDns: readonly HostPort[];
+  readonly discovery: DiscoveryKind;
+  /** Static backends by SRV name (discovery `static`). */
+  readonly backends: ReadonlyMap<string, readonly StaticBackend[]>;
+  readonly connectTimeout: number;
+  /** Undefined: no idle timeout. */
+  readonly idleTimeout: number | undefined;
+  readonly maxConns: number;
+  readonly ejectAfter: number;
+  readonly ejectTime: number;
+  readonly drainTimeout: number;
+  readonly ttlMin: number;
+  readonly ttlMax: number;
+  readonly staleMax: number;
+  readonly dnsTimeout: number;
+}
+
+/** Defaults, as `--help` shows them. */
+export const RUN_DEFAULTS = {
+  listen: '127.0.0.1',
+  discovery: 'dns',
+  connectTimeout: '2s',
+  idleTimeout: 'off',
+  maxConns: '1024',
+  ejectAfter: '3',
+  ejectTime: '5s',
+  drainTimeout: '10s',
+  ttlMin: '1s',
+  ttlMax: '60s',
+  staleMax: '5m',
+  dnsTimeout: '2s',
+} as const;
+
+/** The attributes `parseRunConfig` reads (commander's camelCase names). */
+export type RunSetting = keyof typeof RUN_DEFAULTS | 'domain' | 'map' | 'clusterDns' | 'backend';
+
+/**
+ * Validate the layered settings of `srvlink run` (pure). Every error is a
+ * `ConfigError` that names the flag, variable or config key, the value and
+ * what is expected.
+ */
+export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>): RunConfig {
+  const get = (key: RunSetting): LayeredValue => {
+    const given = input[key];
+    if (given) return given;
+    const fallback = key in RUN_DEFAULTS ? RUN_DEFAULTS[key as keyof typeof RUN_DEFAULTS] : undefined;
+    return { value: fallback, source: { flag: `--${flagName(key)}`, from: 'default' } };
+  };
+  const duration = (key: RunSetting): number => parseDurationValue(get(key));
+  const integer = (key: RunSetting, min: number, max: number): number => parseIntegerValue(get(key), min, max);
+
+  const domainValue = get('domain');
+  const domainList = listOf(domainValue);
+  if (domainList.length !== 1) {
+    throw new ConfigError(`missing ${describeSource(domainValue.source)}: the environment this container belongs to, e.g. --domain env1.skydns.local`);
+  }
+  const domain = parseZone(domainList[0] as string, describeSource(domainValue.source));
+
+  const listenValue = get('listen');
+  const listen = String(listenValue.value).trim();
+  if (isIP(listen) === 0) throw invalid(listenValue, 'expected an IP address to bind, e.g. 127.0.0.1 or 0.0.0.0');
+
+  const mapValue = get('map');
+  const mappings = assignAddresses(
+    listOf(mapValue).map((entry) => parseMapping(entry, domain, mapValue.source)),
+    listen,
+    mapValue.source,
+  );
+  if (mappings.length === 0) {
+    throw new ConfigError(`missing ${describeSource(mapValue.source)}: at least one [ADDR:]PORT=SERVICE mapping, e.g. --map 2181=zookeeper`);
+  }
+
+  const discoveryValue = get('discovery');
+  const discovery = String(discoveryValue.value);
+  if (discovery !== 'dns' && discovery !== 'static') throw invalid(discoveryValue, 'expected dns or static');
+
+  const backendValue = get('backend');
+  const backends = new Map<string, StaticBackend[]>();
+  for (const entry of backendEntries(backendValue)) {
+    const parsed = parseStaticBackends(entry, describeSource(backendValue.source));
+    const srvName = serviceSrvName(parsed.service, domain);
+    if (!mappings.some((m) => m.srvName === srvName)) {
+      throw new ConfigError(`invalid ${describeSource(backendValue.source)} "${entry}": no --map uses service "${parsed.service}"`);
+    }
+    backends.set(srvName, [...(backends.get(srvName) ?? []), ...parsed.backends]);
+  }
+  if (discovery === 'static') {
+    const missing = mappings.find((m) => !backends.has(m.srvName));
+    if (missing) throw new ConfigError(`missing --backend for service "${missing.service}": --discovery static needs backends for every mapping`);
+  }
+
+  const clusterDnsValue = get('clusterDns');
+  const clusterDns = listOf(clusterDnsValue).map((v) => parseHostPort(v, describeSource(clusterDnsValue.source), 53));
+
+  const ttlMin = duration('ttlMin');
+  const ttlMax = duration('ttlMax');
+  if (ttlMin > ttlMax) {
+    throw new ConfigError(`invalid ${describeSource(get('ttlMin').source)} "${String(get('ttlMin').value)}": longer than --ttl-max (${String(get('ttlMax').value)})`);
+  }
+  const idle = duration('idleTimeout');
+  const positive = (key: RunSetting): number => {
+    const ms = duration(key);
+    if (ms <= 0) throw invalid(get(key), 'expected a duration above 0');
+    return ms;
+  };
+
+  return Object.freeze({
+    domain,
+    mappings: Object.freeze(mappings),
+    clusterDns: Object.freeze(clusterDns),
+    discovery,
+    backends,
+    connectTimeout: positive('connectTimeout'),
+    idleTimeout: idle > 0 ? idle : undefined,
+    maxConns: integer('maxConns', 1, 1_000_000),
+    ejectAfter: integer('ejectAfter', 1, 1000),
+    ejectTime: positive('ejectTime'),
+    drainTimeout: duration('drainTimeout'),
+    ttlMin,
+    ttlMax,
+    staleMax: duration('staleMax'),
+    dnsTimeout: positive('dnsTimeout'),
+  });
+}
+
+/** `[ADDR:]PORT=SERVICE` (DESIGN.md §3); an address-less mapping gets its address later. */
+/** A mapping before address assignment: `host` is missing when only a port was given. */
+interface ParsedMapping {
+  host: string | undefined;
+  port: number;
+  service: string;
+  srvName: string;
+}
+
+function parseMapping(entry: string, domain: string, source: OptionSource): ParsedMapping {
+  const what = describeSource(source);
+  const equals = entry.indexOf('=');
+  if (equals <= 0 || equals === entry.length - 1) {
+    throw new ConfigError(`invalid ${what} "${entry}": expected [ADDR:]PORT=SERVICE, e.g. 2181=zookeeper or 127.0.0.2:5432=postgres.env2`);
+  }
+  const left = entry.slice(0, equals).trim();
+  const service = entry.slice(equals + 1).trim();
+  let listen: { host: string | undefined; port: number };
+  if (/^\d+$/.test(left)) {
+    listen = { host: undefined, port: parsePort(left, `${what} "${entry}"`) };
+  } else {
+    listen = parseHostPort(left, `${what} "${entry}"`);
+    if (isIP(listen.host ?? '') === 0) throw new ConfigError(`invalid ${what} "${entry}": the address to listen on must be an IP address, not "${listen.host}"`);
+  }
+  let srvName: string;
+  try {
+    srvName = serviceSrvName(service, domain);
+  } catch (err) {
+    throw new ConfigError(`invalid ${what} "${entry}": ${(err as Error).message}`);
+  }
+  return { host: listen.host, port: listen.port, service, srvName };
+}
+
+/**
+ * Give address-less mappings the default address; when several share a port
+ * on loopback, the next free 127.0.0.x (all of 127.0.0.0/8 is loopback on
+ * Linux), so each gets its own listener. Two mappings on one address and
+ * port are refused.
+ */
+function assignAddresses(parsed: ParsedMapping[], defaultHost: string, source: OptionSource): Mapping[] {
+  const explicit = parsed.flatMap((m) => (m.host !== undefined && m.port !== 0 ? [formatHostPort({ host: m.host, port: m.port })] : []));
+  const taken = new Set(explicit);
+  if (taken.size !== explicit.length) {
+    const twice = explicit.find((address, i) => explicit.indexOf(address) !== i);
+    throw new ConfigError(`invalid ${describeSource(source)}: two mappings on ${twice}`);
+  }
+  const loopback = /^127\.0\.0\.(\d+)$/.exec(defaultHost);
+  return parsed.map((m) => {
+    const port = m.port;
+    if (m.host !== undefined) return { listen: { host: m.host, port }, service: m.service, srvName: m.srvName };
+    let host = defaultHost;
+    if (port !== 0 && taken.has(formatHostPort({ host, port }))) {
+      if (!loopback) {
+        throw new ConfigError(
+          `invalid ${describeSource(source)} "${port}=${m.service}": port ${port} is mapped twice on ${defaultHost}; give each an address (ADDR:PORT=SERVICE) or listen on loopback`,
+        );
+      }
+      let last = Number(loopback[1]);
+      do {
+        last++;
+        if (last > 254) throw new ConfigError(`invalid ${describeSource(source)}: too many mappings on port ${port}`);
+        host = `127.0.0.${last}`;
+      } while (taken.has(formatHostPort({ host, port })));
+    }
+    if (port !== 0) taken.add(formatHostPort({ host, port }));
+    return { listen: { host, port }, service: m.service, srvName: m.srvName };
+  });
+}
+
+/** `--backend` values: strings, or in a config file a mapping of service → addresses. */
+function backendEntries(layered: LayeredValue): string[] {
+  const { value } = layered;
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    return Object.entries(value as Record<string, unknown>).map(([service, hosts]) => `${service}=${(Array.isArray(hosts) ? hosts : [hosts]).map(String).join(',')}`);
+  }
+  // A comma separates backends of one service, so entries split only on `;` or list items.
+  return (Array.isArray(value) ? value.map(String) : value === undefined ? [] : String(value).split(';'))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+/** A repeatable setting as a list: repeated flags, comma-separated text, or a YAML list. */
+function listOf(layered: LayeredValue): string[] {
+  const { value } = layered;
+  if (value === undefined || value === null) return [];
+  const items = Array.isArray(value) ? value : [value];
+  return items.flatMap((item) => {
+    if (typeof item !== 'string' && typeof item !== 'number') throw invalid(layered, 'expected text or a list of text');
+    return String(item).split(',');
+  }).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function parseDurationValue(layered: LayeredValue): number {
+  const { value } = layered;
+  if (value === 'off' || value === false) return 0;
+  if (typeof value === 'number') return parseDuration(String(value), describeSource(layered.source));
+  if (typeof value !== 'string') throw invalid(layered, 'expected a duration like 500ms, 2s, 5m');
+  return parseDuration(value, describeSource(layered.source));
+}
+
+function parseIntegerValue(layered: LayeredValue, min: number, max: number): number {
+  const text = String(layered.value).trim();
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) throw invalid(layered, `expected a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function invalid(layered: LayeredValue, expected: string): ConfigError {
+  const shown = typeof layered.value === 'string' ? layered.value : JSON.stringify(layered.value);
+  return new ConfigError(`invalid ${describeSource(layered.source)} "${shown}": ${expected}`);
+}

@@ -1,0 +1,466 @@
+import { setMaxListeners } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
+import { formatHostPort, type HostPort } from '../core/host-port.js';
+import type { Service } from '../core/lifecycle.js';
+import { listenError } from '../core/listen-error.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { BackendSet, BackendSource } from '../discovery/backend-source.js';
+import { orderBackends } from '../discovery/order-backends.js';
+import { BackendHealth, type BackendHealthEntry, type HealthChange } from './backend-health.js';
+import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
+import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
+import { LogThrottle } from './log-throttle.js';
+import { spliceSockets } from './splice-sockets.js';
+
+export interface ForwarderOptions {
+  /** The mapping's label in logs (e.g. `127.0.0.1:2181=zookeeper`). */
+  name: string;
+  /** Where to listen; port 0 picks a free one (see `address()`). */
+  listen: HostPort;
+  /**
+   * Where backends come from. Owned by the caller: the forwarder neither
+   * starts nor closes it, it only calls `current()` per connection and
+   * listens to `onUpdate` to forget state about departed backends.
+   */
+  source: BackendSource;
+  /** Ms to wait for one backend to accept before trying the next. Default 2000. */
+  connectTimeout?: number;
+  /** Close a forwarded pair after this many ms without a byte either way. Default: off. */
+  idleTimeout?: number | undefined;
+  /** Open client connections; past it new ones are closed at once. Default 1024. */
+  maxConnections?: number;
+  /** Consecutive connect failures that eject a backend. Default 3. */
+  ejectAfter?: number;
+  /** First ejection, ms; doubles with each further ejection of the same backend. Default 5000. */
+  ejectBase?: number;
+  /** Longest ejection, ms. Default 300000 (5 min). */
+  ejectMax?: number;
+  /** On `close()`, how long open connections may go on before they are destroyed, ms. Default 10000. */
+  drainTimeout?: number;
+  logger?: Logger;
+  /** Random source for the RFC 2782 weighted order, [0, 1). Default `Math.random`. */
+  random?: () => number;
+  /** Opens backend connections. Default `net.connect` with `allowHalfOpen` (needed to propagate half-close). */
+  dial?: DialFunction;
+  /** Clock for ejection and log throttling, ms, monotonic. Default `performance.now`. */
+  now?: () => number;
+}
+
+/** The defaults of the optional settings, for help texts and config. */
+export const FORWARDER_DEFAULTS = {
+  connectTimeout: 2000,
+  maxConnections: 1024,
+  ejectAfter: 3,
+  ejectBase: 5000,
+  ejectMax: 300_000,
+  drainTimeout: 10_000,
+} as const;
+
+/** One address of one backend, in dialing order. */
+interface Candidate {
+  host: string;
+  port: number;
+  /** `address:port`: the passive-health and stats key. */
+  key: string;
+}
+
+/** setTimeout cannot wait longer (it fires at once past 2^31 − 1 ms). */
+const MAX_TIMER = 2_147_483_647;
+/** Addresses listed in the "tried ..." log line; a huge set would otherwise make a huge line. */
+const MAX_TRIED_LISTED = 10;
+
+/**
+ * The TCP forwarder of one mapping (DESIGN.md §4.3): listens on a local
+ * address and, for each client, takes the backend set from its source,
+ * orders it per RFC 2782, skips ejected backends (unless all are), dials
+ * candidates in turn with a connect timeout, and splices the client to the
+ * first that answers. A client with nowhere to go is closed, counted and
+ * logged once. Nothing a client, a backend or the kernel does can crash it.
+ */
+export class Forwarder implements Service<HostPort> {
+  /** Live counters; read them, do not write them. */
+  readonly stats: ForwarderStats = createForwarderStats();
+  readonly #name: string;
+  readonly #listen: HostPort;
+  readonly #source: BackendSource;
+  readonly #connectTimeout: number;
+  readonly #idleTimeout: number | undefined;
+  readonly #maxConnections: number;
+  readonly #drainTimeout: number;
+  readonly #random: () => number;
+  readonly #dial: DialFunction;
+  readonly #log: Logger;
+  readonly #health: BackendHealth;
+  readonly #rejectLog: LogThrottle;
+  readonly #serverErrorLog: LogThrottle;
+  readonly #failureLog: LogThrottle;
+  /** Every open client socket (from accept to close). */
+  readonly #clients = new Set<Socket>();
+  /** Connections not finished yet: accepted, and not both closed and accounted for. */
+  #active = 0;
+  /** Every open, connected backend socket. */
+  readonly #backends = new Set<Socket>();
+  /** Aborted when a drain runs out of time: cancels dials in progress. */
+  readonly #hardStop = new AbortController();
+  #server: Server | undefined;
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #onIdle: (() => void) | undefined;
+
+  constructor(options: ForwarderOptions) {
+    const name = options.name;
+    if (typeof name !== 'string' || name === '') throw new ConfigError(`invalid forwarder name "${String(name)}": expected a non-empty label`);
+    const check = (what: string, value: unknown, min: number, unit: string): number => {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER) {
+        throw new ConfigError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER}`);
+      }
+      return value;
+    };
+    const listen = options.listen;
+    if (typeof listen?.host !== 'string' || listen.host === '' || !Number.isInteger(listen.port) || listen.port < 0 || listen.port > 65535) {
+      throw new ConfigError(`invalid listen address "${listen ? `${String(listen.host)}:${String(listen.port)}` : String(listen)}" for forwarder "${name}": expected a host and a port 0-65535`);
+    }
+    if (typeof options.source?.current !== 'function' || typeof options.source.onUpdate !== 'function') {
+      throw new ConfigError(`invalid source for forwarder "${name}": expected a BackendSource`);
+    }
+    for (const seam of ['random', 'dial', 'now'] as const) {
+      if (options[seam] !== undefined && typeof options[seam] !== 'function') {
+        throw new ConfigError(`invalid ${seam} for forwarder "${name}": expected a function`);
+      }
+    }
+    this.#name = name;
+    this.#listen = { host: listen.host, port: listen.port };
+    this.#source = options.source;
+    this.#connectTimeout = check('connectTimeout', options.connectTimeout ?? FORWARDER_DEFAULTS.connectTimeout, 1, 'ms');
+    this.#idleTimeout = options.idleTimeout === undefined ? undefined : check('idleTimeout', options.idleTimeout, 1, 'ms');
+    this.#maxConnections = check('maxConnections', options.maxConnections ?? FORWARDER_DEFAULTS.maxConnections, 1, 'connections');
+    this.#drainTimeout = check('drainTimeout', options.drainTimeout ?? FORWARDER_DEFAULTS.drainTimeout, 0, 'ms');
+    const ejectAfter = check('ejectAfter', options.ejectAfter ?? FORWARDER_DEFAULTS.ejectAfter, 1, 'failures');
+    const ejectBase = check('ejectBase', options.ejectBase ?? FORWARDER_DEFAULTS.ejectBase, 1, 'ms');
+    const ejectMax = check('ejectMax', options.ejectMax ?? Math.max(FORWARDER_DEFAULTS.ejectMax, ejectBase), ejectBase, 'ms');
+    this.#random = options.random ?? Math.random;
+    this.#dial = options.dial ?? ((host, port) => connect({ host, port, allowHalfOpen: true }));
+    const now = options.now ?? (() => performance.now());
+    this.#log = (options.logger ?? silentLogger).child({ mapping: name });
+    this.#health = new BackendHealth({ ejectAfter, ejectBase, ejectMax, now });
+    // Every waiting or dialing connection listens to this signal: up to
+    // maxConnections listeners is normal, not the leak Node warns about.
+    setMaxListeners(0, this.#hardStop.signal);
+    this.#rejectLog = new LogThrottle(5000, 1, now);
+    this.#serverErrorLog = new LogThrottle(5000, 1, now);
+    this.#failureLog = new LogThrottle(10_000, 10, now);
+  }
+
+  /** Listen; resolves once listening, rejects with `ERR_LISTEN` (e.g. port taken). */
+  start(): Promise<void> {
+    this.#starting ??= this.#doStart();
+    return this.#starting;
+  }
+
+  /** The bound address (the real port when `listen.port` is 0). Throws before `start()` resolved. */
+  address(): HostPort {
+    const bound = this.#server?.address();
+    if (!bound || typeof bound === 'string') throw new SrvlinkError('ERR_NOT_STARTED', `forwarder "${this.#name}" is not listening`);
+    return { host: bound.address, port: bound.port };
+  }
+
+  /**
+   * Connections not finished yet (waiting for backends, dialing or
+   * forwarding). Drops once both sockets are closed and the stats updated,
+   * so a test can wait for 0 and then read final counters.
+   */
+  get activeConnections(): number {
+    return this.#active;
+  }
+
+  /** Backends with failures on record and how long each stays ejected. */
+  health(): BackendHealthEntry[] {
+    return this.#health.snapshot();
+  }
+
+  /**
+   * Graceful drain: stop accepting at once, let open connections finish for
+   * up to `drainTimeout` ms, then destroy what is left. Resolves when every
+   * socket is closed; safe to call twice (and before `start()`).
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#drain();
+    return this.#closing;
+  }
+
+  async #doStart(): Promise<void> {
+    if (this.#closing) throw new SrvlinkError('ERR_CLOSED', `forwarder "${this.#name}" is closed`);
+    // allowHalfOpen: a client's FIN must not end our write side, the backend
+    // may still be answering. pauseOnConnect: nothing is read before the
+    // backend is connected, so early client bytes wait in the kernel buffer.
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.#onConnection(socket));
+    // Node closes connections over the limit itself, right after accept, and
+    // emits 'drop': no Socket object, no per-connection work in a flood.
+    server.maxConnections = this.#maxConnections;
+    server.on('drop', () => this.#onDrop());
+    const address = formatHostPort(this.#listen);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.#listen.host, port: this.#listen.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      throw listenError(address, err);
+    }
+    // After listening, errors come from accept (EMFILE, ENFILE...): libuv
+    // already sheds the connection it cannot take, so log and keep going.
+    server.on('error', (err) => {
+      const suppressed = this.#serverErrorLog.take();
+      if (suppressed !== undefined) this.#log.error('cannot accept connection', { error: errorMessage(err), suppressed });
+    });
+    this.#server = server;
+    this.#unsubscribe = this.#source.onUpdate((set) => this.#forgetDeparted(set));
+    this.#log.debug('forwarder listening', { listen: formatHostPort(this.address()) });
+  }
+
+  async #drain(): Promise<void> {
+    // Only wait for a start in progress: with a server up, stop accepting
+    // in this very tick (no await before server.close).
+    if (!this.#server && this.#starting) await this.#starting.catch(() => undefined);
+    this.#unsubscribe?.();
+    const server = this.#server;
+    const serverClosed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    if (this.#active > 0) {
+      this.#log.info('draining connections', { active: this.#active, drainTimeout: this.#drainTimeout });
+      timer = setTimeout(() => {
+        this.#log.warn('drain timeout: closing the remaining connections', { active: this.#active });
+        this.#hardStop.abort();
+        for (const socket of [...this.#clients, ...this.#backends]) socket.destroy();
+      }, this.#drainTimeout);
+    }
+    await new Promise<void>((resolve) => {
+      this.#onIdle = resolve;
+      this.#checkIdle();
+    });
+    clearTimeout(timer);
+    await serverClosed;
+  }
+
+  #checkIdle(): void {
+    if (this.#onIdle && this.#active === 0 && this.#clients.size === 0 && this.#backends.size === 0) {
+      this.#onIdle();
+      this.#onIdle = undefined;
+    }
+  }
+
+  #onDrop(): void {
+    this.stats.rejected++;
+    const suppressed = this.#rejectLog.take();
+    if (suppressed !== undefined) {
+      this.#log.warn('too many connections: closing new clients', { maxConnections: this.#maxConnections, suppressed });
+    }
+  }
+
+  #onConnection(client: Socket): void {
+    this.stats.accepted++;
+    this.#clients.add(client);
+    this.stats.active = ++this.#active;
+    client.on('error', (err) => this.#log.debug('client socket error', { error: errorMessage(err) }));
+    const clientClosed = new Promise<void>((resolve) =>
+      client.once('close', () => {
+        this.#clients.delete(client);
+        resolve();
+      }),
+    );
+    const forwarded = this.#forward(client).catch((err: unknown) => {
+      // A bug, not a network condition: keep serving, but say so loudly.
+      this.#log.error('unexpected forwarding failure', { error: errorMessage(err) });
+      client.destroy();
+    });
+    void Promise.all([forwarded, clientClosed]).then(() => {
+      this.stats.active = --this.#active;
+      this.#checkIdle();
+    });
+  }
+
+  async #forward(client: Socket): Promise<void> {
+    const started = performance.now();
+    const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
+    let set: BackendSet;
+    try {
+      // A forced drain must not wait on a source that never answers.
+      set = await abortable(this.#source.current(), this.#hardStop.signal);
+    } catch (err) {
+      if (this.#hardStop.signal.aborted) {
+        client.destroy();
+        return;
+      }
+      this.stats.failed++;
+      this.stats.discoveryErrors++;
+      this.#warnFailure(`cannot find backends for "${this.#name}": ${errorMessage(err)}`, { error: errorMessage(err) });
+      client.destroy();
+      return;
+    }
+    if (client.destroyed) return;
+    const all = this.#candidates(set);
+    if (all.length === 0) {
+      this.stats.failed++;
+      this.#warnFailure(`no backends for "${set.name}" (${set.status})`, { service: set.name, status: set.status });
+      client.destroy();
+      return;
+    }
+    // Skip ejected backends unless that leaves nothing: trying a backend
+    // that failed recently beats refusing the client outright.
+    const healthy = all.filter((candidate) => !this.#health.isEjected(candidate.key));
+    const candidates = healthy.length > 0 ? healthy : all;
+    const skipped = all.length - candidates.length;
+    const tried: string[] = [];
+    for (const candidate of candidates) {
+      if (client.destroyed) return;
+      const dialStart = performance.now();
+      let backend: Socket;
+      try {
+        backend = await dialBackend(this.#dial, candidate.host, candidate.port, { timeout: this.#connectTimeout, signal: this.#hardStop.signal });
+      } catch (err) {
+        if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
+          client.destroy();
+          return;
+        }
+        this.stats.connectFailures++;
+        this.#backendStats(candidate.key).connectFailures++;
+        tried.push(`${candidate.key}: ${err instanceof DialError ? err.reason : errorMessage(err)}`);
+        this.#logHealth(this.#health.recordFailure(candidate.key), set.name);
+        this.#log.debug('cannot dial backend', { service: set.name, backend: candidate.key, error: errorMessage(err) });
+        continue;
+      }
+      this.#logHealth(this.#health.recordSuccess(candidate.key), set.name);
+      if (client.destroyed) {
+        // The client left (or a forced drain took it) while we dialed.
+        backend.destroy();
+        return;
+      }
+      await this.#splice(client, backend, candidate, set.name, from, performance.now() - dialStart, started);
+      return;
+    }
+    this.stats.failed++;
+    const listed = tried.slice(0, MAX_TRIED_LISTED).join(', ') + (tried.length > MAX_TRIED_LISTED ? `, and ${tried.length - MAX_TRIED_LISTED} more` : '');
+    this.#warnFailure(`cannot reach any backend of "${set.name}" (tried ${listed}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`, {
+      service: set.name,
+      tried,
+      skipped,
+    });
+    client.destroy();
+  }
+
+  async #splice(client: Socket, backend: Socket, candidate: Candidate, service: string, from: string, dialTime: number, started: number): Promise<void> {
+    this.#backends.add(backend);
+    backend.once('close', () => {
+      this.#backends.delete(backend);
+      this.#checkIdle();
+    });
+    backend.setNoDelay(true);
+    const perBackend = this.#backendStats(candidate.key);
+    perBackend.connections++;
+    perBackend.active++;
+    perBackend.dialTime += dialTime;
+    this.stats.forwarded++;
+    this.#log.debug('connection forwarded', { client: from, service, backend: candidate.key, dialMs: Math.round(dialTime) });
+    let bytesIn = 0;
+    let bytesOut = 0;
+    const result = await spliceSockets(client, backend, {
+      idleTimeout: this.#idleTimeout,
+      onClientData: (n) => {
+        bytesIn += n;
+        this.stats.bytesIn += n;
+        perBackend.bytesIn += n;
+      },
+      onBackendData: (n) => {
+        bytesOut += n;
+        this.stats.bytesOut += n;
+        perBackend.bytesOut += n;
+      },
+    });
+    perBackend.active--;
+    if (result.end === 'idle') this.stats.idleTimeouts++;
+    this.#log.debug('connection closed', {
+      client: from,
+      backend: candidate.key,
+      end: result.end,
+      error: result.error,
+      bytesIn,
+      bytesOut,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
+  /** RFC 2782 order, then each backend's addresses in order (same port); duplicates dialed once. */
+  #candidates(set: BackendSet): Candidate[] {
+    const seen = new Set<string>();
+    const candidates: Candidate[] = [];
+    for (const backend of orderBackends(set.backends, this.#random)) {
+      for (const host of backend.addresses) {
+        const key = formatHostPort({ host, port: backend.port });
+        if (seen.has(key)) continue;
+        seen.add(key);
+        candidates.push({ host, port: backend.port, key });
+      }
+    }
+    return candidates;
+  }
+
+  #backendStats(key: string): BackendStats {
+    let entry = this.stats.backends.get(key);
+    if (!entry) {
+      entry = { connections: 0, active: 0, connectFailures: 0, bytesIn: 0, bytesOut: 0, dialTime: 0 };
+      this.stats.backends.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** A new set: drop health and stats of backends that left it, so memory follows the set, not its history. */
+  #forgetDeparted(set: BackendSet): void {
+    const keys = new Set(set.backends.flatMap((backend) => backend.addresses.map((host) => formatHostPort({ host, port: backend.port }))));
+    this.#health.retain(keys);
+    for (const [key, entry] of this.stats.backends) if (!keys.has(key) && entry.active === 0) this.stats.backends.delete(key);
+  }
+
+  #logHealth(change: HealthChange | undefined, service: string): void {
+    if (change?.kind === 'ejected') {
+      this.#log.warn(`backend "${change.key}" of "${service}" ejected for ${change.duration} ms after ${change.failures} consecutive connect failures`, {
+        service,
+        backend: change.key,
+        failures: change.failures,
+        ejections: change.ejections,
+        ejectMs: change.duration,
+      });
+    } else if (change?.kind === 'restored') {
+      this.#log.info(`backend "${change.key}" of "${service}" is reachable again`, { service, backend: change.key, ejections: change.ejections });
+    }
+  }
+
+  #warnFailure(msg: string, fields: Record<string, unknown>): void {
+    const suppressed = this.#failureLog.take();
+    if (suppressed !== undefined) this.#log.warn(msg, suppressed > 0 ? { ...fields, suppressed } : fields);
+  }
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new SrvlinkError('ERR_ABORTED', 'aborted'));
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(new SrvlinkError('ERR_ABORTED', 'aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

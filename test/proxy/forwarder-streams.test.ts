@@ -1,0 +1,238 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import {
+  connectTcp,
+  echoRoundTrip,
+  readAll,
+  startEchoBackend,
+  startTcpBackend,
+  waitClosed,
+  waitDisconnected,
+} from '../helpers/tcp-backends.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { linesMatching, startForwarder } from './start-forwarder.js';
+import { TestSource, backend } from './test-source.js';
+
+const MiB = 1024 * 1024;
+const sha256 = (buf: Buffer): string => createHash('sha256').update(buf).digest('hex');
+
+/** Everything a backend-side socket receives until the client's FIN. */
+function collect(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('end', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+describe('Forwarder: bytes', () => {
+  it('carries 1 MiB each way intact on 50 parallel connections, counts the bytes and logs nothing at info', async () => {
+    const echo = await startEchoBackend();
+    const { forwarder, address, logs } = await startForwarder({ source: new TestSource([backend('127.0.0.1', echo.address.port)]) }, 'info');
+    const clients = 50;
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        const payload = randomBytes(MiB);
+        const socket = await connectTcp(address);
+        const received = readAll(socket, 60_000);
+        socket.end(payload);
+        const echoed = await received;
+        expect(echoed.length).toBe(MiB);
+        expect(sha256(echoed)).toBe(sha256(payload));
+      }),
+    );
+    await waitFor(() => forwarder.activeConnections === 0, { what: 'every connection to close' });
+    expect(forwarder.stats).toMatchObject({ accepted: clients, forwarded: clients, active: 0, failed: 0, bytesIn: clients * MiB, bytesOut: clients * MiB });
+    expect(forwarder.stats.backends.get(`127.0.0.1:${echo.address.port}`)).toMatchObject({ connections: clients, active: 0, bytesIn: clients * MiB });
+    // Per-connection lines are debug only (DESIGN.md §4.7).
+    expect(logs).toEqual([]);
+  });
+
+  it('logs each connection at debug level', async () => {
+    const echo = await startEchoBackend();
+    const { forwarder, address, logs } = await startForwarder({ source: new TestSource([backend('127.0.0.1', echo.address.port)]) });
+    const socket = await connectTcp(address);
+    await echoRoundTrip(socket, 'hello');
+    socket.end();
+    await readAll(socket);
+    await waitFor(() => forwarder.activeConnections === 0, { what: 'the pair to be closed' });
+    expect(linesMatching(logs, 'debug', /^connection forwarded$/)[0]).toMatchObject({ mapping: 'test', backend: `127.0.0.1:${echo.address.port}` });
+    expect(linesMatching(logs, 'debug', /^connection closed$/)[0]).toMatchObject({ bytesIn: 5, bytesOut: 5, end: 'closed' });
+  });
+
+  it('sends bytes the client wrote (and its FIN) before the backend was even chosen', async () => {
+    const echo = await startEchoBackend();
+    const source = new TestSource([backend('127.0.0.1', echo.address.port)]);
+    const { address } = await startForwarder({ source });
+    source.hold();
+    const socket = await connectTcp(address);
+    const payload = randomBytes(64 * 1024);
+    const received = readAll(socket);
+    await new Promise<void>((resolve) => socket.end(payload, resolve));
+    // The forwarder has accepted and is waiting for its backend set: nothing dialed yet.
+    await waitFor(() => source.calls === 1, { what: 'the forwarder to ask for backends' });
+    expect(echo.accepted).toBe(0);
+    source.release();
+    expect(sha256(await received)).toBe(sha256(payload));
+  });
+});
+
+describe('Forwarder: many waiting clients', () => {
+  it('holds 100 clients waiting for backends without a process warning, then serves them all', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.message);
+    process.on('warning', onWarning);
+    onTestFinished(() => void process.off('warning', onWarning));
+    const echo = await startEchoBackend();
+    const source = new TestSource([backend('127.0.0.1', echo.address.port)]);
+    source.hold();
+    const { forwarder, address } = await startForwarder({ source });
+    const sockets = await Promise.all(Array.from({ length: 100 }, () => connectTcp(address)));
+    await waitFor(() => source.calls === 100, { what: 'every client to wait for backends' });
+    source.release();
+    await Promise.all(sockets.map((socket, i) => echoRoundTrip(socket, `client ${i}`)));
+    expect(forwarder.stats.forwarded).toBe(100);
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe('Forwarder: backpressure', () => {
+  it('stops reading from the client while the backend does not read, then delivers everything', async () => {
+    const size = 64 * MiB;
+    let backendSide: Socket | undefined;
+    const received: Buffer[] = [];
+    const server = await startTcpBackend((socket) => {
+      backendSide = socket;
+      socket.pause();
+    });
+    const { forwarder, address } = await startForwarder({ source: new TestSource([backend('127.0.0.1', server.address.port)]) });
+    const socket = await connectTcp(address);
+    const payload = randomBytes(size);
+    socket.end(payload);
+    await waitFor(() => backendSide !== undefined && forwarder.stats.bytesIn > 0, { what: 'bytes to start flowing' });
+    // Without backpressure the forwarder would read all 64 MiB into memory.
+    // With it, reading stops once the kernel buffers and one stream buffer
+    // are full: wait until the count stands still, then check it is bounded.
+    let last = -1;
+    await waitFor(
+      () => {
+        const now = forwarder.stats.bytesIn;
+        const still = now === last;
+        last = now;
+        return still;
+      },
+      { what: 'the forwarder to stop reading', interval: 300 },
+    );
+    expect(forwarder.stats.bytesIn).toBeLessThan(size / 2);
+    const all = new Promise<Buffer>((resolve) => {
+      (backendSide as Socket).on('data', (chunk: Buffer) => received.push(chunk));
+      (backendSide as Socket).once('end', () => resolve(Buffer.concat(received)));
+    });
+    (backendSide as Socket).resume();
+    expect(sha256(await all)).toBe(sha256(payload));
+  });
+});
+
+describe('Forwarder: half-close', () => {
+  it('client FIN first: the backend sees it and its whole reply still reaches the client', async () => {
+    const reply = randomBytes(512 * 1024);
+    const seen: Buffer[] = [];
+    const server = await startTcpBackend((socket) => {
+      // Reply only after the client's FIN, as a request/response-until-EOF protocol does.
+      void collect(socket).then((request) => {
+        seen.push(request);
+        socket.end(reply);
+      });
+    });
+    const { address } = await startForwarder({ source: new TestSource([backend('127.0.0.1', server.address.port)]) });
+    const socket = await connectTcp(address);
+    const request = randomBytes(300 * 1024);
+    const received = readAll(socket);
+    socket.end(request);
+    expect(sha256(await received)).toBe(sha256(reply));
+    expect(seen.map(sha256)).toEqual([sha256(request)]);
+    await waitClosed(socket);
+  });
+
+  it('backend FIN first: the client sees it and can still send everything', async () => {
+    const received: Promise<Buffer>[] = [];
+    const server = await startTcpBackend((socket) => {
+      socket.end('bye, talk to me\n');
+      received.push(collect(socket));
+    });
+    const { address } = await startForwarder({ source: new TestSource([backend('127.0.0.1', server.address.port)]) });
+    const socket = await connectTcp(address);
+    expect((await readAll(socket)).toString()).toBe('bye, talk to me\n');
+    const payload = randomBytes(256 * 1024);
+    socket.end(payload);
+    await waitFor(() => received.length === 1, { what: 'the backend connection' });
+    expect(sha256(await (received[0] as Promise<Buffer>))).toBe(sha256(payload));
+    await waitClosed(socket);
+  });
+});
+
+describe('Forwarder: errors', () => {
+  it('a reset by the client resets the backend connection', async () => {
+    const echo = await startEchoBackend();
+    const { forwarder, address } = await startForwarder({ source: new TestSource([backend('127.0.0.1', echo.address.port)]) });
+    const socket = await connectTcp(address);
+    await echoRoundTrip(socket);
+    const server = await echo.nextConnection();
+    const errors: string[] = [];
+    server.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+    socket.resetAndDestroy();
+    await waitClosed(server);
+    expect(errors).toEqual(['ECONNRESET']);
+    await waitFor(() => forwarder.activeConnections === 0, { what: 'the pair to close' });
+  });
+
+  it('a reset by the backend resets the client connection', async () => {
+    const echo = await startEchoBackend();
+    const { forwarder, address } = await startForwarder({ source: new TestSource([backend('127.0.0.1', echo.address.port)]) });
+    const socket = await connectTcp(address);
+    await echoRoundTrip(socket);
+    const errors: string[] = [];
+    socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+    (await echo.nextConnection()).resetAndDestroy();
+    await waitClosed(socket);
+    expect(errors).toEqual(['ECONNRESET']);
+    await waitFor(() => forwarder.activeConnections === 0, { what: 'the pair to close' });
+  });
+});
+
+describe('Forwarder: idle timeout', () => {
+  it('closes a pair idle for idleTimeout; without the option a pair stays open', async () => {
+    const echo = await startEchoBackend();
+    const source = new TestSource([backend('127.0.0.1', echo.address.port)]);
+    const idle = await startForwarder({ source, idleTimeout: 300 });
+    const plain = await startForwarder({ source });
+    const a = await connectTcp(idle.address);
+    const b = await connectTcp(plain.address);
+    await echoRoundTrip(a);
+    await echoRoundTrip(b);
+    const quiet = Date.now();
+    await waitDisconnected(a);
+    expect(Date.now() - quiet).toBeGreaterThanOrEqual(250);
+    await waitFor(() => idle.forwarder.activeConnections === 0, { what: 'the idle pair to be closed' });
+    expect(idle.forwarder.stats.idleTimeouts).toBe(1);
+    // The default forwarder's pair has been just as idle, and still works.
+    expect(b.closed).toBe(false);
+    await echoRoundTrip(b, 'still here');
+    expect(plain.forwarder.stats.idleTimeouts).toBe(0);
+  });
+
+  it('traffic keeps a pair alive past idleTimeout', async () => {
+    const echo = await startEchoBackend();
+    const { address, forwarder } = await startForwarder({ source: new TestSource([backend('127.0.0.1', echo.address.port)]), idleTimeout: 400 });
+    const socket = await connectTcp(address);
+    const started = Date.now();
+    // Talk every ~100 ms for well over the idle timeout.
+    while (Date.now() - started < 1200) {
+      await echoRoundTrip(socket);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(socket.closed).toBe(false);
+    expect(forwarder.stats.idleTimeouts).toBe(0);
+  });
+});
