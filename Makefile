@@ -51,8 +51,12 @@ test: system-deps build lint
 demo: build
 	node dist/demo/demo.js
 
-bench: system-deps build
-	@echo "no benchmarks yet (test/bench/)"
+# The alternatives a user would pick, measured beside srvlink in the same run.
+BENCH_TOOLS := socat:socat haproxy:haproxy
+
+bench: build
+	@$(MAKE) --no-print-directory system-deps TEST_TOOLS="$(BENCH_TOOLS)"
+	PATH="$$PATH:/usr/sbin:/sbin" npx vitest bench --run
 
 clean:
 	rm -rf dist

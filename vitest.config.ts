@@ -8,6 +8,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    benchmark: { include: ['test/bench/**/*.bench.ts'] },
     reporters: ['default'],
   },
 });

@@ -44,6 +44,8 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
     .action(async (_options: unknown, cmd: Command) => {
       setExit(
         await runGuarded(io, 'dns', async () => {
+          // Listen for signals before anything starts: a SIGTERM during start-up must still drain.
+          const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
           const config = parseDnsServeConfig(cmd.opts(), optionSources(cmd));
           const log = commandLogger(io, cmd);
           let store: ZoneStore & { close?: () => Promise<void> };
@@ -75,7 +77,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             records: source,
             malformed: store.malformed,
           });
-          const signal = await io.waitForSignal(['SIGTERM', 'SIGINT']);
+          const signal = await stopSignal;
           await shutdown(log, signal, server, store);
           return ExitCode.OK;
         }),

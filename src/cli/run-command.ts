@@ -87,6 +87,8 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 
     .action(async (_options: unknown, cmd: Command) => {
       setExit(
         await runGuarded(io, 'run', async () => {
+          // Listen for signals before anything starts: a SIGTERM during start-up must still drain.
+          const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
           const opts = cmd.opts() as { config?: string; logLevel?: string };
           const sources = optionSources(cmd);
           let fromFile: Record<string, unknown> = {};
@@ -104,7 +106,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 
           const logLevel = layered.logLevel?.value;
           const log = commandLogger(io, cmd, typeof logLevel === 'string' ? logLevel : undefined);
           const ambassador = await startAmbassador(config, { logger: log });
-          const signal = await io.waitForSignal(['SIGTERM', 'SIGINT']);
+          const signal = await stopSignal;
           await ambassador.close(signal);
           return ExitCode.OK;
         }),
