@@ -25,6 +25,13 @@ const FILE_KEYS = [
   'ttl-max',
   'stale-max',
   'dns-timeout',
+  'dns-listen',
+  'cluster-domain',
+  'upstream',
+  'write-resolv-conf',
+  'resolv-conf',
+  'dns-cache-size',
+  'allow-from',
   'log-level',
 ] as const;
 
@@ -61,7 +68,20 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(opt('--ttl-min <duration>', 'shortest time a backend set is cached', 'SRVLINK_TTL_MIN').default(RUN_DEFAULTS.ttlMin))
     .addOption(opt('--ttl-max <duration>', 'longest time a backend set is cached', 'SRVLINK_TTL_MAX').default(RUN_DEFAULTS.ttlMax))
     .addOption(opt('--stale-max <duration>', 'how long the last good set is used while refreshing fails', 'SRVLINK_STALE_MAX').default(RUN_DEFAULTS.staleMax))
-    .addOption(opt('--dns-timeout <duration>', 'per-query timeout towards the cluster DNS', 'SRVLINK_DNS_TIMEOUT').default(RUN_DEFAULTS.dnsTimeout))
+    .addOption(opt('--dns-timeout <duration>', 'per-query timeout towards the cluster DNS and upstreams', 'SRVLINK_DNS_TIMEOUT').default(RUN_DEFAULTS.dnsTimeout))
+    .addOption(opt('--dns-listen <addr[:port]|none>', "the container's DNS stub (UDP and TCP); none: no stub", 'SRVLINK_DNS_LISTEN').default(RUN_DEFAULTS.dnsListen))
+    .addOption(opt('--cluster-domain <domain>', 'names sent to the cluster DNS (default: the parent of --domain)', 'SRVLINK_CLUSTER_DOMAIN'))
+    .addOption(
+      opt('--upstream <host[:port]>', 'resolver for all other names, repeatable (default: nameservers of resolv.conf at start)', 'SRVLINK_UPSTREAM').argParser(collect),
+    )
+    .addOption(opt('--write-resolv-conf', 'point resolv.conf at the stub (search: --domain), keeping its options', 'SRVLINK_WRITE_RESOLV_CONF'))
+    .addOption(opt('--resolv-conf <file>', 'resolv.conf to read upstreams from (and to rewrite)', 'SRVLINK_RESOLV_CONF').default(RUN_DEFAULTS.resolvConf))
+    .addOption(opt('--dns-cache-size <n>', 'answers the stub keeps (positive and negative)', 'SRVLINK_DNS_CACHE_SIZE').default(RUN_DEFAULTS.dnsCacheSize))
+    .addOption(
+      opt('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, repeatable (default: loopback and own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
+        collect,
+      ),
+    )
     .addHelpText(
       'after',
       `
@@ -72,15 +92,20 @@ Examples:
   srvlink run --domain env1.skydns.local --discovery static \\
               --map 2181=zookeeper --backend zookeeper=10.0.0.11:31001,10.0.0.12:31002
   SRVLINK_MAP=2181=zookeeper,5432=postgres SRVLINK_DOMAIN=env1.skydns.local srvlink run
+  srvlink run --domain env1.skydns.local --map 2181=zookeeper --write-resolv-conf   # in a container
 
 Config file (--config), the same settings by their flag names:
   domain: env1.skydns.local
   cluster-dns: [10.0.0.2]
-  map: ["2181=zookeeper", "127.0.0.2:2181=zookeeper.env2"]
+  map:
+    - "2181=zookeeper"
+    - {listen: "127.0.0.2:2181", service: zookeeper.env2, aliases: [zk-legacy]}
   connect-timeout: 1s
 
 Precedence: flags, then SRVLINK_* variables, then the config file, then defaults.
 Two mappings on one port without an address get 127.0.0.1, 127.0.0.2, ... (all loopback).
+The DNS stub answers each mapping's names (zookeeper, zookeeper.env1.skydns.local) with its
+listener's address, sends the cluster domain to --cluster-dns and the rest to --upstream.
 Port 0 in a mapping picks a free port; the "listening" log line says which.
 Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 2 bad usage.`,
     )

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseCidr, type Cidr } from '../core/cidr.js';
 import { ConfigError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { formatHostPort, parseHostPort, parsePort, type HostPort } from '../core/host-port.js';
@@ -15,6 +16,13 @@ export interface Mapping {
   readonly service: string;
   /** The SRV name it stands for, fully qualified. */
   readonly srvName: string;
+  /**
+   * Names the DNS stub answers with the listener's address: canonical (lower
+   * case, no trailing dot). By default the service's short name and its name
+   * in its environment (`zookeeper`, `zookeeper.env1.skydns.local`), plus any
+   * `aliases` given with the mapping in the config file.
+   */
+  readonly aliases: readonly string[];
 }
 
 export type DiscoveryKind = 'dns' | 'static';
@@ -40,6 +48,19 @@ export interface RunConfig {
   readonly ttlMax: number;
   readonly staleMax: number;
   readonly dnsTimeout: number;
+  /** Where the DNS stub listens; undefined: no stub (`--dns-listen none`). */
+  readonly dnsListen: HostPort | undefined;
+  /** Names forwarded to the cluster DNS, fully qualified: the parent of `domain` unless given. */
+  readonly clusterDomain: string;
+  /** Resolvers for every other name; empty means "the nameservers of resolv.conf at start". */
+  readonly upstream: readonly HostPort[];
+  /** Point the container's resolv.conf at the stub before anything else starts. */
+  readonly writeResolvConf: boolean;
+  /** The resolv.conf read for upstreams (and rewritten with `writeResolvConf`). */
+  readonly resolvConf: string;
+  readonly dnsCacheSize: number;
+  /** Networks the stub answers when bound beyond loopback; empty: loopback and the container's own private networks. */
+  readonly allowFrom: readonly Cidr[];
 }
 
 /** Defaults, as `--help` shows them. */
@@ -56,10 +77,22 @@ export const RUN_DEFAULTS = {
   ttlMax: '60s',
   staleMax: '5m',
   dnsTimeout: '2s',
+  dnsListen: '127.0.0.1:53',
+  resolvConf: '/etc/resolv.conf',
+  dnsCacheSize: '10000',
 } as const;
 
 /** The attributes `parseRunConfig` reads (commander's camelCase names). */
-export type RunSetting = keyof typeof RUN_DEFAULTS | 'domain' | 'map' | 'clusterDns' | 'backend';
+export type RunSetting =
+  | keyof typeof RUN_DEFAULTS
+  | 'domain'
+  | 'map'
+  | 'clusterDns'
+  | 'backend'
+  | 'clusterDomain'
+  | 'upstream'
+  | 'writeResolvConf'
+  | 'allowFrom';
 
 /**
  * Validate the layered settings of `srvlink run` (pure). Every error is a
@@ -89,10 +122,20 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
 
   const mapValue = get('map');
   const mappings = assignAddresses(
-    listOf(mapValue).map((entry) => parseMapping(entry, domain, mapValue.source)),
+    mapEntries(mapValue).map((entry) => parseMapping(entry, domain, mapValue.source)),
     listen,
     mapValue.source,
   );
+  const aliasOwner = new Map<string, string>();
+  for (const mapping of mappings) {
+    for (const alias of mapping.aliases) {
+      const other = aliasOwner.get(alias);
+      if (other !== undefined && other !== formatHostPort(mapping.listen)) {
+        throw new ConfigError(`invalid ${describeSource(mapValue.source)}: name "${alias}" would lead to two listeners (${other} and ${formatHostPort(mapping.listen)}); give one of them other aliases`);
+      }
+      aliasOwner.set(alias, formatHostPort(mapping.listen));
+    }
+  }
   if (mappings.length === 0) {
     throw new ConfigError(`missing ${describeSource(mapValue.source)}: at least one [ADDR:]PORT=SERVICE mapping, e.g. --map 2181=zookeeper`);
   }
@@ -131,6 +174,26 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     return ms;
   };
 
+  const dnsListenValue = get('dnsListen');
+  const dnsListenText = String(dnsListenValue.value).trim();
+  const dnsListen = dnsListenText === 'none' ? undefined : parseHostPort(dnsListenText, describeSource(dnsListenValue.source), 53);
+  if (dnsListen && isIP(dnsListen.host) === 0) throw invalid(dnsListenValue, 'expected ADDR[:PORT] with an IP address, or none');
+
+  const clusterDomainValue = get('clusterDomain');
+  const clusterDomainList = listOf(clusterDomainValue);
+  const parent = domain.slice(domain.indexOf('.') + 1);
+  const clusterDomain = clusterDomainList[0] !== undefined ? parseZone(clusterDomainList[0], describeSource(clusterDomainValue.source)) : parent === '' ? domain : parent;
+
+  const upstreamValue = get('upstream');
+  const upstream = listOf(upstreamValue).map((v) => parseHostPort(v, describeSource(upstreamValue.source), 53));
+
+  const writeResolvConf = parseBoolean(get('writeResolvConf'));
+  if (writeResolvConf && (!dnsListen || dnsListen.port !== 53)) {
+    throw new ConfigError('invalid --write-resolv-conf: resolv.conf can only point at a stub on port 53 (see --dns-listen)');
+  }
+  const allowFromValue = get('allowFrom');
+  const allowFrom = listOf(allowFromValue).map((v) => parseCidr(v, describeSource(allowFromValue.source)));
+
   return Object.freeze({
     domain,
     mappings: Object.freeze(mappings),
@@ -147,6 +210,13 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     ttlMax,
     staleMax: duration('staleMax'),
     dnsTimeout: positive('dnsTimeout'),
+    dnsListen,
+    clusterDomain,
+    upstream: Object.freeze(upstream),
+    writeResolvConf,
+    resolvConf: String(get('resolvConf').value),
+    dnsCacheSize: integer('dnsCacheSize', 1, 10_000_000),
+    allowFrom: Object.freeze(allowFrom),
   });
 }
 
@@ -157,9 +227,16 @@ interface ParsedMapping {
   port: number;
   service: string;
   srvName: string;
+  aliases: string[];
 }
 
-function parseMapping(entry: string, domain: string, source: OptionSource): ParsedMapping {
+/** A `--map` value, with the extra aliases a config file entry may carry. */
+interface MapEntry {
+  text: string;
+  aliases: string[];
+}
+
+function parseMapping({ text: entry, aliases: extra }: MapEntry, domain: string, source: OptionSource): ParsedMapping {
   const what = describeSource(source);
   const equals = entry.indexOf('=');
   if (equals <= 0 || equals === entry.length - 1) {
@@ -180,7 +257,36 @@ function parseMapping(entry: string, domain: string, source: OptionSource): Pars
   } catch (err) {
     throw new ConfigError(`invalid ${what} "${entry}": ${(err as Error).message}`);
   }
-  return { host: listen.host, port: listen.port, service, srvName };
+  const aliases = [...defaultAliases(service, srvName, domain)];
+  for (const alias of extra) {
+    const name = alias.trim().toLowerCase().replace(/\.$/, '');
+    if (!/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(name)) {
+      throw new ConfigError(`invalid ${what} "${entry}": alias "${alias}" is not a valid DNS name`);
+    }
+    if (!aliases.includes(name)) aliases.push(name);
+  }
+  return { host: listen.host, port: listen.port, service, srvName, aliases };
+}
+
+/**
+ * The names an app may use for a mapped service (DESIGN.md §3): the service
+ * as written and its name in its environment, canonical. `zookeeper` in
+ * env1.skydns.local → `zookeeper`, `zookeeper.env1.skydns.local`;
+ * `postgres.env2` → `postgres.env2`, `postgres.env2.skydns.local`; a full
+ * SRV name `_x._tcp.ENVDOMAIN` → `x.ENVDOMAIN`, and `x` when ENVDOMAIN is
+ * this container's environment.
+ */
+export function defaultAliases(service: string, srvName: string, domain: string): string[] {
+  const canonical = srvName.replace(/\.$/, '');
+  const labels = canonical.split('.');
+  const name = (labels[0] ?? '').replace(/^_/, '');
+  const environment = labels.slice(2).join('.');
+  const inEnvironment = `${name}.${environment}`;
+  const written = service.trim().toLowerCase().replace(/\.$/, '');
+  if (written.startsWith('_')) {
+    return environment === domain.replace(/\.$/, '') ? [name, inEnvironment] : [inEnvironment];
+  }
+  return written === inEnvironment ? [written] : [written, inEnvironment];
 }
 
 /**
@@ -199,7 +305,7 @@ function assignAddresses(parsed: ParsedMapping[], defaultHost: string, source: O
   const loopback = /^127\.0\.0\.(\d+)$/.exec(defaultHost);
   return parsed.map((m) => {
     const port = m.port;
-    if (m.host !== undefined) return { listen: { host: m.host, port }, service: m.service, srvName: m.srvName };
+    if (m.host !== undefined) return { listen: { host: m.host, port }, service: m.service, srvName: m.srvName, aliases: m.aliases };
     let host = defaultHost;
     if (port !== 0 && taken.has(formatHostPort({ host, port }))) {
       if (!loopback) {
@@ -215,8 +321,33 @@ function assignAddresses(parsed: ParsedMapping[], defaultHost: string, source: O
       } while (taken.has(formatHostPort({ host, port })));
     }
     if (port !== 0) taken.add(formatHostPort({ host, port }));
-    return { listen: { host, port }, service: m.service, srvName: m.srvName };
+    return { listen: { host, port }, service: m.service, srvName: m.srvName, aliases: m.aliases };
   });
+}
+
+/**
+ * `--map` values: strings (`[ADDR:]PORT=SERVICE`, comma lists from the
+ * environment) or, in a config file, objects `{listen, service, aliases}`.
+ */
+function mapEntries(layered: LayeredValue): MapEntry[] {
+  const items = Array.isArray(layered.value) ? layered.value : layered.value === undefined || layered.value === null ? [] : [layered.value];
+  return items.flatMap((item): MapEntry[] => {
+    if (item === null || typeof item !== 'object') return listOf({ ...layered, value: item }).map((text) => ({ text, aliases: [] }));
+    const entry = item as Record<string, unknown>;
+    const unknown = Object.keys(entry).find((key) => !['listen', 'service', 'aliases'].includes(key));
+    if (unknown !== undefined || entry.listen === undefined || typeof entry.service !== 'string') {
+      throw invalid({ ...layered, value: item }, 'expected "[ADDR:]PORT=SERVICE" or {listen: "[ADDR:]PORT", service: NAME, aliases: [NAME, ...]}');
+    }
+    const aliases = entry.aliases === undefined ? [] : Array.isArray(entry.aliases) ? entry.aliases.map(String) : [String(entry.aliases)];
+    return [{ text: `${String(entry.listen)}=${entry.service}`, aliases }];
+  });
+}
+
+function parseBoolean(layered: LayeredValue): boolean {
+  const { value } = layered;
+  if (value === undefined || value === false || value === 'false' || value === '0' || value === '') return false;
+  if (value === true || value === 'true' || value === '1') return true;
+  throw invalid(layered, 'expected true or false');
 }
 
 /** `--backend` values: strings, or in a config file a mapping of service → addresses. */

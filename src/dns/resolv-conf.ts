@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { HostPort } from '../core/host-port.js';
 
@@ -37,4 +37,26 @@ export function readResolvConf(path = '/etc/resolv.conf'): ResolvConf {
     text = '';
   }
   return parseResolvConf(text);
+}
+
+/**
+ * The resolv.conf that points a container at the stub (pure): the stub as the
+ * only nameserver, `search` = `searchDomains` (the environment first), and
+ * the old `options` kept.
+ */
+export function stubResolvConf(old: ResolvConf, stubHost: string, searchDomains: readonly string[]): string {
+  const lines = ['# written by srvlink run --write-resolv-conf: names go through its DNS stub', `nameserver ${stubHost}`];
+  const search = searchDomains.map((d) => d.replace(/\.$/, '')).filter((d) => d !== '');
+  if (search.length > 0) lines.push(`search ${search.join(' ')}`);
+  for (const options of old.options) lines.push(`options ${options}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Replace the contents of `path` in place. In a container resolv.conf is
+ * usually a bind mount: renaming a new file over it fails (EBUSY), so the
+ * file itself is truncated and rewritten.
+ */
+export function rewriteFileInPlace(path: string, text: string): void {
+  writeFileSync(path, text, { flag: 'w' });
 }

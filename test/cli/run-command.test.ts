@@ -25,6 +25,8 @@ function srvFor(backends: { port: number; priority?: number; weight?: number }[]
 async function startRun(clusterDns: HostPort, extra: string[] = []): Promise<{ proc: SrvlinkProcess; address: HostPort }> {
   const proc = spawnSrvlink([
     'run',
+    '--dns-listen',
+    'none',
     '--domain',
     'env1.skydns.local',
     '--cluster-dns',
@@ -188,7 +190,7 @@ describe('srvlink run against srvlink dns', () => {
 describe('srvlink run: lifecycle and usage', () => {
   it('drains on SIGTERM: stops accepting, lets the open connection finish, exits 0', async () => {
     const echo = await startEchoBackend();
-    const proc = spawnSrvlink(['run', '--domain', 'env1.skydns.local', '--discovery', 'static', '--map', '127.0.0.1:0=zookeeper', '--backend', `zookeeper=${formatHostPort(echo.address)}`]);
+    const proc = spawnSrvlink(['run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', '--discovery', 'static', '--map', '127.0.0.1:0=zookeeper', '--backend', `zookeeper=${formatHostPort(echo.address)}`]);
     const address = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'listening')).address), 'address');
     const open = await connectTcp(address);
     const reply = readAll(open);
@@ -205,7 +207,7 @@ describe('srvlink run: lifecycle and usage', () => {
     const echo = await startEchoBackend();
     const port = await unusedPort();
     const proc = spawnSrvlink([
-      'run', '--domain', 'env1.skydns.local', '--discovery', 'static',
+      'run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', '--discovery', 'static',
       '--map', `${port}=zookeeper`, '--map', `${port}=zookeeper.env2`,
       '--backend', `zookeeper=${formatHostPort(echo.address)}`, '--backend', `zookeeper.env2=${formatHostPort(echo.address)}`,
     ]);
@@ -220,7 +222,7 @@ describe('srvlink run: lifecycle and usage', () => {
     await once(taken, 'listening');
     onTestFinished(() => void taken.close());
     const port = (taken.address() as { port: number }).port;
-    const result = await runSrvlink(['run', '--domain', 'env1.skydns.local', '--discovery', 'static', '--map', `${port}=zookeeper`, '--backend', 'zookeeper=127.0.0.1:1']);
+    const result = await runSrvlink(['run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', '--discovery', 'static', '--map', `${port}=zookeeper`, '--backend', 'zookeeper=127.0.0.1:1']);
     expect(result.stderr).toContain(`srvlink run: cannot listen on "127.0.0.1:${port}": the port is already in use`);
     expect(result.code).toBe(1);
   });
@@ -234,7 +236,7 @@ describe('srvlink run: lifecycle and usage', () => {
     [['--map', '2181=zookeeper', '--frobnicate'], {}, "unknown option '--frobnicate'"],
     [[], { SRVLINK_MAP: '2181' }, 'invalid SRVLINK_MAP (for --map) "2181"'],
   ])('exits 2 for bad usage: %j %j', async (args, env, message) => {
-    const result = await runSrvlink(['run', '--domain', 'env1.skydns.local', ...args], { env });
+    const result = await runSrvlink(['run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', ...args], { env });
     expect(result.stderr).toContain(message);
     expect(result.code).toBe(2);
   });
@@ -244,7 +246,7 @@ describe('srvlink run: lifecycle and usage', () => {
     const dir = tempDir();
     const good = join(dir, 'srvlink.yaml');
     writeFileSync(good, `domain: env1.skydns.local\ndiscovery: static\nmap: ["127.0.0.1:0=zookeeper"]\nbackend:\n  zookeeper: ["${formatHostPort(echo.address)}"]\nconnect-timeout: 1s\n`);
-    const proc = spawnSrvlink(['run', '--config', good, '--connect-timeout', '3s']);
+    const proc = spawnSrvlink(['run', '--dns-listen', 'none', '--config', good, '--connect-timeout', '3s']);
     const address = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'listening')).address), 'address');
     const ready = await proc.waitForLog((l) => l.msg === 'srvlink run ready');
     expect(ready.settings).toMatchObject({ discovery: 'static', connectTimeout: 3000 });

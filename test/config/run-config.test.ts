@@ -29,7 +29,7 @@ describe('parseRunConfig', () => {
       ttlMax: 60_000,
       staleMax: 300_000,
     });
-    expect(config.mappings).toEqual([
+    expect(config.mappings.map(({ listen, service, srvName }) => ({ listen, service, srvName }))).toEqual([
       { listen: { host: '127.0.0.1', port: 2181 }, service: 'zookeeper', srvName: '_zookeeper._tcp.env1.skydns.local.' },
       { listen: { host: '127.0.0.9', port: 5432 }, service: 'postgres.env2', srvName: '_postgres._tcp.env2.skydns.local.' },
       { listen: { host: '127.0.0.1', port: 8080 }, service: '_web._tcp.other.domain', srvName: '_web._tcp.other.domain.' },
@@ -63,6 +63,62 @@ describe('parseRunConfig', () => {
     expect(config.idleTimeout).toBe(30_000);
   });
 
+  it.each([
+    ['zookeeper', ['zookeeper', 'zookeeper.env1.skydns.local']],
+    ['postgres.env2', ['postgres.env2', 'postgres.env2.skydns.local']],
+    ['_kafka._tcp.env1.skydns.local', ['kafka', 'kafka.env1.skydns.local']],
+    ['_kafka._tcp.other.org', ['kafka.other.org']],
+  ])('gives %s the default aliases %j', (service, aliases) => {
+    expect(parseRunConfig(cli({ ...base, map: [`2181=${service}`] })).mappings[0]?.aliases).toEqual(aliases);
+  });
+
+  it('adds aliases given with a mapping in the config file, and refuses one name for two listeners', () => {
+    const file = (value: unknown): LayeredValue => ({ value, source: { flag: '--map', from: 'config', file: 'f.yaml' } });
+    const config = parseRunConfig({
+      ...cli({ domain: 'env1.skydns.local' }),
+      map: file([{ listen: '127.0.0.2:2181', service: 'zookeeper', aliases: ['ZK', 'zk-legacy.'] }, '5432=postgres']),
+    });
+    expect(config.mappings.map((m) => [m.listen.host, m.aliases])).toEqual([
+      ['127.0.0.2', ['zookeeper', 'zookeeper.env1.skydns.local', 'zk', 'zk-legacy']],
+      ['127.0.0.1', ['postgres', 'postgres.env1.skydns.local']],
+    ]);
+    expect(() => parseRunConfig({ ...cli({ domain: 'env1.skydns.local' }), map: file([{ listen: 2181, service: 'a', aliases: ['b'] }, '2182=b']) })).toThrowError(
+      'name "b" would lead to two listeners (127.0.0.1:2181 and 127.0.0.1:2182)',
+    );
+    expect(() => parseRunConfig({ ...cli({ domain: 'env1.skydns.local' }), map: file([{ port: 2181, service: 'a' }]) })).toThrowError(
+      'expected "[ADDR:]PORT=SERVICE" or {listen: "[ADDR:]PORT", service: NAME, aliases: [NAME, ...]}',
+    );
+  });
+
+  it('configures the DNS stub: defaults, none, cluster domain, upstreams, allow-from', () => {
+    expect(parseRunConfig(cli(base))).toMatchObject({
+      dnsListen: { host: '127.0.0.1', port: 53 },
+      clusterDomain: 'skydns.local.',
+      upstream: [],
+      writeResolvConf: false,
+      resolvConf: '/etc/resolv.conf',
+      dnsCacheSize: 10_000,
+      allowFrom: [],
+    });
+    const custom = parseRunConfig(
+      cli({ ...base, dnsListen: '0.0.0.0:5353', clusterDomain: 'cluster.example', upstream: ['9.9.9.9', '[2001:db8::1]:5353'], allowFrom: ['10.0.0.0/8', '192.168.1.7'] }),
+    );
+    expect(custom).toMatchObject({
+      dnsListen: { host: '0.0.0.0', port: 5353 },
+      clusterDomain: 'cluster.example.',
+      upstream: [
+        { host: '9.9.9.9', port: 53 },
+        { host: '2001:db8::1', port: 5353 },
+      ],
+      allowFrom: [
+        { address: '10.0.0.0', prefix: 8, family: 'ipv4' },
+        { address: '192.168.1.7', prefix: 32, family: 'ipv4' },
+      ],
+    });
+    expect(parseRunConfig(cli({ ...base, dnsListen: 'none' })).dnsListen).toBeUndefined();
+    expect(parseRunConfig(cli({ ...base, writeResolvConf: true })).writeResolvConf).toBe(true);
+  });
+
   it('reads static backends per service', () => {
     const config = parseRunConfig(cli({ ...base, discovery: 'static', backend: ['zookeeper=127.0.0.1:9001,127.0.0.1:9002'] }));
     expect(config.backends.get('_zookeeper._tcp.env1.skydns.local.')?.map((b) => `${b.host}:${b.port}`)).toEqual(['127.0.0.1:9001', '127.0.0.1:9002']);
@@ -86,6 +142,13 @@ describe('parseRunConfig', () => {
     [{ ...base, maxConns: 'lots' }, 'invalid --max-conns "lots": expected a whole number from 1 to 1000000'],
     [{ ...base, ttlMin: '2m', ttlMax: '1m' }, 'invalid --ttl-min "2m": longer than --ttl-max (1m)'],
     [{ ...base, staleMax: 'forever' }, 'invalid --stale-max "forever"'],
+    [{ ...base, dnsListen: 'localhost:53' }, 'invalid --dns-listen "localhost:53": expected ADDR[:PORT] with an IP address, or none'],
+    [{ ...base, allowFrom: ['10.0.0.0/33'] }, 'invalid --allow-from "10.0.0.0/33": prefix length "33" must be 0-32'],
+    [{ ...base, allowFrom: ['nowhere'] }, 'invalid --allow-from "nowhere": "nowhere" is not an IP address'],
+    [{ ...base, writeResolvConf: true, dnsListen: '127.0.0.1:5353' }, 'resolv.conf can only point at a stub on port 53'],
+    [{ ...base, writeResolvConf: true, dnsListen: 'none' }, 'resolv.conf can only point at a stub on port 53'],
+    [{ ...base, writeResolvConf: 'maybe' }, 'invalid --write-resolv-conf "maybe": expected true or false'],
+    [{ ...base, dnsCacheSize: '0' }, 'invalid --dns-cache-size "0": expected a whole number from 1'],
   ])('refuses %j', (settings, message) => {
     expect(() => parseRunConfig(cli(settings))).toThrowError(message);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseResolvConf } from '../../src/dns/resolv-conf.js';
+import { parseResolvConf, stubResolvConf } from '../../src/dns/resolv-conf.js';
 
 describe('parseResolvConf', () => {
   it('reads nameservers, search domains and options, ignoring comments and junk', () => {
@@ -30,5 +30,26 @@ describe('parseResolvConf', () => {
 
   it('gives nothing for an empty file', () => {
     expect(parseResolvConf('')).toEqual({ nameservers: [], search: [], options: [] });
+  });
+});
+
+describe('stubResolvConf', () => {
+  it('points at the stub, searches the environment, keeps options', () => {
+    const old = parseResolvConf('nameserver 10.0.0.2\nsearch corp.example\noptions ndots:2 timeout:1\noptions rotate\n');
+    expect(stubResolvConf(old, '127.0.0.1', ['env1.skydns.local.'])).toBe(
+      [
+        '# written by srvlink run --write-resolv-conf: names go through its DNS stub',
+        'nameserver 127.0.0.1',
+        'search env1.skydns.local',
+        'options ndots:2 timeout:1',
+        'options rotate',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('round-trips through the parser', () => {
+    const text = stubResolvConf(parseResolvConf(''), '127.0.0.1', ['env1.skydns.local']);
+    expect(parseResolvConf(text)).toEqual({ nameservers: [{ host: '127.0.0.1', port: 53 }], search: ['env1.skydns.local'], options: [] });
   });
 });
