@@ -1,12 +1,18 @@
-import type { RunConfig } from '../config/run-config.js';
+import { isIP } from 'node:net';
+import type { Mapping, RunConfig } from '../config/run-config.js';
+import { ConfigError } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
+import { listenError } from '../core/listen-error.js';
 import type { Logger } from '../core/logger.js';
 import type { BackendSource } from '../discovery/backend-source.js';
 import { DnsBackendSource } from '../discovery/dns-backend-source.js';
 import { StaticBackendSource } from '../discovery/static-backend-source.js';
 import { DnsClient } from '../dns/client.js';
-import { readResolvConf } from '../dns/resolv-conf.js';
+import { readResolvConf, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
 import { Forwarder } from '../proxy/forwarder.js';
+import type { AliasAddresses } from '../stub/alias-handler.js';
+import { defaultAllowFrom } from '../stub/allow-from.js';
+import { createStub, type StubServer } from '../stub/create-stub.js';
 
 /** A running ambassador: what `srvlink run` starts. */
 export interface Ambassador {
@@ -18,8 +24,6 @@ export interface Ambassador {
 
 export interface AmbassadorOptions {
   logger: Logger;
-  /** Cluster DNS when the config names none (default: /etc/resolv.conf's nameservers). */
-  systemResolvers?: () => HostPort[];
 }
 
 /**
@@ -29,26 +33,32 @@ export interface AmbassadorOptions {
  */
 export async function startAmbassador(config: RunConfig, options: AmbassadorOptions): Promise<Ambassador> {
   const log = options.logger;
+  // Read once, before anything could rewrite it: the container's resolvers
+  // are the default cluster DNS and upstreams, never the stub itself.
+  const resolvConf = readResolvConf(config.resolvConf);
+  const systemResolvers = withoutStub(resolvConf.nameservers, config.dnsListen);
+  const clusterDns = config.clusterDns.length > 0 ? [...config.clusterDns] : systemResolvers;
+  const clusterClient =
+    clusterDns.length > 0 ? new DnsClient({ servers: clusterDns, timeout: config.dnsTimeout, logger: log.child({ component: 'dns-client' }) }) : undefined;
+  if (config.discovery === 'dns' && !clusterClient) {
+    throw new ConfigError(`missing --cluster-dns: ${config.resolvConf} names no nameserver other than the stub itself to find services with`);
+  }
+
   const sources: BackendSource[] = [];
   const forwarders: Forwarder[] = [];
-  let client: DnsClient | undefined;
-  if (config.discovery === 'dns') {
-    const servers = config.clusterDns.length > 0 ? [...config.clusterDns] : (options.systemResolvers ?? (() => readResolvConf().nameservers))();
-    if (servers.length === 0) servers.push({ host: '127.0.0.1', port: 53 });
-    client = new DnsClient({ servers, timeout: config.dnsTimeout, logger: log.child({ component: 'dns-client' }) });
-  }
   for (const mapping of config.mappings) {
     const mappingLog = log.child({ service: mapping.srvName });
-    const source: BackendSource = client
-      ? new DnsBackendSource({
-          srvName: mapping.srvName,
-          resolver: client,
-          ttlMin: config.ttlMin,
-          ttlMax: config.ttlMax,
-          staleMax: config.staleMax,
-          logger: mappingLog,
-        })
-      : new StaticBackendSource({ name: mapping.srvName, backends: config.backends.get(mapping.srvName) ?? [] });
+    const source: BackendSource =
+      config.discovery === 'dns'
+        ? new DnsBackendSource({
+            srvName: mapping.srvName,
+            resolver: clusterClient as DnsClient,
+            ttlMin: config.ttlMin,
+            ttlMax: config.ttlMax,
+            staleMax: config.staleMax,
+            logger: mappingLog,
+          })
+        : new StaticBackendSource({ name: mapping.srvName, backends: config.backends.get(mapping.srvName) ?? [] });
     sources.push(source);
     forwarders.push(
       new Forwarder({
@@ -65,14 +75,30 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       }),
     );
   }
+  let stub: StubServer | undefined;
   const close = async (reason?: string): Promise<void> => {
     if (reason !== undefined) log.info('draining', { signal: reason, drainTimeout: config.drainTimeout });
-    await Promise.all(forwarders.map((f) => f.close()));
+    await Promise.all([...forwarders.map((f) => f.close()), stub?.close()]);
     await Promise.all(sources.map((s) => s.close()));
     if (reason !== undefined) log.info('stopped');
   };
   try {
     for (const forwarder of forwarders) await forwarder.start();
+    if (config.dnsListen) {
+      stub = createDnsStub(config, config.dnsListen, forwarders, clusterDns, systemResolvers, log);
+      try {
+        await stub.start();
+      } catch (err) {
+        throw listenError(formatHostPort(config.dnsListen), err);
+      }
+      log.info('dns stub listening', {
+        address: formatHostPort(stub.address()),
+        clusterDomain: config.clusterDomain,
+        clusterDns: clusterDns.map(formatHostPort),
+        upstream: (config.upstream.length > 0 ? config.upstream : systemResolvers).map(formatHostPort),
+      });
+      if (config.writeResolvConf) writeStubResolvConf(config, resolvConf, stub.address(), log);
+    }
   } catch (err) {
     await close();
     throw err;
@@ -84,15 +110,21 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     service: mapping.service,
     srvName: mapping.srvName,
   }));
-  for (const listener of listeners) {
-    log.info('listening', { address: formatHostPort(listener.address), service: listener.service, srvName: listener.srvName, discovery: config.discovery });
+  for (const [i, listener] of listeners.entries()) {
+    log.info('listening', {
+      address: formatHostPort(listener.address),
+      service: listener.service,
+      srvName: listener.srvName,
+      aliases: config.dnsListen ? (config.mappings[i] as Mapping).aliases : undefined,
+      discovery: config.discovery,
+    });
   }
   log.info('srvlink run ready', {
     domain: config.domain,
     listeners: listeners.map((l) => `${formatHostPort(l.address)}=${l.srvName}`),
     settings: {
       discovery: config.discovery,
-      clusterDns: client ? config.clusterDns.map(formatHostPort) : undefined,
+      clusterDns: clusterDns.map(formatHostPort),
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout ?? 'off',
       maxConns: config.maxConns,
@@ -105,4 +137,66 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     },
   });
   return { listeners, close };
+}
+
+/**
+ * The container's DNS stub (DESIGN.md §4.1): each mapping's aliases lead to
+ * its listener, the cluster domain to the cluster DNS, the rest upstream.
+ */
+function createDnsStub(
+  config: RunConfig,
+  listen: HostPort,
+  forwarders: readonly Forwarder[],
+  clusterDns: HostPort[],
+  systemResolvers: HostPort[],
+  log: Logger,
+): StubServer {
+  const aliases = new Map<string, AliasAddresses>();
+  config.mappings.forEach((mapping, i) => {
+    const address = reachableAddress((forwarders[i] as Forwarder).address().host);
+    for (const alias of mapping.aliases) aliases.set(alias, isIP(address) === 6 ? { ipv6: address } : { ipv4: address });
+  });
+  const upstream = config.upstream.length > 0 ? [...config.upstream] : systemResolvers;
+  // One attempt per server: an app's resolver gives up after 5 s (glibc), so
+  // the stub must answer (stale or SERVFAIL) well before that.
+  const client = (servers: HostPort[], component: string): DnsClient | undefined =>
+    servers.length > 0 ? new DnsClient({ servers, timeout: config.dnsTimeout, attempts: 1, logger: log.child({ component }) }) : undefined;
+  const loopback = isLoopback(listen.host);
+  return createStub({
+    listen,
+    aliases,
+    clusterDomain: config.clusterDomain,
+    clusterResolver: client(clusterDns, 'stub-cluster'),
+    upstreamResolver: client(upstream, 'stub-upstream'),
+    // Never an open resolver: beyond loopback only the allowed networks are answered.
+    ...(loopback ? {} : { allowFrom: config.allowFrom.length > 0 ? config.allowFrom : defaultAllowFrom() }),
+    cacheSize: config.dnsCacheSize,
+    staleMax: config.staleMax,
+    logger: log.child({ component: 'dns-stub' }),
+  });
+}
+
+/** Point resolv.conf at the stub, the environment as search domain, its options kept. */
+function writeStubResolvConf(config: RunConfig, old: ResolvConf, stub: HostPort, log: Logger): void {
+  const host = reachableAddress(stub.host);
+  rewriteFileInPlace(config.resolvConf, stubResolvConf(old, host, [config.domain]));
+  log.info('resolv.conf points at the stub', { file: config.resolvConf, nameserver: host, search: config.domain });
+}
+
+/** Nameservers other than the stub itself (DESIGN.md §4.1: "never itself"). */
+function withoutStub(servers: readonly HostPort[], stub: HostPort | undefined): HostPort[] {
+  if (!stub) return [...servers];
+  const wildcard = stub.host === '0.0.0.0' || stub.host === '::';
+  return servers.filter((s) => s.port !== stub.port || !(s.host === stub.host || (wildcard && isLoopback(s.host))));
+}
+
+/** A listener on a wildcard address is reached through loopback. */
+function reachableAddress(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '::1';
+  return host;
+}
+
+function isLoopback(host: string): boolean {
+  return host.startsWith('127.') || host === '::1' || host === 'localhost';
 }

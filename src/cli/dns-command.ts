@@ -3,6 +3,7 @@ import { DNS_SERVE_DEFAULTS, parseDnsServeConfig } from '../config/dns-serve-con
 import { listenError } from '../core/listen-error.js';
 import { formatHostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
+import { createQueryCheckHandler } from '../dns/query-check.js';
 import { DnsServer } from '../dns/server.js';
 import { DEMO_RECORDS } from '../skydns/demo-records.js';
 import { MemoryZoneStore } from '../skydns/memory-zone-store.js';
@@ -61,7 +62,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
           }
           const server = new DnsServer({
             listen: config.listen,
-            handlers: [createZoneHandler({ zones: config.zones, prefix: config.prefix, store })],
+            handlers: [createQueryCheckHandler(), createZoneHandler({ zones: config.zones, prefix: config.prefix, store })],
             logger: log,
           });
           try {

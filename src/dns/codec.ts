@@ -150,6 +150,7 @@ export function decodeMessage(buf: Uint8Array): DnsMessage {
       throw new MalformedMessageError('cannot decode message: unreadable question');
     }
   }
+  assertFaithfulQuestion(buf, questions[0]);
   let edns: Edns | undefined;
   const additionals: DnsRecord[] = [];
   for (const rr of decoded.additionals ?? []) {
@@ -259,6 +260,27 @@ export function isInZone(name: string, zone: string): boolean {
   const z = canonicalName(zone);
   if (z === '') return true;
   return n === z || n.endsWith(`.${z}`);
+}
+
+/**
+ * dns-packet reads a name as text: a label holding a dot or bytes that are not
+ * UTF-8 comes back as a different name. Such a question cannot be answered
+ * (the reply's question would not match the query's, RFC 5452 §9.1), so the
+ * message is malformed: its question must encode back to the same bytes.
+ * The first question follows the header and cannot hold a compression pointer.
+ */
+function assertFaithfulQuestion(buf: Uint8Array, question: DnsQuestion | undefined): void {
+  if (!question) return;
+  const unfaithful = new MalformedMessageError(`cannot decode message: question "${question.name}" (${question.type} ${question.class ?? 'IN'}) cannot be represented`);
+  let again: Buffer;
+  try {
+    assertEncodableName(question.name);
+    again = packet.encode({ questions: [question] });
+  } catch {
+    throw unfaithful;
+  }
+  const original = Buffer.from(buf.buffer, buf.byteOffset, buf.length).subarray(HEADER_LENGTH, again.length);
+  if (!original.equals(again.subarray(HEADER_LENGTH))) throw unfaithful;
 }
 
 function assertEncodableName(name: string): void {

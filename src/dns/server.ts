@@ -153,6 +153,10 @@ export class DnsServer implements Service<HostPort> {
     this.#inflight++;
     const client: DnsClientInfo = { address: rinfo.address, port: rinfo.port, transport: 'udp' };
     void this.#answer(buf, client)
+      .catch((err: unknown) => {
+        this.#log.error('dns query handling failed', { error: errorMessage(err) });
+        return undefined;
+      })
       .then((reply) => {
         // A reply that comes after close() has nowhere to go.
         if (!reply || this.#closing) return;
@@ -191,7 +195,10 @@ export class DnsServer implements Service<HostPort> {
       for (const frame of frames) {
         pending++;
         if (pending >= maxPipeline) socket.pause();
-        void this.#answer(frame, client).then((reply) => {
+        void this.#answer(frame, client).catch((err: unknown) => {
+          this.#log.error('dns query handling failed', { error: errorMessage(err) });
+          return undefined;
+        }).then((reply) => {
           pending--;
           if (pending < maxPipeline && !socket.destroyed) socket.resume();
           if (!reply || socket.destroyed || !socket.writable) return;
@@ -232,14 +239,15 @@ export class DnsServer implements Service<HostPort> {
     let wire: Buffer;
     try {
       wire = encodeMessage(reply);
+      if (client.transport === 'udp' && wire.length > udpLimit(query)) {
+        this.stats.truncated++;
+        wire = encodeMessage(truncate(reply));
+      }
     } catch (err) {
+      // A handler built a reply that cannot go on the wire: a bug to log, never a crash.
       this.stats.servfail++;
       this.#log.warn('cannot encode dns reply', { name: query.questions[0]?.name, error: errorMessage(err) });
-      wire = encodeMessage(createReply(query, { rcode: Rcode.SERVFAIL }));
-    }
-    if (client.transport === 'udp' && wire.length > udpLimit(query)) {
-      this.stats.truncated++;
-      wire = encodeMessage(truncate(reply));
+      wire = encodeMessage(createMessage({ id: query.id, response: true, opcode: query.opcode, rcode: Rcode.SERVFAIL, flags: { rd: query.flags.rd } }));
     }
     return wire;
   }

@@ -1,5 +1,5 @@
 import { ConfigError } from '../core/errors.js';
-import { Rcode, canonicalName, createReply, isInZone } from '../dns/codec.js';
+import { canonicalName, createReply, isInZone } from '../dns/codec.js';
 import type { DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { answerZoneQuery } from './answer-zone-query.js';
@@ -17,9 +17,6 @@ export interface ZoneHandlerOptions {
   /** SOA TTL and minimum, so the negative-caching TTL; default 30 (CoreDNS). */
   minTtl?: number;
 }
-
-/** RFC 1035 §4.1.1: opcode 0 is a standard query, the only one a SkyDNS zone answers. */
-const OPCODE_QUERY = 0;
 
 /**
  * The SkyDNS zone as a handler in the chain (the CoreDNS etcd plugin's
@@ -39,10 +36,10 @@ export function createZoneHandler(options: ZoneHandlerOptions): DnsHandler {
   return {
     name: 'skydns',
     handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
+      // Opcode and question count were checked by the chain's first handler (src/dns/query-check.ts).
       const query = request.message;
-      if (query.opcode !== OPCODE_QUERY) return Promise.resolve(reply(query, Rcode.NOTIMP, false));
       const question = query.questions[0];
-      if (!question || query.questions.length !== 1) return Promise.resolve(reply(query, Rcode.FORMERR, false));
+      if (!question) return next();
       // Zones are sorted longest first, so the first match is the most specific.
       const zone = zones.find((candidate) => isInZone(question.name, candidate));
       if (zone === undefined) return next();
@@ -58,9 +55,4 @@ export function createZoneHandler(options: ZoneHandlerOptions): DnsHandler {
       );
     },
   };
-}
-
-/** RD is echoed by createReply (RFC 1035 §4.1.1); RA stays clear: this zone does not recurse. */
-function reply(query: DnsMessage, rcode: number, aa: boolean): DnsMessage {
-  return createReply(query, { rcode, flags: { aa } });
 }

@@ -92,6 +92,9 @@ describe('codec', () => {
     ['a question count with no question', Buffer.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])],
     ['a compression pointer to itself', Buffer.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1])],
     ['a label running past the end', Buffer.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 60, 97, 98])],
+    // dns-packet would read these as the text "ab..cd" and "\ufffd": names that encode back differently.
+    ['a question label holding a dot', Buffer.from('1234010000010000000000000361622e0263640000010001', 'hex')],
+    ['a question label that is not UTF-8', Buffer.from('12340100000100000000000001ff0000010001', 'hex')],
   ])('rejects %s with a MalformedMessageError', (_what, wire) => {
     expect(() => decodeMessage(wire)).toThrowError(expect.objectContaining({ code: 'ERR_DNS_MALFORMED' }));
   });

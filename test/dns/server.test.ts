@@ -106,6 +106,15 @@ describe('DnsServer', () => {
     expect(server.stats.formerr).toBe(1);
   });
 
+  it('answers FORMERR to a question no reply could repeat (a dot inside a label), and keeps serving', async () => {
+    const server = await startServer();
+    const udp = await udpClient();
+    const dotted = Buffer.from('1234010000010000000000000361622e0263640000010001', 'hex');
+    const reply = decodeMessage(await udp.exchange(server.address(), dotted));
+    expect(reply).toMatchObject({ id: 0x1234, rcode: Rcode.FORMERR, questions: [] });
+    expect(decodeMessage(await udp.exchange(server.address(), query(8, 'hello.test'))).answers).toHaveLength(1);
+  });
+
   it('drops packets shorter than a header, and responses, without answering', async () => {
     const server = await startServer();
     const udp = await udpClient();

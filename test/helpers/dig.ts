@@ -26,9 +26,17 @@ export interface DigResult {
  * such as `+tcp`. Parses dig's standard output sections.
  */
 export async function dig(server: HostPort, name: string, type: string, extra: string[] = []): Promise<DigResult> {
-  const { stdout } = await run('dig', [`@${server.host}`, '-p', String(server.port), name, type, '+time=5', '+tries=2', '+nocookie', ...extra], {
-    timeout: 30_000,
-  });
+  const { stdout } = await run('dig', digArgs(server, name, type, extra), { timeout: 30_000 });
+  return parseDigOutput(stdout);
+}
+
+/** dig's arguments for one query: generous timeouts, no cookies (dnsmasq and srvlink do not use them). */
+export function digArgs(server: HostPort, name: string, type: string, extra: string[] = []): string[] {
+  return [`@${server.host}`, '-p', String(server.port), name, type, '+time=5', '+tries=2', '+nocookie', ...extra];
+}
+
+/** Read dig's standard output: status, flags and the record sections. */
+export function parseDigOutput(stdout: string): DigResult {
   const status = /status: (\w+)/.exec(stdout)?.[1] ?? 'NONE';
   const flags = (/;; flags: ([^;]*);/.exec(stdout)?.[1] ?? '').trim().split(/\s+/);
   const section = (title: string): DigRecord[] => {

@@ -28,15 +28,24 @@ export interface SrvlinkProcess {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
+export interface SpawnSrvlinkOptions {
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Starts the process (stdout and stderr piped); default: a child of this
+   * process. A namespace's `spawn` runs it inside a "container".
+   */
+  spawner?: (command: string, args: string[], env: NodeJS.ProcessEnv) => ChildProcess;
+}
+
 /**
  * Start `srvlink ARGS...` and register its cleanup with the running test
  * (SIGKILL if it is still alive when the test ends, pass or fail).
  */
-export function spawnSrvlink(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): SrvlinkProcess {
-  const child = spawn(process.execPath, [SRVLINK_MAIN, ...args], {
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function spawnSrvlink(args: string[], options: SpawnSrvlinkOptions = {}): SrvlinkProcess {
+  const env = { ...process.env, ...options.env };
+  const child = options.spawner
+    ? options.spawner(process.execPath, [SRVLINK_MAIN, ...args], env)
+    : spawn(process.execPath, [SRVLINK_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
   let out = '';

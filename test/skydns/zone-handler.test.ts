@@ -3,6 +3,7 @@ import { ConfigError } from '../../src/core/errors.js';
 import { Rcode, createMessage, decodeMessage, encodeMessage, type DnsMessage, type DnsQuestion } from '../../src/dns/codec.js';
 import type { DnsRequest } from '../../src/dns/handler.js';
 import { runChain } from '../../src/dns/handler.js';
+import { createQueryCheckHandler } from '../../src/dns/query-check.js';
 import { DnsServer } from '../../src/dns/server.js';
 import { MemoryZoneStore } from '../../src/skydns/memory-zone-store.js';
 import { createZoneHandler } from '../../src/skydns/zone-handler.js';
@@ -26,9 +27,9 @@ function request(questions: DnsQuestion[], fields: Partial<DnsMessage> = {}): Dn
   };
 }
 
-/** The chain as the server runs it, with a last handler that marks what fell through. */
+/** The chain as `srvlink dns` runs it, with a last handler that marks what fell through. */
 function serve(handler: ReturnType<typeof createZoneHandler>, req: DnsRequest): Promise<DnsMessage> {
-  return runChain([handler], req, (r) => Promise.resolve(createMessage({ id: r.message.id, response: true, rcode: Rcode.REFUSED })));
+  return runChain([createQueryCheckHandler(), handler], req, (r) => Promise.resolve(createMessage({ id: r.message.id, response: true, rcode: Rcode.REFUSED })));
 }
 
 describe('createZoneHandler', () => {

@@ -1,0 +1,80 @@
+import { isIP } from 'node:net';
+import { ConfigError } from '../core/errors.js';
+import { Rcode, canonicalName, createReply, type DnsMessage, type DnsRecord } from '../dns/codec.js';
+import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
+import type { StubStats } from './stub-stats.js';
+
+/** The addresses a mapping's listener is reachable at. */
+export interface AliasAddresses {
+  ipv4?: string;
+  ipv6?: string;
+}
+
+export interface AliasHandlerOptions {
+  /** TTL of alias answers, in seconds. Default `DEFAULT_ALIAS_TTL`. */
+  ttl?: number;
+  /** Counts answers in `aliasAnswers`. */
+  stats?: Pick<StubStats, 'aliasAnswers'>;
+}
+
+/**
+ * TTL of alias answers: 30 s. The address is fixed for the life of this
+ * process, but the process is a container's, and containers come and go;
+ * a short TTL keeps an app's resolver cache from outliving a restart with
+ * other mappings by much.
+ */
+export const DEFAULT_ALIAS_TTL = 30;
+
+/**
+ * Answer the names of mapped services with their listener's address
+ * (DESIGN.md §4.1). Keys of `aliases` are compared canonically (RFC 4343:
+ * case-insensitive, no trailing dot); they are canonicalized here too.
+ *
+ * For an alias name: A → `ipv4`, AAAA → `ipv6`, ANY → both (what exists);
+ * a type with no address, or any other type, → NODATA (NOERROR and an empty
+ * answer, RFC 2308 §2.2). Answers are authoritative (AA): srvlink owns these
+ * names. The owner name is the question's name as asked, case preserved
+ * (RFC 4343 §4.1). Other names go to `next`.
+ *
+ * Throws a `ConfigError` for an address that is not of its family, or a TTL
+ * that is not an integer 0..2^31-1 (RFC 2181 §8).
+ */
+export function createAliasHandler(aliases: ReadonlyMap<string, AliasAddresses>, options: AliasHandlerOptions = {}): DnsHandler {
+  const ttl = options.ttl ?? DEFAULT_ALIAS_TTL;
+  if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) {
+    throw new ConfigError(`invalid alias ttl "${ttl}": expected an integer number of seconds 0-2147483647`);
+  }
+  const table = new Map<string, AliasAddresses>();
+  for (const [name, addresses] of aliases) {
+    if (addresses.ipv4 !== undefined && isIP(addresses.ipv4) !== 4) {
+      throw new ConfigError(`invalid address "${addresses.ipv4}" for alias "${name}": expected an IPv4 address`);
+    }
+    if (addresses.ipv6 !== undefined && isIP(addresses.ipv6) !== 6) {
+      throw new ConfigError(`invalid address "${addresses.ipv6}" for alias "${name}": expected an IPv6 address`);
+    }
+    table.set(canonicalName(name), { ...addresses });
+  }
+
+  return {
+    name: 'alias',
+    handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
+      const query = request.message;
+      const question = query.questions[0];
+      const addresses = question === undefined ? undefined : table.get(canonicalName(question.name));
+      if (question === undefined || addresses === undefined) return next();
+      const answers: DnsRecord[] = [];
+      // dns-packet decodes QTYPE 255 as 'ANY', which its RecordType leaves out; RFC 8482 lets
+      // an answer to ANY hold any subset, so it gets the addresses there are.
+      const type: string = question.type;
+      const wantA = type === 'A' || type === 'ANY';
+      const wantAaaa = type === 'AAAA' || type === 'ANY';
+      if (wantA && addresses.ipv4 !== undefined) answers.push({ name: question.name, type: 'A', class: 'IN', ttl, data: addresses.ipv4 });
+      if (wantAaaa && addresses.ipv6 !== undefined) {
+        answers.push({ name: question.name, type: 'AAAA', class: 'IN', ttl, data: addresses.ipv6 });
+      }
+      if (options.stats) options.stats.aliasAnswers += 1;
+      // RA: the stub recurses for its clients (RFC 1035 §4.1.1), even if this answer needed none.
+      return Promise.resolve(createReply(query, { rcode: Rcode.NOERROR, flags: { aa: true, ra: true }, answers }));
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import type { Cidr } from '../core/cidr.js';
+import { ConfigError } from '../core/errors.js';
+import type { HostPort } from '../core/host-port.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { Rcode, isInZone, type DnsMessage } from '../dns/codec.js';
+import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
+import { DnsServer, type DnsServerOptions } from '../dns/server.js';
+import { createAliasHandler, type AliasAddresses } from './alias-handler.js';
+import { createAllowFromHandler } from './allow-from.js';
+import { DnsCache } from './dns-cache.js';
+import { createForwardHandler, type DnsResolver } from './forward-handler.js';
+import { createQueryCheckHandler } from '../dns/query-check.js';
+import { createStubStats, type StubStats } from './stub-stats.js';
+
+export interface StubOptions {
+  /** Where the stub listens, UDP and TCP (DESIGN.md §4.1: `127.0.0.1:53`); port 0 in tests. */
+  listen: HostPort;
+  /** Names of mapped services (canonical) → their listener's addresses. Default: none. */
+  aliases?: ReadonlyMap<string, AliasAddresses>;
+  /** TTL of alias answers in seconds; default `DEFAULT_ALIAS_TTL` (30). */
+  aliasTtl?: number;
+  /** The cluster domain(s) (`skydns.local`): names in it go to `clusterResolver`. */
+  clusterDomain?: string | readonly string[];
+  /** The cluster DNS. Without one, cluster names go to `upstreamResolver` like the rest. */
+  clusterResolver?: DnsResolver;
+  /** The container's resolvers for every other name. Without one, those names are REFUSED. */
+  upstreamResolver?: DnsResolver;
+  /**
+   * Answer only clients in these networks, REFUSE the rest (for a stub bound
+   * beyond loopback; see `defaultAllowFrom`). Undefined: every client.
+   */
+  allowFrom?: readonly (string | Cidr)[];
+  /** Cache entries at most; default `DEFAULT_CACHE_ENTRIES` (10 000). */
+  cacheSize?: number;
+  /** Cache wire bytes at most; default `DEFAULT_CACHE_BYTES` (8 MiB). */
+  cacheBytes?: number;
+  /** How long expired entries may still be served when upstreams fail, ms; default `DEFAULT_STALE_MAX` (1 day). */
+  staleMax?: number;
+  logger?: Logger;
+  /** Clock of the cache, ms since the epoch; default `Date.now`. */
+  now?: () => number;
+  /** Transport limits, passed to `DnsServer` as they are. */
+  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'maxTcpPipeline'>;
+}
+
+/**
+ * The stub as a `DnsServer`, with its counters and cache in view. `close()`
+ * also aborts the upstream exchanges in flight.
+ */
+export class StubServer extends DnsServer {
+  /** Counters of the stub's handlers (the server's own are in `stats`). */
+  readonly stubStats: StubStats;
+  /** The cache shared by the forwarders. */
+  readonly cache: DnsCache;
+  readonly #abort: AbortController;
+
+  constructor(options: DnsServerOptions, parts: { stubStats: StubStats; cache: DnsCache; abort: AbortController }) {
+    super(options);
+    this.stubStats = parts.stubStats;
+    this.cache = parts.cache;
+    this.#abort = parts.abort;
+  }
+
+  override close(): Promise<void> {
+    this.#abort.abort();
+    return super.close();
+  }
+}
+
+/**
+ * Build the container's DNS stub (DESIGN.md §4.1): a `DnsServer` whose chain
+ * is
+ *
+ * 1. query-check: NOTIMP, FORMERR, REFUSED for what is not a standard IN query;
+ * 2. allow-from, when `allowFrom` is given: REFUSED for other clients;
+ * 3. aliases: the names of mapped services → the listeners' addresses;
+ * 4. cluster forwarder: names in `clusterDomain` → `clusterResolver`;
+ * 5. upstream forwarder: every other name → `upstreamResolver`;
+ *
+ * and REFUSED for what is left (we are nobody's open resolver). Both
+ * forwarders share one cache. Not started: call `start()`. Throws a
+ * `ConfigError` for a `clusterResolver` without `clusterDomain` and for bad
+ * aliases, networks or cache sizes.
+ */
+export function createStub(options: StubOptions): StubServer {
+  const logger = options.logger ?? silentLogger;
+  const stats = createStubStats();
+  const abort = new AbortController();
+  const cache = new DnsCache({
+    ...(options.cacheSize === undefined ? {} : { maxEntries: options.cacheSize }),
+    ...(options.cacheBytes === undefined ? {} : { maxBytes: options.cacheBytes }),
+    ...(options.staleMax === undefined ? {} : { staleMax: options.staleMax }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+  const zones = options.clusterDomain === undefined ? [] : typeof options.clusterDomain === 'string' ? [options.clusterDomain] : [...options.clusterDomain];
+  if (options.clusterResolver !== undefined && zones.length === 0) {
+    throw new ConfigError('cannot build the dns stub: a cluster resolver needs a cluster domain (e.g. "skydns.local")');
+  }
+
+  const handlers: DnsHandler[] = [countReplies(stats), createQueryCheckHandler()];
+  if (options.allowFrom !== undefined) handlers.push(createAllowFromHandler(options.allowFrom));
+  handlers.push(createAliasHandler(options.aliases ?? new Map(), { stats, ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) }));
+  const forward = { cache, stats, logger: logger.child({ component: 'dns-stub' }), signal: abort.signal };
+  if (options.clusterResolver !== undefined) {
+    handlers.push(
+      createForwardHandler({
+        ...forward,
+        name: 'cluster',
+        match: (qname) => zones.some((zone) => isInZone(qname, zone)),
+        resolver: options.clusterResolver,
+      }),
+    );
+  }
+  if (options.upstreamResolver !== undefined) {
+    handlers.push(createForwardHandler({ ...forward, name: 'upstream', match: 'all', resolver: options.upstreamResolver }));
+  }
+  return new StubServer({ listen: options.listen, handlers, logger, ...options.server }, { stubStats: stats, cache, abort });
+}
+
+/** Counts queries and REFUSED replies, whoever gave them (allow-from, query-check, the fallback). */
+function countReplies(stats: StubStats): DnsHandler {
+  return {
+    name: 'stats',
+    async handle(_request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
+      stats.queries += 1;
+      const reply = await next();
+      if (reply.rcode === Rcode.REFUSED) stats.refused += 1;
+      return reply;
+    },
+  };
+}

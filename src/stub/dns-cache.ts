@@ -1,0 +1,248 @@
+import { ConfigError } from '../core/errors.js';
+import { Rcode, canonicalName, encodeMessage, type DnsMessage, type DnsRecord } from '../dns/codec.js';
+import { replyFromResponse } from './reply-from-response.js';
+
+export interface DnsCacheOptions {
+  /** Entries kept at most; the least recently used go first. Default 10 000. */
+  maxEntries?: number;
+  /**
+   * Wire size (bytes) of all kept responses together, at most. With
+   * `maxEntries` this bounds memory whatever clients ask: one name can carry
+   * a 64 KiB answer over TCP. Default 8 MiB.
+   */
+  maxBytes?: number;
+  /** Longest a positive answer is kept, in seconds. Default 86 400 (1 day). */
+  maxTtl?: number;
+  /** Longest a negative answer is kept, in seconds. Default 10 800 (3 h, RFC 2308 §5). */
+  maxNegativeTtl?: number;
+  /**
+   * How long an entry is kept after it expired, in ms, for `getStale`
+   * (RFC 8767). 0 disables stale answers. Default 1 day, the low end of the
+   * 1 to 3 days RFC 8767 suggests for its "maximum stale timer".
+   */
+  staleMax?: number;
+  /** Clock in ms since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+export const DEFAULT_CACHE_ENTRIES = 10_000;
+export const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MAX_TTL = 86_400;
+export const DEFAULT_MAX_NEGATIVE_TTL = 10_800;
+export const DEFAULT_STALE_MAX = 86_400_000;
+/** RFC 8767 §4: stale data is served with a TTL of 30 seconds. */
+export const STALE_TTL = 30;
+
+interface Entry {
+  /** The response as stored: TTLs capped, owner names as the first asker spelled them. */
+  response: DnsMessage;
+  /** Encoded size, counted against `maxBytes`. */
+  size: number;
+  storedAt: number;
+  expiresAt: number;
+  staleUntil: number;
+}
+
+/**
+ * A bounded cache of upstream responses (DESIGN.md §4.1), a pure data
+ * structure: no I/O, no timers, the clock injected.
+ *
+ * - Key: the question's name (canonical, RFC 4343), type and class, and the
+ *   query's DO (RFC 3225: signatures only when asked) and CD (RFC 4035 §3.2.2:
+ *   unvalidated data only when asked) bits.
+ * - Positive answers (NOERROR with records in the answer section) are kept
+ *   for the smallest TTL of all their records (RFC 2181 §5.2: an RRset shares
+ *   one TTL; the response lives as long as its shortest-lived part), at most
+ *   `maxTtl`. Every record is stored with at most that lifetime as its TTL
+ *   (CoreDNS does the same), so no client that caches a reply keeps it
+ *   longer than the stub would.
+ * - Negative answers, NXDOMAIN and NODATA (NOERROR, empty answer), are kept
+ *   for min(SOA TTL, SOA MINIMUM) of the SOA in the authority section
+ *   (RFC 2308 §3, §5), at most `maxNegativeTtl`; without an SOA they are not
+ *   kept (RFC 2308 §5: SHOULD NOT be cached).
+ * - SERVFAIL, REFUSED and every other rcode, truncated responses and TTL 0
+ *   (RFC 1035 §3.2.1: "should not be cached") are never kept.
+ * - At most `maxEntries` entries and `maxBytes` bytes: past either, the least
+ *   recently used entries are dropped (Map order is the recency order).
+ * - Expired entries stay `staleMax` ms more for `getStale` (RFC 8767).
+ */
+export class DnsCache {
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #maxTtl: number;
+  readonly #maxNegativeTtl: number;
+  readonly #staleMax: number;
+  readonly #now: () => number;
+  #bytes = 0;
+  #evictions = 0;
+
+  constructor(options: DnsCacheOptions = {}) {
+    this.#maxEntries = checkInteger('maxEntries', options.maxEntries ?? DEFAULT_CACHE_ENTRIES, 1);
+    this.#maxBytes = checkInteger('maxBytes', options.maxBytes ?? DEFAULT_CACHE_BYTES, 1);
+    this.#maxTtl = checkInteger('maxTtl', options.maxTtl ?? DEFAULT_MAX_TTL, 0);
+    this.#maxNegativeTtl = checkInteger('maxNegativeTtl', options.maxNegativeTtl ?? DEFAULT_MAX_NEGATIVE_TTL, 0);
+    this.#staleMax = checkInteger('staleMax', options.staleMax ?? DEFAULT_STALE_MAX, 0);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * The cache key of `query`'s question, or undefined when it has not exactly
+   * one (such a query is neither answered from nor stored in the cache).
+   */
+  static keyOf(query: DnsMessage): string | undefined {
+    const question = query.questions[0];
+    if (question === undefined || query.questions.length !== 1) return undefined;
+    const dnssecOk = query.edns?.dnssecOk === true ? 'do' : '-';
+    const checkingDisabled = query.flags.cd ? 'cd' : '-';
+    return `${canonicalName(question.name)} ${question.type} ${question.class ?? 'IN'} ${dnssecOk} ${checkingDisabled}`;
+  }
+
+  /** Entries kept, fresh and stale. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Wire bytes of the entries kept. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Entries dropped to stay within `maxEntries` and `maxBytes` since creation. */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
+  /**
+   * A fresh answer to `query`, or undefined. The reply carries `query`'s ID
+   * and question (its spelling, too, for the records owned by the asked name),
+   * every TTL lowered by the whole seconds spent in the cache (RFC 1035 §3.2.1:
+   * a TTL is the time left to keep the record), AA clear (RFC 1035 §4.1.1:
+   * AA is for answers from the authority, not from a cache).
+   */
+  get(query: DnsMessage): DnsMessage | undefined {
+    const found = this.#lookup(query);
+    if (found === undefined) return undefined;
+    const { entry, now } = found;
+    if (now >= entry.expiresAt) return undefined;
+    return this.#reply(query, entry, now);
+  }
+
+  /**
+   * An answer to `query` for when every upstream failed: a fresh entry as
+   * `get` gives it, else an expired one less than `staleMax` ms past its
+   * expiry with every TTL set to 30 s (RFC 8767 §4), else undefined.
+   */
+  getStale(query: DnsMessage): DnsMessage | undefined {
+    const found = this.#lookup(query);
+    if (found === undefined) return undefined;
+    const { entry, now } = found;
+    if (now < entry.expiresAt) return this.#reply(query, entry, now);
+    return replyFromResponse(query, entry.response, { aa: false, ttl: () => STALE_TTL });
+  }
+
+  /**
+   * Keep `response`, the upstream's answer to `query`, when the rules above
+   * allow; returns whether it was kept. A kept response replaces any entry of
+   * the same key.
+   */
+  set(query: DnsMessage, response: DnsMessage): boolean {
+    const key = DnsCache.keyOf(query);
+    if (key === undefined) return false;
+    const lifetime = this.#lifetime(response);
+    if (lifetime === undefined || lifetime <= 0) return false;
+    const stored: DnsMessage = {
+      ...response,
+      flags: { ...response.flags, tc: false },
+      questions: response.questions.map((question) => ({ ...question })),
+      // Every record at most the entry's lifetime: a negative answer's SOA
+      // then says min(TTL, MINIMUM) (RFC 2308 §3), a capped answer the cap.
+      answers: response.answers.map((record) => capTtl(record, lifetime)),
+      authorities: response.authorities.map((record) => capTtl(record, lifetime)),
+      additionals: response.additionals.map((record) => capTtl(record, lifetime)),
+    };
+    delete stored.edns;
+    let size: number;
+    try {
+      size = encodeMessage(stored).length;
+    } catch {
+      return false;
+    }
+    if (size > this.#maxBytes) return false;
+    this.#delete(key);
+    const now = this.#now();
+    const expiresAt = now + lifetime * 1000;
+    this.#entries.set(key, { response: stored, size, storedAt: now, expiresAt, staleUntil: expiresAt + this.#staleMax });
+    this.#bytes += size;
+    for (const [oldest] of this.#entries) {
+      if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
+      this.#delete(oldest);
+      this.#evictions += 1;
+    }
+    return true;
+  }
+
+  /** Drop every entry. */
+  clear(): void {
+    this.#entries.clear();
+    this.#bytes = 0;
+  }
+
+  /** The entry for `query` if it is still within its stale window, marked most recently used. */
+  #lookup(query: DnsMessage): { entry: Entry; now: number } | undefined {
+    const key = DnsCache.keyOf(query);
+    if (key === undefined) return undefined;
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    const now = this.#now();
+    if (now >= entry.staleUntil) {
+      this.#delete(key);
+      return undefined;
+    }
+    // Re-insert: Map iteration order is insertion order, so the front is the least recently used.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return { entry, now };
+  }
+
+  #reply(query: DnsMessage, entry: Entry, now: number): DnsMessage {
+    const elapsed = Math.max(0, Math.floor((now - entry.storedAt) / 1000));
+    return replyFromResponse(query, entry.response, { aa: false, ttl: (ttl) => Math.max(0, ttl - elapsed) });
+  }
+
+  #delete(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.size;
+  }
+
+  /** Seconds `response` may be kept, or undefined when it must not be. */
+  #lifetime(response: DnsMessage): number | undefined {
+    // A truncated response is incomplete by definition (RFC 2181 §9).
+    if (response.flags.tc) return undefined;
+    const records = [...response.answers, ...response.authorities, ...response.additionals];
+    const smallest = (limit: number): number => records.reduce((min, record) => Math.min(min, record.ttl ?? 0), limit);
+    if (response.rcode === Rcode.NOERROR && response.answers.length > 0) return smallest(this.#maxTtl);
+    if (response.rcode === Rcode.NXDOMAIN || response.rcode === Rcode.NOERROR) {
+      // RFC 2308 §5: the negative TTL is the lesser of the SOA's own TTL and its MINIMUM field.
+      const soa = response.authorities.find((record) => record.type === 'SOA');
+      if (soa === undefined || soa.type !== 'SOA') return undefined;
+      const negative = Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0);
+      return smallest(Math.min(negative, this.#maxNegativeTtl));
+    }
+    // RFC 2308 §7.1 allows keeping SERVFAIL for up to 5 minutes; the stub never does: it would hide recovery.
+    return undefined;
+  }
+}
+
+function capTtl(record: DnsRecord, cap: number): DnsRecord {
+  return { ...record, ttl: Math.min(record.ttl ?? 0, cap) };
+}
+
+function checkInteger(name: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new ConfigError(`invalid dns cache option "${name}": ${value}, expected an integer of at least ${min}`);
+  }
+  return value;
+}

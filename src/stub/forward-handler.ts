@@ -1,0 +1,147 @@
+import { DnsQueryError, SrvlinkError, errorMessage } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { EDNS_UDP_SIZE, createMessage, type DnsMessage } from '../dns/codec.js';
+import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
+import { DnsCache } from './dns-cache.js';
+import { replyFromResponse } from './reply-from-response.js';
+import type { StubStats } from './stub-stats.js';
+
+/** What the forwarder needs of an upstream client; `DnsClient` is one. */
+export interface DnsResolver {
+  /** Resolve `query`, or reject when no upstream gave a usable answer. */
+  exchange(query: DnsMessage, options?: { signal?: AbortSignal }): Promise<DnsMessage>;
+}
+
+export interface ForwardHandlerOptions {
+  /** Names the handler in the chain and in logs (`cluster`, `upstream`). */
+  name: string;
+  /** Which questions go to `resolver`: the names for which it returns true, or all. */
+  match: 'all' | ((qname: string) => boolean);
+  resolver: DnsResolver;
+  /** Shared with other forwarders; none: every question goes upstream. */
+  cache?: DnsCache;
+  logger?: Logger;
+  /** Counters to increment: cacheHits, cacheMisses, coalesced, upstreamFailures, staleServed. */
+  stats?: StubStats;
+  /** Aborts the exchanges in flight (on shutdown). */
+  signal?: AbortSignal;
+  /**
+   * Distinct exchanges in flight at most. Past it a question is answered
+   * stale or SERVFAIL at once: a flood of names a slow upstream must answer
+   * cannot take the server's every slot, and the names the stub answers
+   * itself stay answered. Default 256.
+   */
+  maxInflight?: number;
+}
+
+/** Raised when `maxInflight` exchanges are already on their way. */
+class UpstreamOverload extends SrvlinkError {
+  constructor(limit: number) {
+    super('ERR_DNS_OVERLOAD', `not asking upstream: ${limit} queries already in flight`);
+  }
+}
+
+/**
+ * Forward matching questions to `resolver` (DESIGN.md §4.1), through `cache`:
+ *
+ * 1. a fresh cache entry answers at once;
+ * 2. else the question goes upstream, once: identical questions (same cache
+ *    key) arriving while it is in flight wait for the same exchange;
+ * 3. the upstream's response is cached when `DnsCache` allows and relayed
+ *    with its rcode, sections and AA bit, the client's ID, question and RD,
+ *    and RA set: the stub recurses on the client's behalf (RFC 1035 §4.1.1);
+ * 4. when the exchange fails (timeouts, unreachable, SERVFAIL or REFUSED from
+ *    every server), an expired entry is served with TTL 30 (RFC 8767 §4); with
+ *    none, the error is thrown and the server answers SERVFAIL
+ *    (`rcodeForError`, the one place errors become rcodes).
+ *
+ * The query sent upstream always asks for recursion (RD), whatever the client
+ * set, so that what is cached is a full answer; it keeps the client's CD bit
+ * and DO bit (both in the cache key). Other questions go to `next`.
+ */
+export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler {
+  const { name, match, resolver, cache, stats, signal } = options;
+  const maxInflight = options.maxInflight ?? 256;
+  const log = (options.logger ?? silentLogger).child({ forwarder: name });
+  const inflight = new Map<string, Promise<DnsMessage>>();
+  let failing = false;
+
+  const matches = (qname: string): boolean => match === 'all' || match(qname);
+
+  /** One exchange per key at a time; settles for every waiter. */
+  const fetch = (key: string | undefined, query: DnsMessage): Promise<DnsMessage> => {
+    const pending = key === undefined ? undefined : inflight.get(key);
+    if (pending !== undefined) {
+      if (stats) stats.coalesced += 1;
+      return pending;
+    }
+    if (inflight.size >= maxInflight) return Promise.reject(new UpstreamOverload(maxInflight));
+    const upstream = createMessage({
+      id: query.id,
+      opcode: query.opcode,
+      questions: query.questions.map((question) => ({ ...question })),
+      flags: { rd: true, cd: query.flags.cd },
+      // Our own payload size upstream (RFC 6891 §6.2.5), whatever the client's: the server
+      // truncates for the client, and the cache keeps the whole answer. DO as the client asked.
+      ...(query.edns ? { edns: { udpPayloadSize: EDNS_UDP_SIZE, version: 0, dnssecOk: query.edns.dnssecOk } } : {}),
+    });
+    const exchange = (async (): Promise<DnsMessage> => {
+      try {
+        const response = await resolver.exchange(upstream, signal ? { signal } : {});
+        cache?.set(query, response);
+        if (failing) {
+          failing = false;
+          log.info('upstream dns answering again');
+        }
+        return response;
+      } finally {
+        if (key !== undefined) inflight.delete(key);
+      }
+    })();
+    if (key !== undefined) inflight.set(key, exchange);
+    return exchange;
+  };
+
+  return {
+    name,
+    async handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
+      const query = request.message;
+      const question = query.questions[0];
+      if (question === undefined || !matches(question.name)) return next();
+      const cached = cache?.get(query);
+      if (cached !== undefined) {
+        if (stats) stats.cacheHits += 1;
+        return cached;
+      }
+      if (stats) stats.cacheMisses += 1;
+      let response: DnsMessage;
+      try {
+        response = await fetch(DnsCache.keyOf(query), query);
+      } catch (err) {
+        if (err instanceof UpstreamOverload) {
+          if (stats) stats.shed += 1;
+          const stale = cache?.getStale(query);
+          if (stale === undefined) throw err;
+          return stale;
+        }
+        if (stats) stats.upstreamFailures += 1;
+        // An upstream that answers SERVFAIL is alive (the name is broken, e.g. a DNSSEC failure):
+        // debug. Silence or unreachability is one warning when it starts, then debug lines, so
+        // that a flood of queries does not flood the log.
+        const fields = { name: question.name, type: question.type, error: errorMessage(err) };
+        const answered = err instanceof DnsQueryError && (err.code === 'ERR_DNS_SERVER_FAILURE' || err.code === 'ERR_DNS_ABORTED');
+        if (!answered && !failing) {
+          failing = true;
+          log.warn('upstream dns not answering', fields);
+        } else {
+          log.debug('upstream dns failed', fields);
+        }
+        const stale = cache?.getStale(query);
+        if (stale === undefined) throw err;
+        if (stats) stats.staleServed += 1;
+        return stale;
+      }
+      return replyFromResponse(query, response);
+    },
+  };
+}

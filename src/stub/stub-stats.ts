@@ -1,0 +1,29 @@
+/**
+ * What the stub did since it started, as plain counters that its handlers
+ * increment (metrics come later and read them). Every field only grows.
+ */
+export interface StubStats {
+  /** Queries that entered the stub's chain (after the server decoded them). */
+  queries: number;
+  /** Questions answered from a mapping's alias (DESIGN.md §4.1). */
+  aliasAnswers: number;
+  /** Forwarded questions answered from a fresh cache entry. */
+  cacheHits: number;
+  /** Forwarded questions that had to go upstream. */
+  cacheMisses: number;
+  /** Misses that joined an identical query already on its way upstream. */
+  coalesced: number;
+  /** Upstream exchanges that failed (timeout, unreachable, SERVFAIL everywhere). */
+  upstreamFailures: number;
+  /** Failures answered with an expired entry (RFC 8767). */
+  staleServed: number;
+  /** Replies sent with rcode REFUSED (not allowed, class not served, no upstream). */
+  refused: number;
+  /** Questions not sent upstream because too many exchanges were already in flight. */
+  shed: number;
+}
+
+/** A zeroed `StubStats`. */
+export function createStubStats(): StubStats {
+  return { queries: 0, aliasAnswers: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0, upstreamFailures: 0, staleServed: 0, refused: 0, shed: 0 };
+}
