@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { Resolver } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,29 +39,56 @@ async function startBackend(name: Name): Promise<{ server: Server; port: number;
   return { server, port: (server.address() as { port: number }).port, sockets };
 }
 
-/** Start `srvlink ARGS` and resolve with the `address` of its first log line whose msg is `msg`. */
-function startSrvlink(args: string[], msg: string): Promise<string> {
+/**
+ * Start `srvlink ARGS`; for each of `messages`, a promise of the `address` in
+ * its first log line with that msg. Warnings are shown as they come.
+ */
+function startSrvlinkLogs<M extends string>(args: string[], messages: readonly M[]): Record<M, Promise<string>> {
   const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
   children.push(child);
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        try {
-          const entry = JSON.parse(line) as { msg?: string; address?: string; level?: string };
-          if (entry.msg === msg && entry.address) resolve(entry.address);
-          if (entry.level === 'warn' || entry.level === 'error') say(`   [srvlink ${args[0]}] ${entry.level}: ${entry.msg}`);
-        } catch {
-          process.stderr.write(`${line}\n`);
+  const waiting = new Map<string, (address: string) => void>();
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`srvlink ${args.join(' ')} exited with ${code}`))));
+  exited.catch(() => undefined);
+  const result = Object.fromEntries(
+    messages.map((msg) => [msg, Promise.race([new Promise<string>((resolve) => waiting.set(msg, resolve)), exited])]),
+  ) as Record<M, Promise<string>>;
+  let buffered = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      try {
+        const entry = JSON.parse(line) as { msg?: string; address?: string; level?: string };
+        const resolve = entry.msg === undefined ? undefined : waiting.get(entry.msg);
+        if (resolve && entry.address) {
+          waiting.delete(entry.msg as string);
+          resolve(entry.address);
         }
+        if (entry.level === 'warn' || entry.level === 'error') say(`   [srvlink ${args[0]}] ${entry.level}: ${entry.msg}`);
+      } catch {
+        process.stderr.write(`${line}\n`);
       }
-    });
-    child.once('exit', (code) => reject(new Error(`srvlink ${args.join(' ')} exited with ${code}`)));
+    }
   });
+  return result;
+}
+
+/** Start `srvlink ARGS` and resolve with the `address` of its first log line whose msg is `msg`. */
+function startSrvlink(args: string[], msg: string): Promise<string> {
+  return startSrvlinkLogs(args, [msg])[msg] as Promise<string>;
+}
+
+/** One A query to the stub, with dig when it is installed, else with Node's resolver (c-ares): clients we did not write. */
+async function askStub(stub: string, name: string): Promise<string> {
+  const [stubHost = '127.0.0.1', stubPort = '53'] = stub.split(':');
+  const dig = spawnSync('dig', [`@${stubHost}`, '-p', stubPort, name, 'A', '+noall', '+answer'], { encoding: 'utf8' });
+  if (dig.status === 0 && dig.stdout.trim() !== '') return `dig @${stubHost} -p ${stubPort} ${name}  →  ${dig.stdout.trim().replace(/\s+/g, ' ')}`;
+  const resolver = new Resolver();
+  resolver.setServers([stub]);
+  const addresses = await resolver.resolve4(name);
+  return `A ${name} (asked with Node's resolver; install dig to see dig do it)  →  ${addresses.join(', ')}`;
 }
 
 /** Open `count` connections (a few at a time) and tally who answered; failures count as such. */
@@ -113,13 +141,18 @@ async function run(): Promise<number> {
   const resolved = spawnSync(process.execPath, [main, 'resolve', 'demo', '--domain', 'env1.skydns.local', '--cluster-dns', dnsAddress], { encoding: 'utf8' });
   process.stdout.write(resolved.stdout.replace(/^(?=.)/gm, '   '));
 
-  const listen = await startSrvlink(
-    ['run', '--domain', 'env1.skydns.local', '--cluster-dns', dnsAddress, '--map', '127.0.0.1:0=demo', '--connect-timeout', '1s'],
-    'listening',
+  // The stub goes on a free port: 127.0.0.1:53 may be taken, or need root.
+  const run = startSrvlinkLogs(
+    ['run', '--domain', 'env1.skydns.local', '--cluster-dns', dnsAddress, '--upstream', dnsAddress, '--map', '127.0.0.1:0=demo', '--dns-listen', '127.0.0.1:0', '--connect-timeout', '1s'],
+    ['listening', 'dns stub listening'],
   );
+  const listen = await run.listening;
+  const stubAddress = await run['dns stub listening'];
   const [host = '127.0.0.1', portText = '0'] = listen.split(':');
   const port = Number(portText);
   say(`== srvlink run listens on ${listen} for "demo"; an app connects there as if it were the service itself.`);
+  say(`   Its DNS stub (in a container: 127.0.0.1:53) answers the app's name for the service with that address:`);
+  say(`   ${await askStub(stubAddress, 'demo')}`);
 
   const total = 400;
   say(`\n== ${total} connections, all backends up (priority 10: alpha weight 3, beta weight 1; gamma is priority 20):`);
