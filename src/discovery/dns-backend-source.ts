@@ -111,6 +111,8 @@ export class DnsBackendSource implements BackendSource {
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #abort: AbortController | undefined;
+  /** A `refreshNow()` came while a refresh was in flight. */
+  #again = false;
 
   constructor(options: DnsBackendSourceOptions) {
     const name = typeof options.srvName === 'string' ? canonicalName(options.srvName.trim()) : '';
@@ -172,6 +174,22 @@ export class DnsBackendSource implements BackendSource {
     return () => void this.#listeners.delete(entry);
   }
 
+  /**
+   * Ask again now instead of at the next scheduled refresh: for a resolver
+   * that knows its data changed (the etcd zone, told by its watch), so that a
+   * change reaches the forwarders at once (push, DESIGN.md §4.2). A refresh in
+   * flight is followed by one more, so the newest data is read.
+   */
+  refreshNow(): void {
+    if (this.#closed || !this.#started) return;
+    if (this.#refreshing !== undefined) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    void this.#refresh();
+  }
+
   /** TTL, expiry and failures of the current set (a snapshot). */
   state(): DnsBackendSourceState {
     return {
@@ -220,6 +238,11 @@ export class DnsBackendSource implements BackendSource {
     this.#refreshing = run;
     void run.finally(() => {
       if (this.#refreshing === run) this.#refreshing = undefined;
+      if (this.#again && !this.#closed) {
+        this.#again = false;
+        clearTimeout(this.#timer);
+        void this.#refresh();
+      }
     });
     return run;
   }

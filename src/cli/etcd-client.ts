@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { Etcd3, type IOptions } from 'etcd3';
+import type { EtcdConfig } from '../config/etcd-config.js';
+import { ConfigError, errorMessage } from '../core/errors.js';
+import { collect } from './cli-context.js';
+
+/** The etcd flags every command that talks to etcd has. */
+export function withEtcdOptions(command: Command, description = 'etcd client URL, repeatable or comma-separated'): Command {
+  return command
+    .addOption(new Option('--etcd <urls>', description).env('SRVLINK_ETCD').argParser(collect))
+    .addOption(new Option('--etcd-cacert <file>', 'CA of etcd\'s TLS certificate').env('SRVLINK_ETCD_CACERT'))
+    .addOption(new Option('--etcd-cert <file>', 'client certificate for etcd').env('SRVLINK_ETCD_CERT'))
+    .addOption(new Option('--etcd-key <file>', 'key of the client certificate').env('SRVLINK_ETCD_KEY'))
+    .addOption(new Option('--etcd-user <name>', 'etcd user (password: SRVLINK_ETCD_PASSWORD or --etcd-password-file)').env('SRVLINK_ETCD_USER'))
+    .addOption(new Option('--etcd-password-file <file>', 'file holding the etcd password').env('SRVLINK_ETCD_PASSWORD_FILE'));
+}
+
+/**
+ * An etcd client for `config`: TLS material and the password read here, at
+ * start, so a missing file is a clear configuration error (exit 2). The
+ * password is never logged.
+ */
+export function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Etcd3 {
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${what} "${file}": ${errorMessage(err)}`);
+    }
+  };
+  const options: IOptions = { hosts: [...config.endpoints], dialTimeout: 3000 };
+  if (config.tls) {
+    options.credentials = {
+      rootCertificate: read(config.tls.ca, '--etcd-cacert'),
+      ...(config.tls.cert !== undefined ? { certChain: read(config.tls.cert, '--etcd-cert') } : {}),
+      ...(config.tls.key !== undefined ? { privateKey: read(config.tls.key, '--etcd-key') } : {}),
+    };
+  }
+  if (config.user !== undefined) {
+    const password = config.passwordFile !== undefined ? read(config.passwordFile, '--etcd-password-file').toString('utf8').trim() : env.SRVLINK_ETCD_PASSWORD;
+    if (password === undefined) throw new ConfigError('missing etcd password for --etcd-user: set SRVLINK_ETCD_PASSWORD or give --etcd-password-file');
+    options.auth = { username: config.user, password };
+  }
+  return new Etcd3(options);
+}
