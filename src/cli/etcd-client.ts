@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { Etcd3, type IOptions } from 'etcd3';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { EtcdConfig } from '../config/etcd-config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { collect } from './cli-context.js';
@@ -29,7 +30,17 @@ export function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Et
       throw new ConfigError(`cannot read ${what} "${file}": ${errorMessage(err)}`);
     }
   };
-  const options: IOptions = { hosts: [...config.endpoints], dialTimeout: 3000 };
+  const options: IOptions = {
+    hosts: [...config.endpoints],
+    dialTimeout: 3000,
+    // etcd3's default breaker waits 5 s before trying a failed member again; a restarted etcd
+    // should be used again within a second.
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+    },
+    // Notice a connection that died silently (a member cut off without a reset).
+    grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000 },
+  };
   if (config.tls) {
     options.credentials = {
       rootCertificate: read(config.tls.ca, '--etcd-cacert'),

@@ -1,6 +1,6 @@
 import { Rcode, canonicalName, isInZone } from '../dns/codec.js';
 import type { DnsQuestion, DnsRecord } from '../dns/codec.js';
-import { DEFAULT_SKYDNS_PREFIX, keyToName, nameToKey } from './key-path.js';
+import { DEFAULT_SKYDNS_PREFIX, keyToName, nameToKey } from '../discovery/key-path.js';
 import type { SkydnsRecord } from './skydns-record.js';
 import type { ZoneEntry, ZoneStore } from './zone-store.js';
 

@@ -3,7 +3,7 @@ import { canonicalName, createReply, isInZone } from '../dns/codec.js';
 import type { DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { answerZoneQuery } from './answer-zone-query.js';
-import { DEFAULT_SKYDNS_PREFIX } from './key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import type { ZoneStore } from './zone-store.js';
 
 export interface ZoneHandlerOptions {

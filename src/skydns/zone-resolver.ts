@@ -2,7 +2,7 @@ import { SrvlinkError } from '../core/errors.js';
 import { Rcode, canonicalName, createMessage, isInZone, type DnsMessage, type RecordType } from '../dns/codec.js';
 import type { Resolver } from '../discovery/lookup-srv.js';
 import { answerZoneQuery } from './answer-zone-query.js';
-import { DEFAULT_SKYDNS_PREFIX } from './key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import type { ZoneStore } from './zone-store.js';
 
 export interface ZoneResolverOptions {

@@ -1,0 +1,453 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { EtcdLeaseInvalidError, type Lease, type Namespace } from 'etcd3';
+import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
+import type { Service } from '../core/lifecycle.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { HealthCheck } from './health-check.js';
+import { INITIAL_HEALTH_STATE, nextHealthState, type HealthState } from './health-state.js';
+import { retryDelay } from './retry-delay.js';
+
+/**
+ * Where a registration stands:
+ * - `idle`: not started yet;
+ * - `unhealthy`: the health check does not pass (yet): the key is not in etcd;
+ * - `waiting-for-etcd`: healthy (or unchecked), the key is being put or etcd
+ *   does not answer: retrying with backoff;
+ * - `registered`: the key is in etcd under a live lease;
+ * - `closed`: `close()` was called; the lease is revoked.
+ */
+export type RegistrationState = 'idle' | 'unhealthy' | 'waiting-for-etcd' | 'registered' | 'closed';
+
+/** Why the key left etcd. */
+export type DeregistrationReason = 'unhealthy' | 'lease-lost' | 'closed';
+
+/** The events a `Registration` emits, with their arguments. */
+export interface RegistrationEvents {
+  /** Every change of `state`. */
+  state: [state: RegistrationState, previous: RegistrationState];
+  /** The key was put under a fresh lease (at start, after a lost lease, after turning healthy). */
+  registered: [info: { key: string; lease: string }];
+  /**
+   * The key is gone (or going): `revoked` tells whether etcd confirmed the
+   * lease revocation; when it did not (etcd unreachable), the key expires
+   * with the lease, within `ttl`, since nothing keeps the lease alive anymore.
+   */
+  deregistered: [info: { key: string; reason: DeregistrationReason; revoked: boolean }];
+  /** An attempt to register failed; the next one comes in `delay` ms. */
+  retrying: [info: { error: Error; attempt: number; delay: number }];
+  /** etcd acknowledged a keepalive of the current lease. */
+  renewed: [info: { lease: string }];
+  /** One health check ran. */
+  check: [info: { passed: boolean; health: HealthState }];
+}
+
+/** The part of an etcd client a registration uses: `Etcd3` or one of its namespaces. */
+export type LeaseClient = Pick<Namespace, 'lease'>;
+
+export interface RegistrationOptions {
+  /** Owned by the caller: the registration neither creates nor closes it. */
+  client: LeaseClient;
+  /** The etcd key (`registrationKey`). */
+  key: string;
+  /** The value, written as JSON (`registrationValue`). */
+  value: object;
+  /** Lease TTL, whole seconds (`--ttl`). Default 10. */
+  ttl?: number;
+  /** Health gate: without one the key is always registered. */
+  check?: HealthCheck;
+  /** Ms from the end of one check to the start of the next. Default 2000. */
+  interval?: number;
+  /** Passes in a row that make the instance healthy. Default 2. */
+  rise?: number;
+  /** Failures in a row that make it unhealthy. Default 3. */
+  fall?: number;
+  /** First retry delay after a failed registration, ms (jittered down to half). Default 1000. */
+  retryMin?: number;
+  /** Longest retry delay, ms. Default 10000. */
+  retryMax?: number;
+  /** Deadline of one etcd call (grant, put, revoke), ms. Default 5000. */
+  callTimeout?: number;
+  logger?: Logger;
+  /** Jitter source, [0, 1). Default `Math.random`. */
+  random?: () => number;
+  /** Clock for log throttling, ms, monotonic. Default `performance.now`. */
+  now?: () => number;
+}
+
+/**
+ * The defaults of the optional settings, for help texts and config.
+ *
+ * - `ttl` 10 s: an instance that dies without deregistering (a crash, a lost
+ *   machine) leaves DNS within 10 s; keepalives go every ttl/3 (the etcd Go
+ *   client's rhythm), and etcd may be unreachable for a few seconds (a leader
+ *   election takes one or two) without the key disappearing.
+ * - `interval` 2 s, `rise` 2, `fall` 3: HAProxy's defaults (`inter 2s rise 2 fall 3`).
+ * - retries 1 s to 10 s: etcd coming back is noticed within 10 s.
+ */
+export const REGISTRATION_DEFAULTS = {
+  ttl: 10,
+  interval: 2000,
+  rise: 2,
+  fall: 3,
+  retryMin: 1000,
+  retryMax: 10_000,
+  callTimeout: 5000,
+} as const;
+
+/** setTimeout cannot wait longer (it fires at once past 2^31 − 1 ms). */
+const MAX_TIMER = 2_147_483_647;
+/** While etcd stays unreachable, a reminder this often (ms); the retries in between log at debug level. */
+const WARN_EVERY = 60_000;
+/** etcd stores a lease TTL as int64 seconds; a day is more than anyone means. */
+const MAX_TTL = 86_400;
+
+/** One lease and whether the key has been put under it. */
+interface Held {
+  readonly lease: Lease;
+  id: string | undefined;
+  /** The put under this lease succeeded: the key is (or was until lost) in etcd. */
+  live: boolean;
+  /** Keepalives are failing; set to log the loss once, and the recovery once. */
+  failing: boolean;
+}
+
+type Outcome = 'registered' | 'failed' | 'closed';
+
+/**
+ * Registers one service instance in etcd (DESIGN.md §4.4): `key` holds
+ * `value` under a lease of `ttl` seconds that is kept alive. When the lease
+ * is lost (etcd unreachable for longer than the lease, or revoked by someone
+ * else), a new lease is granted and the key put again as soon as etcd
+ * answers, retrying with a capped, jittered backoff. With a health check the
+ * key exists only while the instance is healthy (rise/fall, starting
+ * unhealthy). `close()` revokes the lease, so the key is gone at once.
+ *
+ * `start()` resolves once the first registration attempt has been made
+ * (with a check: once the first check has run, and, when that made the
+ * instance healthy, the first attempt too); it never fails because etcd is
+ * down: the registration keeps trying in the background.
+ */
+export class Registration extends EventEmitter<RegistrationEvents> implements Service<string> {
+  readonly key: string;
+  readonly #client: LeaseClient;
+  readonly #json: string;
+  readonly #ttl: number;
+  readonly #check: HealthCheck | undefined;
+  readonly #interval: number;
+  readonly #rise: number;
+  readonly #fall: number;
+  readonly #retryMin: number;
+  readonly #retryMax: number;
+  readonly #callTimeout: number;
+  readonly #random: () => number;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  /** Aborted by `close()`: ends a running check and the sleep between checks. */
+  readonly #abort = new AbortController();
+  #state: RegistrationState = 'idle';
+  #health: HealthState;
+  #held: Held | undefined;
+  /** Why the last attempt failed; undefined after a success (one warning per outage, not one per retry). */
+  #lastError: Error | undefined;
+  /** When the last "cannot register" warning was logged (`now()`). */
+  #lastWarning = Number.NEGATIVE_INFINITY;
+  /** Failed attempts in a row. */
+  #failures = 0;
+  #closed = false;
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #loops: Promise<void>[] = [];
+  /** Ends the reconcile loop's current sleep early (a health change, a lost lease, close). */
+  #wake: (() => void) | undefined;
+  /** Resolved once the first registration attempt has been made. */
+  #firstAttempt: { promise: Promise<void>; resolve: () => void };
+  /** Resolved once the first health check has run. */
+  #firstCheck: { promise: Promise<void>; resolve: () => void };
+
+  constructor(options: RegistrationOptions) {
+    super();
+    const key = options.key;
+    if (typeof key !== 'string' || key === '') throw new ConfigError(`invalid registration key "${String(key)}": expected a non-empty etcd key`);
+    const whole = (what: string, value: number | undefined, fallback: number, min: number, max: number, unit: string): number => {
+      const chosen = value ?? fallback;
+      if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
+        throw new ConfigError(`invalid ${what} "${String(chosen)}" for registration "${key}": expected a whole number of ${unit} from ${min} to ${max}`);
+      }
+      return chosen;
+    };
+    this.key = key;
+    this.#client = options.client;
+    this.#json = JSON.stringify(options.value);
+    this.#ttl = whole('--ttl', options.ttl, REGISTRATION_DEFAULTS.ttl, 1, MAX_TTL, 'seconds');
+    this.#check = options.check;
+    this.#interval = whole('check interval', options.interval, REGISTRATION_DEFAULTS.interval, 1, MAX_TIMER, 'ms');
+    this.#rise = whole('--rise', options.rise, REGISTRATION_DEFAULTS.rise, 1, 1000, 'checks');
+    this.#fall = whole('--fall', options.fall, REGISTRATION_DEFAULTS.fall, 1, 1000, 'checks');
+    this.#retryMin = whole('retry delay', options.retryMin, REGISTRATION_DEFAULTS.retryMin, 1, MAX_TIMER, 'ms');
+    this.#retryMax = whole('longest retry delay', options.retryMax, REGISTRATION_DEFAULTS.retryMax, this.#retryMin, MAX_TIMER, 'ms');
+    this.#callTimeout = whole('etcd call timeout', options.callTimeout, REGISTRATION_DEFAULTS.callTimeout, 1, MAX_TIMER, 'ms');
+    this.#random = options.random ?? Math.random;
+    this.#now = options.now ?? (() => performance.now());
+    this.#log = (options.logger ?? silentLogger).child({ key });
+    // Without a check the instance counts as healthy from the start.
+    this.#health = this.#check === undefined ? { healthy: true, passes: 0, failures: 0 } : INITIAL_HEALTH_STATE;
+    this.#firstAttempt = deferred();
+    this.#firstCheck = deferred();
+  }
+
+  /** The current state (see `RegistrationState`). */
+  get state(): RegistrationState {
+    return this.#state;
+  }
+
+  /** The id of the lease the key is registered under (decimal), while `registered`. */
+  get lease(): string | undefined {
+    return this.#held?.live ? this.#held.id : undefined;
+  }
+
+  /** The key this registration writes (the `Service` shape: where it "listens"). */
+  address(): string {
+    return this.key;
+  }
+
+  start(): Promise<void> {
+    if (this.#closed) return Promise.reject(new SrvlinkError('ERR_REGISTRATION_CLOSED', `cannot start registration "${this.key}": it is closed`));
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    this.#updateState();
+    this.#log.info('registration starting', {
+      ttl: this.#ttl,
+      ...(this.#check ? { check: this.#check.description, interval: this.#interval, rise: this.#rise, fall: this.#fall } : {}),
+    });
+    this.#loops.push(this.#reconcileLoop());
+    if (this.#check) {
+      this.#loops.push(this.#checkLoop(this.#check));
+      await this.#firstCheck.promise;
+      if (!this.#health.healthy) return;
+    }
+    await this.#firstAttempt.promise;
+  }
+
+  /** Revoke the lease (the key disappears at once) and stop; safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    this.#abort.abort();
+    this.#wake?.();
+    // Revoke at once, even while a put is in flight: etcd applies the two in
+    // order, and a put that comes after the revoke fails (lease not found).
+    const held = this.#held;
+    this.#held = undefined;
+    const revoked = held ? await this.#revoke(held) : false;
+    await Promise.all(this.#loops);
+    this.#updateState();
+    this.#firstAttempt.resolve();
+    this.#firstCheck.resolve();
+    if (held?.live) {
+      this.#log.info('deregistered', { reason: 'closed', lease: held.id, revoked });
+      this.emit('deregistered', { key: this.key, reason: 'closed', revoked });
+    }
+  }
+
+  /**
+   * The one place that talks to etcd about the key: brings etcd in line with
+   * what is wanted (registered while healthy and open, gone otherwise), one
+   * step at a time, so grants, puts and revokes never race each other.
+   */
+  async #reconcileLoop(): Promise<void> {
+    while (!this.#closed) {
+      const wanted = this.#health.healthy;
+      if (wanted && this.#held === undefined) {
+        const outcome = await this.#register();
+        this.#firstAttempt.resolve();
+        if (outcome === 'registered') this.#failures = 0;
+        if (outcome !== 'failed') continue;
+        if (this.#closed) break;
+        this.#failures++;
+        const delay = retryDelay(this.#failures, { min: this.#retryMin, max: this.#retryMax, random: this.#random });
+        this.emit('retrying', { error: this.#lastError ?? new Error('unknown'), attempt: this.#failures, delay });
+        await this.#sleep(delay);
+      } else if (!wanted && this.#held !== undefined) {
+        const held = this.#held;
+        this.#held = undefined;
+        const revoked = await this.#revoke(held);
+        this.#updateState();
+        if (held.live) {
+          this.#log.info('deregistered', { reason: 'unhealthy', lease: held.id, revoked });
+          this.emit('deregistered', { key: this.key, reason: 'unhealthy', revoked });
+        }
+      } else {
+        this.#failures = 0;
+        await this.#sleep(undefined);
+      }
+    }
+  }
+
+  /** Grant a lease, put the key under it. */
+  async #register(): Promise<Outcome> {
+    const lease = this.#client.lease(this.#ttl, { autoKeepAlive: true, deadline: Date.now() + this.#callTimeout });
+    const held: Held = { lease, id: undefined, live: false, failing: false };
+    this.#held = held;
+    lease.on('lost', (err) => this.#onLost(held, err));
+    lease.on('keepaliveFailed', (err: unknown) => this.#onKeepaliveFailed(held, err));
+    lease.on('keepaliveSucceeded', () => this.#onKeepaliveSucceeded(held));
+    try {
+      held.id = await lease.grant();
+      await lease
+        .put(this.key)
+        .value(this.#json)
+        .options({ deadline: Date.now() + this.#callTimeout })
+        .exec();
+    } catch (err) {
+      if (this.#held === held) {
+        this.#held = undefined;
+        // The grant may have gone through: do not leave a lease behind.
+        void this.#revoke(held);
+      }
+      if (this.#closed) return 'closed';
+      const error = err instanceof Error ? err : new Error(String(err));
+      // One warning when etcd stops answering, then a reminder a minute,
+      // not one line per retry.
+      const now = this.#now();
+      if (this.#lastError === undefined || now - this.#lastWarning >= WARN_EVERY) {
+        this.#lastWarning = now;
+        this.#log.warn('cannot register in etcd, retrying', { error: errorMessage(error), failures: this.#failures + 1 });
+      } else {
+        this.#log.debug('cannot register in etcd, retrying', { error: errorMessage(error) });
+      }
+      this.#lastError = error;
+      this.#updateState();
+      return 'failed';
+    }
+    if (this.#held !== held) {
+      if (this.#closed) return 'closed';
+      // Lost between grant and put: try again, with the backoff of a failure.
+      this.#lastError = new SrvlinkError('ERR_LEASE_LOST', `lease ${held.id ?? '?'} was lost while registering`);
+      return 'failed';
+    }
+    held.live = true;
+    this.#lastError = undefined;
+    this.#log.info('registered', { lease: held.id, ttl: this.#ttl });
+    this.#updateState();
+    this.emit('registered', { key: this.key, lease: held.id });
+    return 'registered';
+  }
+
+  /** Revoke `held`'s lease (which also stops its keepalives); whether etcd confirmed it. */
+  async #revoke(held: Held): Promise<boolean> {
+    try {
+      await held.lease.revoke({ deadline: Date.now() + this.#callTimeout });
+      return true;
+    } catch (err) {
+      if (held.live) {
+        this.#log.warn('cannot revoke lease: the key expires with it', { lease: held.id, ttl: this.#ttl, error: errorMessage(err) });
+      }
+      return false;
+    }
+  }
+
+  /**
+   * The etcd client gave the lease up: etcd said it is gone (expired,
+   * revoked by someone else) or could not be reached for twice its TTL.
+   * Either way the key is gone or about to be: register anew.
+   */
+  #onLost(held: Held, err: unknown): void {
+    if (this.#held !== held) return;
+    this.#held = undefined;
+    // Lost before the put: the registration attempt fails and retries by itself.
+    if (!held.live) return;
+    this.#log.warn('lease lost, registering again', { lease: held.id, error: errorMessage(err) });
+    this.#updateState();
+    this.emit('deregistered', { key: this.key, reason: 'lease-lost', revoked: false });
+    this.#wake?.();
+  }
+
+  #onKeepaliveFailed(held: Held, err: unknown): void {
+    // An invalid lease is not etcd being unreachable: 'lost' follows and says so.
+    if (this.#held !== held || !held.live || held.failing || err instanceof EtcdLeaseInvalidError) return;
+    held.failing = true;
+    this.#log.warn('cannot renew lease: etcd unreachable, retrying', { lease: held.id, ttl: this.#ttl, error: errorMessage(err) });
+  }
+
+  #onKeepaliveSucceeded(held: Held): void {
+    if (this.#held !== held || !held.live || held.id === undefined) return;
+    if (held.failing) {
+      held.failing = false;
+      this.#log.info('lease renewed again', { lease: held.id });
+    }
+    this.emit('renewed', { lease: held.id });
+  }
+
+  async #checkLoop(check: HealthCheck): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!this.#closed) {
+      const passed = await check.run(signal);
+      if (this.#closed) break;
+      const before = this.#health;
+      this.#health = nextHealthState(before, passed, { rise: this.#rise, fall: this.#fall });
+      if (this.#health.healthy !== before.healthy) {
+        if (this.#health.healthy) this.#log.info('health check passing', { check: check.description, passes: this.#rise });
+        else this.#log.warn('health check failing', { check: check.description, failures: this.#fall });
+        this.#updateState();
+        this.#wake?.();
+      }
+      this.emit('check', { passed, health: this.#health });
+      this.#firstCheck.resolve();
+      await abortableSleep(this.#interval, signal);
+    }
+  }
+
+  /** Sleep `ms` (forever when undefined) or until `#wake()`. */
+  #sleep(ms: number | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(() => done(), ms);
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.#wake === done) this.#wake = undefined;
+        resolve();
+      };
+      this.#wake = done;
+    });
+  }
+
+  #updateState(): void {
+    const previous = this.#state;
+    const next: RegistrationState = this.#closed
+      ? 'closed'
+      : !this.#health.healthy
+        ? 'unhealthy'
+        : this.#held?.live
+          ? 'registered'
+          : 'waiting-for-etcd';
+    if (next === previous) return;
+    this.#state = next;
+    this.emit('state', next, previous);
+  }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => undefined;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
