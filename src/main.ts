@@ -2,6 +2,15 @@
 import { runCli } from './cli/program.js';
 
 // The executable's entry: everything else lives in cli/.
+
+// Output piped into `head` and the like: a closed pipe is the reader's choice, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 runCli(process.argv).then(
   (code) => {
     process.exitCode = code;

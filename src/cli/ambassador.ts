@@ -13,6 +13,18 @@ import { Forwarder } from '../proxy/forwarder.js';
 import type { AliasAddresses } from '../stub/alias-handler.js';
 import { defaultAllowFrom } from '../stub/allow-from.js';
 import { createStub, type StubServer } from '../stub/create-stub.js';
+import type { Etcd3 } from 'etcd3';
+import type { EtcdConfig } from '../config/etcd-config.js';
+import type { RegisterConfig } from '../config/register-config.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import type { DnsHandler } from '../dns/handler.js';
+import type { Registration } from '../registry/registration.js';
+import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
+import { createZoneHandler } from '../skydns/zone-handler.js';
+import { createZoneResolver } from '../skydns/zone-resolver.js';
+import type { ZoneEntry, ZoneStore } from '../skydns/zone-store.js';
+import { createEtcdClient } from './etcd-client.js';
+import { openEtcdZone, startRegistration } from './etcd-runtime.js';
 
 /** A running ambassador: what `srvlink run` starts. */
 export interface Ambassador {
@@ -24,6 +36,14 @@ export interface Ambassador {
 
 export interface AmbassadorOptions {
   logger: Logger;
+  /** etcd, for `--discovery etcd` and `--register`. */
+  etcd?: EtcdConfig | undefined;
+  /** The container's own services to register, after the listeners are up. */
+  registrations?: readonly RegisterConfig[];
+  /** For the etcd password (SRVLINK_ETCD_PASSWORD). */
+  env?: NodeJS.ProcessEnv;
+  /** Aborted when the process is told to stop: ends waits such as etcd not answering yet. */
+  stop?: AbortSignal;
 }
 
 /**
@@ -44,21 +64,33 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     throw new ConfigError(`missing --cluster-dns: ${config.resolvConf} names no nameserver other than the stub itself to find services with`);
   }
 
+  const stop = options.stop ?? new AbortController().signal;
+  const etcdClient = options.etcd ? createEtcdClient(options.etcd, options.env ?? {}) : undefined;
+  const zone = config.discovery === 'etcd' ? new LateZone() : undefined;
+  const zoneResolver = zone
+    ? createZoneResolver({ zones: [config.clusterDomain], store: zone, unavailable: () => zone.unavailable })
+    : undefined;
   const sources: BackendSource[] = [];
+  const srvSources: DnsBackendSource[] = [];
   const forwarders: Forwarder[] = [];
   for (const mapping of config.mappings) {
     const mappingLog = log.child({ service: mapping.srvName });
-    const source: BackendSource =
-      config.discovery === 'dns'
-        ? new DnsBackendSource({
-            srvName: mapping.srvName,
-            resolver: clusterClient as DnsClient,
-            ttlMin: config.ttlMin,
-            ttlMax: config.ttlMax,
-            staleMax: config.staleMax,
-            logger: mappingLog,
-          })
-        : new StaticBackendSource({ name: mapping.srvName, backends: config.backends.get(mapping.srvName) ?? [] });
+    let source: BackendSource;
+    if (config.discovery === 'static') {
+      source = new StaticBackendSource({ name: mapping.srvName, backends: config.backends.get(mapping.srvName) ?? [] });
+    } else {
+      // etcd: the same lookupSrv over the in-memory zone, with the rules of `srvlink dns`; asked again on every watch event.
+      const srv = new DnsBackendSource({
+        srvName: mapping.srvName,
+        resolver: zoneResolver ?? (clusterClient as DnsClient),
+        ttlMin: config.ttlMin,
+        ttlMax: config.ttlMax,
+        staleMax: config.staleMax,
+        logger: mappingLog,
+      });
+      srvSources.push(srv);
+      source = srv;
+    }
     sources.push(source);
     forwarders.push(
       new Forwarder({
@@ -76,16 +108,21 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     );
   }
   let stub: StubServer | undefined;
+  const registrations: Registration[] = [];
   const close = async (reason?: string): Promise<void> => {
+    // Deregister first (DESIGN.md §4.6): no new client is sent here while we drain.
+    await Promise.all(registrations.map((r) => r.close()));
     if (reason !== undefined) log.info('draining', { signal: reason, drainTimeout: config.drainTimeout });
     await Promise.all([...forwarders.map((f) => f.close()), stub?.close()]);
     await Promise.all(sources.map((s) => s.close()));
+    await zone?.close();
+    etcdClient?.close();
     if (reason !== undefined) log.info('stopped');
   };
   try {
     for (const forwarder of forwarders) await forwarder.start();
     if (config.dnsListen) {
-      stub = createDnsStub(config, config.dnsListen, forwarders, clusterDns, systemResolvers, log);
+      stub = createDnsStub(config, config.dnsListen, forwarders, clusterDns, systemResolvers, log, zone);
       try {
         await stub.start();
       } catch (err) {
@@ -103,8 +140,22 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     await close();
     throw err;
   }
-  // Discovery starts after the listeners: a cluster DNS that is down must not stop start-up.
+  // Discovery starts after the listeners: a cluster DNS or etcd that is down must not stop start-up.
+  if (zone && etcdClient) {
+    void openEtcdZone(etcdClient, DEFAULT_SKYDNS_PREFIX, log, stop).then((store) => {
+      if (!store) return;
+      zone.attach(store);
+      // Push (DESIGN.md §4.2): every change of the index reaches the forwarders at once.
+      store.on('change', () => {
+        for (const source of srvSources) source.refreshNow();
+      });
+      for (const source of srvSources) source.refreshNow();
+    });
+  }
   for (const source of sources) await source.start();
+  for (const spec of options.registrations ?? []) {
+    registrations.push(await startRegistration(etcdClient as Etcd3, spec, log));
+  }
   const listeners = config.mappings.map((mapping, i) => ({
     address: (forwarders[i] as Forwarder).address(),
     service: mapping.service,
@@ -150,6 +201,7 @@ function createDnsStub(
   clusterDns: HostPort[],
   systemResolvers: HostPort[],
   log: Logger,
+  zone: LateZone | undefined,
 ): StubServer {
   const aliases = new Map<string, AliasAddresses>();
   config.mappings.forEach((mapping, i) => {
@@ -166,6 +218,8 @@ function createDnsStub(
     listen,
     aliases,
     clusterDomain: config.clusterDomain,
+    // With etcd discovery the stub answers the cluster domain from the same index (DESIGN.md §4.1).
+    ...(zone ? { clusterZone: zone.handler(config.clusterDomain) } : {}),
     clusterResolver: client(clusterDns, 'stub-cluster'),
     upstreamResolver: client(upstream, 'stub-upstream'),
     // Never an open resolver: beyond loopback only the allowed networks are answered.
@@ -174,6 +228,48 @@ function createDnsStub(
     staleMax: config.staleMax,
     logger: log.child({ component: 'dns-stub' }),
   });
+}
+
+/**
+ * The etcd zone once it has loaded: a `ZoneStore` that is empty (and says
+ * why it cannot vouch for that) until etcd first answers, so listeners and
+ * the stub need not wait for etcd at start-up.
+ */
+class LateZone implements ZoneStore {
+  #store: EtcdZoneStore | undefined;
+
+  attach(store: EtcdZoneStore): void {
+    this.#store = store;
+  }
+
+  get unavailable(): string | undefined {
+    return this.#store ? this.#store.unavailable : 'the zone has not been read from etcd yet';
+  }
+
+  subtree(keyPrefix: string): readonly ZoneEntry[] {
+    return this.#store?.subtree(keyPrefix) ?? [];
+  }
+
+  get(key: string): ZoneEntry | undefined {
+    return this.#store?.get(key);
+  }
+
+  get malformed(): number {
+    return this.#store?.malformed ?? 0;
+  }
+
+  /** Answers the cluster domain from the index once loaded; before that, passes names on (to the cluster DNS, if any). */
+  handler(clusterDomain: string): DnsHandler {
+    const zoneHandler = createZoneHandler({ zones: [clusterDomain], store: this });
+    return {
+      name: 'etcd-zone',
+      handle: (request, next) => (this.#store ? zoneHandler.handle(request, next) : next()),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.#store?.close();
+  }
 }
 
 /** Point resolv.conf at the stub, the environment as search domain, its options kept. */

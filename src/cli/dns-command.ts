@@ -1,5 +1,8 @@
 import { Command, Option } from 'commander';
 import { DNS_SERVE_DEFAULTS, parseDnsServeConfig } from '../config/dns-serve-config.js';
+import type { Etcd3 } from 'etcd3';
+import { parseEtcdConfig } from '../config/etcd-config.js';
+import { ConfigError } from '../core/errors.js';
 import { listenError } from '../core/listen-error.js';
 import { formatHostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
@@ -11,17 +14,17 @@ import { RecordsFileStore } from '../skydns/records-file-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
 import type { ZoneStore } from '../skydns/zone-store.js';
 import { ExitCode, collect, commandLogger, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
+import { openEtcdZone } from './etcd-runtime.js';
 
 /** `srvlink dns`: SkyDNS / CoreDNS-etcd compatible authoritative server for the cluster domain. */
 export function dnsCommand(io: CliIo, setExit: (code: number) => void): Command {
-  return new Command('dns')
+  const command = new Command('dns');
+  withEtcdOptions(command, 'serve the layout from etcd (client URLs, repeatable or comma-separated)');
+  return command
     .summary('serve the SkyDNS layout as DNS (SkyDNS / CoreDNS-etcd compatible)')
     .description(
-      'Authoritative DNS server for the cluster domain, answering from the SkyDNS key layout\n' +
-        'with the rules of CoreDNS\'s etcd plugin: SRV (with CoreDNS weights and A glue), A, AAAA,\n' +
-        'CNAME, TXT, MX, SOA, NS; NXDOMAIN for missing names, NODATA with SOA for missing types.\n' +
-        'Records come from --records (YAML or JSON: etcd key → record, re-read on change),\n' +
-        'or from an embedded demo set when no source is given. Queries outside --zone: REFUSED.',
+      'Authoritative DNS server for the cluster domain, answering from the SkyDNS key layout with the rules of CoreDNS\'s etcd plugin: SRV (with CoreDNS weights and A glue), A, AAAA, CNAME, TXT, MX, SOA, NS; NXDOMAIN for missing names, NODATA with SOA for missing types. Records come from etcd (--etcd: one range read, then a watch keeps an in-memory index current; lease TTLs respected), from --records (YAML or JSON: etcd key → record, re-read on change), or from an embedded demo set when no source is given. Queries outside --zone: REFUSED.',
     )
     .addOption(new Option('--listen <addr:port>', 'UDP and TCP address to serve on (port 0: any free port)').env('SRVLINK_DNS_LISTEN').default(DNS_SERVE_DEFAULTS.listen))
     .addOption(new Option('--zone <domain>', `zone to answer for, repeatable (default: ${DNS_SERVE_DEFAULTS.zone})`).env('SRVLINK_ZONE').argParser(collect))
@@ -36,6 +39,7 @@ Records file (YAML), one etcd key per record, the value as SkyDNS/CoreDNS read i
   /skydns/local/skydns/env1/_tcp/_zookeeper/zk3: {host: 10.0.0.13, port: 31003, priority: 20}
 
 Examples:
+  srvlink dns --listen 0.0.0.0:53 --etcd http://10.0.0.5:2379,http://10.0.0.6:2379
   srvlink dns --listen 127.0.0.1:5353 --records records.yaml
   dig @127.0.0.1 -p 5353 _zookeeper._tcp.env1.skydns.local SRV
   srvlink dns --listen 127.0.0.1:0          # embedded demo records, any free port
@@ -47,11 +51,26 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
         await runGuarded(io, 'dns', async () => {
           // Listen for signals before anything starts: a SIGTERM during start-up must still drain.
           const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
-          const config = parseDnsServeConfig(cmd.opts(), optionSources(cmd));
+          const sources = optionSources(cmd);
+          const config = parseDnsServeConfig(cmd.opts(), sources);
+          const etcdConfig = parseEtcdConfig(cmd.opts(), sources, false);
+          if (etcdConfig && config.records !== undefined) throw new ConfigError('invalid --records with --etcd: give one source of records');
           const log = commandLogger(io, cmd);
           let store: ZoneStore & { close?: () => Promise<void> };
           let source: string;
-          if (config.records !== undefined) {
+          let client: Etcd3 | undefined;
+          if (etcdConfig) {
+            client = createEtcdClient(etcdConfig, io.env);
+            const stopped = new AbortController();
+            void stopSignal.then(() => stopped.abort());
+            const etcdStore = await openEtcdZone(client, config.prefix, log, stopped.signal);
+            if (!etcdStore) {
+              client.close();
+              return ExitCode.OK;
+            }
+            store = etcdStore;
+            source = `etcd ${etcdConfig.endpoints.join(',')}`;
+          } else if (config.records !== undefined) {
             const fileStore = new RecordsFileStore(config.records, { logger: log });
             await fileStore.start();
             store = fileStore;
@@ -69,6 +88,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             await server.start();
           } catch (err) {
             await store.close?.();
+            client?.close();
             throw listenError(formatHostPort(config.listen), err);
           }
           log.info('dns server listening', {
@@ -80,6 +100,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
           });
           const signal = await stopSignal;
           await shutdown(log, signal, server, store);
+          client?.close();
           return ExitCode.OK;
         }),
       );

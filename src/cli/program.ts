@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, processIo, withCommonOptions, type CliIo } from './cli-context.js';
 import { dnsCommand } from './dns-command.js';
 import { resolveCommand } from './resolve-command.js';
+import { registerCommand } from './register-command.js';
 import { runCommand } from './run-command.js';
 
 /** Version printed by `srvlink --version`. */
@@ -27,7 +28,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
     .enablePositionalOptions();
-  for (const command of [runCommand(io, setExit), dnsCommand(io, setExit), resolveCommand(io, setExit)]) {
+  for (const command of [runCommand(io, setExit), registerCommand(io, setExit), dnsCommand(io, setExit), resolveCommand(io, setExit)]) {
     // Output, exit override and help-after-error apply to every command.
     program.addCommand(withCommonOptions(command.copyInheritedSettings(program)));
   }

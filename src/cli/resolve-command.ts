@@ -24,11 +24,8 @@ export function resolveCommand(io: CliIo, setExit: (code: number) => void): Comm
   const command = new Command('resolve')
     .summary('show the SRV records, addresses and failover order of a service')
     .description(
-      'Resolve SERVICE through the cluster DNS the way `srvlink run` does: the SRV records,\n' +
-        'the address of each target (from the additional section by owner name, else A/AAAA\n' +
-        'queries) and an example RFC 2782 failover order.\n\n' +
-        'SERVICE is NAME (_NAME._tcp.DOMAIN), NAME.ENV (_NAME._tcp.ENV.<parent of DOMAIN>)\n' +
-        'or a full SRV name (_NAME._tcp.env1.skydns.local).',
+      'Resolve SERVICE through the cluster DNS the way `srvlink run` does: the SRV records, the address of each target (from the additional section by owner name, else A/AAAA queries) and an example RFC 2782 failover order.\n\n' +
+        'SERVICE is NAME (_NAME._tcp.DOMAIN), NAME.ENV (_NAME._tcp.ENV.<parent of DOMAIN>) or a full SRV name (_NAME._tcp.env1.skydns.local).',
     )
     .argument('<service>', 'service to resolve: NAME, NAME.ENV or a full SRV name')
     .addOption(new Option('--domain <domain>', 'the environment short names resolve in, e.g. env1.skydns.local').env('SRVLINK_DOMAIN'))

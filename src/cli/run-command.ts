@@ -4,7 +4,13 @@ import { layerSettings, parseConfigFile } from '../config/config-file.js';
 import { flagName } from '../config/option-source.js';
 import { RUN_DEFAULTS, parseRunConfig, type RunSetting } from '../config/run-config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
+import { hostname } from 'node:os';
+import { parseEtcdConfig } from '../config/etcd-config.js';
+import { parseRegisterConfig } from '../config/register-config.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { defaultHost } from '../registry/default-host.js';
 import { startAmbassador } from './ambassador.js';
+import { withEtcdOptions } from './etcd-client.js';
 import { ExitCode, collect, commandLogger, optionSources, runGuarded, type CliIo } from './cli-context.js';
 
 /** Keys a config file may hold: the long flag names. */
@@ -32,21 +38,23 @@ const FILE_KEYS = [
   'resolv-conf',
   'dns-cache-size',
   'allow-from',
+  'register',
+  'etcd',
+  'etcd-cacert',
+  'etcd-cert',
+  'etcd-key',
+  'etcd-user',
+  'etcd-password-file',
   'log-level',
 ] as const;
 
 /** `srvlink run`: the ambassador. */
 export function runCommand(io: CliIo, setExit: (code: number) => void): Command {
   const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
-  return new Command('run')
+  const command = new Command('run')
     .summary('forward local ports to the backends of SRV services (the ambassador)')
     .description(
-      'Listen on local TCP ports and forward each connection to a backend of the mapped service,\n' +
-        'found through DNS SRV records: lower priority first, weighted random within a priority\n' +
-        '(RFC 2782), the next backend when one does not answer. Backend sets are cached for their\n' +
-        'TTL (clamped to --ttl-min/--ttl-max) and refreshed in the background; when the cluster DNS\n' +
-        'fails, the last good set stays in use up to --stale-max. SIGTERM or SIGINT: stop accepting,\n' +
-        'let open connections finish (up to --drain-timeout), exit 0.',
+      'Listen on local TCP ports and forward each connection to a backend of the mapped service, found through DNS SRV records: lower priority first, weighted random within a priority (RFC 2782), the next backend when one does not answer. Backend sets are cached for their TTL (clamped to --ttl-min/--ttl-max) and refreshed in the background; when the cluster DNS fails, the last good set stays in use up to --stale-max. SIGTERM or SIGINT: stop accepting, let open connections finish (up to --drain-timeout), exit 0.',
     )
     .addOption(opt('--config <file>', 'YAML or JSON file of settings; keys are the long flag names', 'SRVLINK_CONFIG'))
     .addOption(opt('--domain <domain>', "this container's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
@@ -57,7 +65,11 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(
       opt('--cluster-dns <host[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)', 'SRVLINK_CLUSTER_DNS').argParser(collect),
     )
-    .addOption(opt('--discovery <kind>', 'where backends come from: dns (SRV) or static (--backend)', 'SRVLINK_DISCOVERY').default(RUN_DEFAULTS.discovery))
+    .addOption(
+      opt('--discovery <kind>', 'where backends come from: dns (SRV via --cluster-dns), etcd (watch, --etcd) or static (--backend)', 'SRVLINK_DISCOVERY').default(
+        RUN_DEFAULTS.discovery,
+      ),
+    )
     .addOption(opt('--backend <service=host:port,...>', 'static backends of a service, repeatable', 'SRVLINK_BACKEND').argParser(collect))
     .addOption(opt('--connect-timeout <duration>', 'give up dialing a backend after this long', 'SRVLINK_CONNECT_TIMEOUT').default(RUN_DEFAULTS.connectTimeout))
     .addOption(opt('--idle-timeout <duration>', 'close a connection idle this long (off: never)', 'SRVLINK_IDLE_TIMEOUT').default(RUN_DEFAULTS.idleTimeout))
@@ -77,6 +89,9 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(opt('--write-resolv-conf', 'point resolv.conf at the stub (search: --domain), keeping its options', 'SRVLINK_WRITE_RESOLV_CONF'))
     .addOption(opt('--resolv-conf <file>', 'resolv.conf to read upstreams from (and to rewrite)', 'SRVLINK_RESOLV_CONF').default(RUN_DEFAULTS.resolvConf))
     .addOption(opt('--dns-cache-size <n>', 'answers the stub keeps (positive and negative)', 'SRVLINK_DNS_CACHE_SIZE').default(RUN_DEFAULTS.dnsCacheSize))
+    .addOption(
+      opt('--register <name:port[:key=value...]>', "register this container's service in etcd, repeatable; keys: host, priority, weight, ttl, instance, check, check-interval, check-timeout, rise, fall", 'SRVLINK_REGISTER').argParser(collect),
+    )
     .addOption(
       opt('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, repeatable (default: loopback and own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
         collect,
@@ -128,13 +143,31 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 
           }
           const layered = layerSettings(cmd.opts(), sources, fromFile, opts.config, flagName);
           const config = parseRunConfig(layered as Partial<Record<RunSetting, (typeof layered)[string]>>);
+          const etcd = parseEtcdConfig(
+            Object.fromEntries(Object.entries(layered).map(([key, { value }]) => [key, value])),
+            Object.fromEntries(Object.entries(layered).map(([key, { source }]) => [key, source])),
+            config.discovery === 'etcd' || config.register.length > 0,
+          );
+          const registrations = config.register.map((spec) =>
+            parseRegisterConfig(spec, {
+              domain: config.domain,
+              prefix: DEFAULT_SKYDNS_PREFIX,
+              env: io.env,
+              hostname: hostname(),
+              defaultHost: () => defaultHost(),
+              what: (field) => `--register "${spec.service ?? ''}:${spec.port ?? ''}" ${flagName(field)}`,
+            }),
+          );
           const logLevel = layered.logLevel?.value;
           const log = commandLogger(io, cmd, typeof logLevel === 'string' ? logLevel : undefined);
-          const ambassador = await startAmbassador(config, { logger: log });
+          const stopping = new AbortController();
+          void stopSignal.then(() => stopping.abort());
+          const ambassador = await startAmbassador(config, { logger: log, etcd, registrations, env: io.env, stop: stopping.signal });
           const signal = await stopSignal;
           await ambassador.close(signal);
           return ExitCode.OK;
         }),
       );
     });
+  return withEtcdOptions(command, 'etcd client URLs for --discovery etcd and --register');
 }

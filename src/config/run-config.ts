@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseCidr, type Cidr } from '../core/cidr.js';
+import { parseRegisterSpec, type RegisterSpec } from './register-config.js';
 import { ConfigError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { formatHostPort, parseHostPort, parsePort, type HostPort } from '../core/host-port.js';
@@ -25,7 +26,7 @@ export interface Mapping {
   readonly aliases: readonly string[];
 }
 
-export type DiscoveryKind = 'dns' | 'static';
+export type DiscoveryKind = 'dns' | 'static' | 'etcd';
 
 /** Settings of `srvlink run`, validated and frozen. Durations in ms. */
 export interface RunConfig {
@@ -61,6 +62,8 @@ export interface RunConfig {
   readonly dnsCacheSize: number;
   /** Networks the stub answers when bound beyond loopback; empty: loopback and the container's own private networks. */
   readonly allowFrom: readonly Cidr[];
+  /** The container's own services to register in etcd (`--register NAME:PORT[:key=value...]`). */
+  readonly register: readonly RegisterSpec[];
 }
 
 /** Defaults, as `--help` shows them. */
@@ -92,7 +95,8 @@ export type RunSetting =
   | 'clusterDomain'
   | 'upstream'
   | 'writeResolvConf'
-  | 'allowFrom';
+  | 'allowFrom'
+  | 'register';
 
 /**
  * Validate the layered settings of `srvlink run` (pure). Every error is a
@@ -142,7 +146,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
 
   const discoveryValue = get('discovery');
   const discovery = String(discoveryValue.value);
-  if (discovery !== 'dns' && discovery !== 'static') throw invalid(discoveryValue, 'expected dns or static');
+  if (discovery !== 'dns' && discovery !== 'static' && discovery !== 'etcd') throw invalid(discoveryValue, 'expected dns, etcd or static');
 
   const backendValue = get('backend');
   const backends = new Map<string, StaticBackend[]>();
@@ -191,6 +195,11 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   if (writeResolvConf && (!dnsListen || dnsListen.port !== 53)) {
     throw new ConfigError('invalid --write-resolv-conf: resolv.conf can only point at a stub on port 53 (see --dns-listen)');
   }
+  const registerValue = get('register');
+  const register = (Array.isArray(registerValue.value) ? registerValue.value.map(String) : registerValue.value === undefined ? [] : [String(registerValue.value)])
+    .flatMap((v) => (registerValue.source.from === 'env' ? v.split(',') : [v]))
+    .map((v) => parseRegisterSpec(v.trim(), describeSource(registerValue.source)));
+
   const allowFromValue = get('allowFrom');
   const allowFrom = listOf(allowFromValue).map((v) => parseCidr(v, describeSource(allowFromValue.source)));
 
@@ -217,6 +226,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     resolvConf: String(get('resolvConf').value),
     dnsCacheSize: integer('dnsCacheSize', 1, 10_000_000),
     allowFrom: Object.freeze(allowFrom),
+    register: Object.freeze(register),
   });
 }
 

@@ -21,6 +21,12 @@ export interface StubOptions {
   aliasTtl?: number;
   /** The cluster domain(s) (`skydns.local`): names in it go to `clusterResolver`. */
   clusterDomain?: string | readonly string[];
+  /**
+   * A handler that answers the cluster domain itself, from memory (the etcd
+   * index when discovery is `etcd`, DESIGN.md §4.1); it runs before the
+   * forwarders and passes on names outside its zones.
+   */
+  clusterZone?: DnsHandler;
   /** The cluster DNS. Without one, cluster names go to `upstreamResolver` like the rest. */
   clusterResolver?: DnsResolver;
   /** The container's resolvers for every other name. Without one, those names are REFUSED. */
@@ -101,6 +107,8 @@ export function createStub(options: StubOptions): StubServer {
   if (options.allowFrom !== undefined) handlers.push(createAllowFromHandler(options.allowFrom));
   handlers.push(createAliasHandler(options.aliases ?? new Map(), { stats, ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) }));
   const forward = { cache, stats, logger: logger.child({ component: 'dns-stub' }), signal: abort.signal };
+  // A cluster zone held in memory (the etcd index) answers before any forwarder.
+  if (options.clusterZone !== undefined) handlers.push(options.clusterZone);
   if (options.clusterResolver !== undefined) {
     handlers.push(
       createForwardHandler({

@@ -1,0 +1,45 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Etcd3 } from 'etcd3';
+import type { RegisterConfig } from '../config/register-config.js';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { parseHealthCheck } from '../registry/health-check.js';
+import { Registration } from '../registry/registration.js';
+import { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
+
+/**
+ * Read the SkyDNS zone from etcd, retrying until etcd answers (a cluster DNS
+ * may start before etcd does). Resolves with the loaded store, or undefined
+ * when `stop` aborts first.
+ */
+export async function openEtcdZone(client: Etcd3, prefix: string, log: Logger, stop: AbortSignal): Promise<EtcdZoneStore | undefined> {
+  for (let attempt = 1; !stop.aborted; attempt++) {
+    const store = new EtcdZoneStore({ client, prefix, logger: log.child({ component: 'etcd-zone' }) });
+    try {
+      await store.start();
+      return store;
+    } catch (err) {
+      await store.close();
+      if (attempt === 1 || attempt % 10 === 0) log.warn('cannot read the zone from etcd yet, retrying', { prefix, attempt, error: errorMessage(err) });
+      await sleep(Math.min(5000, 250 * attempt), undefined, { signal: stop }).catch(() => undefined);
+    }
+  }
+  return undefined;
+}
+
+/** A registration for `config`, started: its lease, keepalive and health check run until `close()`. */
+export async function startRegistration(client: Etcd3, config: RegisterConfig, log: Logger): Promise<Registration> {
+  const registration = new Registration({
+    client,
+    key: config.key,
+    value: config.value,
+    ttl: config.ttl,
+    ...(config.check === undefined ? {} : { check: parseHealthCheck(config.check, { timeout: config.checkTimeout }) }),
+    interval: config.checkInterval,
+    rise: config.rise,
+    fall: config.fall,
+    logger: log.child({ component: 'registration' }),
+  });
+  await registration.start();
+  return registration;
+}

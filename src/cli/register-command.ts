@@ -1,0 +1,76 @@
+import { hostname } from 'node:os';
+import { Command, Option } from 'commander';
+import { parseEtcdConfig } from '../config/etcd-config.js';
+import { parseZone, parsePrefix } from '../config/dns-serve-config.js';
+import { describeSource, flagName } from '../config/option-source.js';
+import { parseRegisterConfig, type RegisterSpec } from '../config/register-config.js';
+import { ConfigError } from '../core/errors.js';
+import { defaultHost } from '../registry/default-host.js';
+import { ExitCode, commandLogger, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
+import { startRegistration } from './etcd-runtime.js';
+
+/** `srvlink register`: the registration sidekick alone (DESIGN.md §4.4). */
+export function registerCommand(io: CliIo, setExit: (code: number) => void): Command {
+  const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
+  const command = new Command('register')
+    .summary('register a service instance in etcd (SkyDNS layout), kept alive and health-gated')
+    .description(
+      'Write /skydns/<reversed domain>/_tcp/_<service>/<instance> = {host, port, priority, weight, ttl} under an etcd lease of --ttl seconds, kept alive. With --check the key exists only while the check passes (--rise passes in a row to add it, --fall failures to remove it). If etcd is unreachable past the lease, the key is registered again as soon as etcd answers. SIGTERM or SIGINT revoke the lease: the key is gone at once.',
+    );
+  withEtcdOptions(command)
+    .addOption(opt('--domain <domain>', "the instance's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
+    .addOption(opt('--service <name>', 'service name, e.g. zookeeper (required)', 'SRVLINK_SERVICE'))
+    .addOption(opt('--host <host>', 'address to publish; $VAR allowed (default: first non-loopback IPv4)', 'SRVLINK_HOST'))
+    .addOption(opt('--port <port>', 'port to publish; $VAR allowed, e.g. \'$PORT0\' (required)', 'SRVLINK_PORT'))
+    .addOption(opt('--priority <n>', 'SRV priority, lower is tried first', 'SRVLINK_PRIORITY').default('10'))
+    .addOption(opt('--weight <n>', 'SRV weight within a priority', 'SRVLINK_WEIGHT').default('100'))
+    .addOption(opt('--ttl <seconds>', 'lease (and record) TTL', 'SRVLINK_TTL').default('10'))
+    .addOption(opt('--instance <id>', 'instance id, a DNS label (default: from host name and port)', 'SRVLINK_INSTANCE'))
+    .addOption(opt('--check <spec>', 'health check: tcp://HOST:PORT, http://HOST[:PORT]/PATH or exec:CMD', 'SRVLINK_CHECK'))
+    .addOption(opt('--check-interval <duration>', 'time between checks', 'SRVLINK_CHECK_INTERVAL').default('2s'))
+    .addOption(opt('--check-timeout <duration>', 'time one check may take', 'SRVLINK_CHECK_TIMEOUT').default('2s'))
+    .addOption(opt('--rise <n>', 'passes in a row that register the instance', 'SRVLINK_RISE').default('2'))
+    .addOption(opt('--fall <n>', 'failures in a row that deregister it', 'SRVLINK_FALL').default('3'))
+    .addOption(opt('--prefix <path>', 'etcd key prefix of the layout', 'SRVLINK_PREFIX').default('/skydns'))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  srvlink register --etcd http://10.0.0.5:2379 --domain env1.skydns.local --service zookeeper --port 2181
+  srvlink register --etcd http://10.0.0.5:2379,http://10.0.0.6:2379 --domain env1.skydns.local \\
+                   --service web --host '$HOST_IP' --port '$PORT0' --check http://127.0.0.1:8080/health
+
+Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad usage.`,
+    )
+    .action(async (_options: unknown, cmd: Command) => {
+      setExit(
+        await runGuarded(io, 'register', async () => {
+          const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
+          const opts = cmd.opts() as RegisterSpec & { domain?: string; prefix: string; etcd?: string[] };
+          const sources = optionSources(cmd);
+          const what = (field: string): string => describeSource(sources[field] ?? { flag: `--${flagName(field)}`, from: 'cli' });
+          const etcdConfig = parseEtcdConfig(cmd.opts(), sources);
+          if (opts.domain === undefined) throw new ConfigError(`missing ${what('domain')}: the environment, e.g. --domain env1.skydns.local`);
+          const config = parseRegisterConfig(opts, {
+            domain: parseZone(opts.domain, what('domain')),
+            prefix: parsePrefix(opts.prefix, what('prefix')),
+            env: io.env,
+            hostname: hostname(),
+            defaultHost: () => defaultHost(),
+            what,
+          });
+          const log = commandLogger(io, cmd);
+          const client = createEtcdClient(etcdConfig as NonNullable<typeof etcdConfig>, io.env);
+          const registration = await startRegistration(client, config, log);
+          log.info('registration started', { key: config.key, value: config.value, ttl: config.ttl, check: config.check !== undefined });
+          const signal = await stopSignal;
+          log.info('deregistering', { signal, key: config.key });
+          await registration.close();
+          client.close();
+          return ExitCode.OK;
+        }),
+      );
+    });
+  return command;
+}
