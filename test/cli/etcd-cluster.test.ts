@@ -228,3 +228,27 @@ describe('srvlink register: usage', () => {
     expect(result.code).toBe(2);
   });
 });
+
+describe('srvlink register: etcd auth', () => {
+  it('authenticates with --etcd-user and SRVLINK_ETCD_PASSWORD or --etcd-password-file, and never logs the password', async () => {
+    const etcd = await startEtcd();
+    expect((await etcd.etcdctl(['user', 'add', 'root:s3cret-pw'])).code).toBe(0);
+    expect((await etcd.etcdctl(['auth', 'enable'])).code).toBe(0);
+    const noPassword = await runSrvlink(['register', '--etcd', etcd.endpoints.join(','), '--domain', DOMAIN, '--service', 'zookeeper', '--port', '2181', '--etcd-user', 'root']);
+    expect(noPassword.stderr).toContain('missing etcd password for --etcd-user: set SRVLINK_ETCD_PASSWORD or give --etcd-password-file');
+    expect(noPassword.code).toBe(2);
+    const withEnv = spawnSrvlink(
+      ['register', '--etcd', etcd.endpoints.join(','), '--domain', DOMAIN, '--service', 'zookeeper', '--host', '127.0.0.1', '--port', '2182', '--instance', 'auth2', '--etcd-user', 'root'],
+      { env: { SRVLINK_ETCD_PASSWORD: 's3cret-pw' } },
+    );
+    await registered(withEnv);
+    expect((await etcd.etcdctl(['--user', 'root:s3cret-pw', 'get', `${KEY}/auth2`, '--print-value-only'])).stdout).toContain('"port":2182');
+
+    const wrong = join(tempDir(), 'password');
+    writeFileSync(wrong, 'not-the-password\n');
+    const refused = spawnSrvlink(['register', '--etcd', etcd.endpoints.join(','), '--domain', DOMAIN, '--service', 'zookeeper', '--host', '127.0.0.1', '--port', '2183', '--instance', 'auth3', '--etcd-user', 'root', '--etcd-password-file', wrong]);
+    await refused.waitForLog((l) => l.msg === 'cannot register in etcd, retrying');
+    expect((await etcd.etcdctl(['--user', 'root:s3cret-pw', 'get', `${KEY}/auth3`])).stdout).toBe('');
+    for (const proc of [withEnv, refused]) expect(JSON.stringify(proc.logs)).not.toMatch(/s3cret-pw|not-the-password/);
+  });
+});

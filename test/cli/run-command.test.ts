@@ -232,7 +232,7 @@ describe('srvlink run: lifecycle and usage', () => {
     [['--map', '99999=zookeeper'], {}, 'invalid port "99999" in --map "99999=zookeeper"'],
     [['--map', '2181=zoo_keeper'], {}, 'invalid --map "2181=zoo_keeper": invalid service "zoo_keeper"'],
     [['--map', '2181=zookeeper', '--connect-timeout', 'soon'], {}, 'invalid --connect-timeout "soon"'],
-    [['--map', '2181=zookeeper', '--discovery', 'magic'], {}, 'invalid --discovery "magic": expected dns or static'],
+    [['--map', '2181=zookeeper', '--discovery', 'magic'], {}, 'invalid --discovery "magic": expected dns, etcd or static'],
     [['--map', '2181=zookeeper', '--frobnicate'], {}, "unknown option '--frobnicate'"],
     [[], { SRVLINK_MAP: '2181' }, 'invalid SRVLINK_MAP (for --map) "2181"'],
   ])('exits 2 for bad usage: %j %j', async (args, env, message) => {

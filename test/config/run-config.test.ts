@@ -135,7 +135,7 @@ describe('parseRunConfig', () => {
     [{ ...base, map: ['127.0.0.5:2181=a', '127.0.0.5:2181=b'] }, 'invalid --map: two mappings on 127.0.0.5:2181'],
     [{ ...base, listen: '0.0.0.0', map: ['2181=a', '2181=b'] }, 'port 2181 is mapped twice on 0.0.0.0; give each an address'],
     [{ ...base, listen: 'localhost' }, 'invalid --listen "localhost": expected an IP address to bind'],
-    [{ ...base, discovery: 'consul' }, 'invalid --discovery "consul": expected dns or static'],
+    [{ ...base, discovery: 'consul' }, 'invalid --discovery "consul": expected dns, etcd or static'],
     [{ ...base, discovery: 'static' }, 'missing --backend for service "zookeeper"'],
     [{ ...base, backend: ['kafka=127.0.0.1:9092'] }, 'no --map uses service "kafka"'],
     [{ ...base, connectTimeout: '0s' }, 'invalid --connect-timeout "0s": expected a duration above 0'],
