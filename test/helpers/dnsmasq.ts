@@ -38,6 +38,33 @@ export interface Dnsmasq {
 const DNSMASQ = process.env.DNSMASQ ?? (existsSync('/usr/sbin/dnsmasq') ? '/usr/sbin/dnsmasq' : 'dnsmasq');
 
 /**
+ * dnsmasq's arguments: only the records given (no resolv.conf, no hosts file,
+ * no upstream), in the foreground, logging to stderr, bound to `address`
+ * alone. `bind` adds how it binds (`--interface=lo` on the host).
+ */
+export function dnsmasqArgs(address: HostPort, options: DnsmasqOptions, bind: string[] = []): string[] {
+  return [
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    '--no-resolv',
+    '--no-hosts',
+    '--no-poll',
+    '--pid-file=',
+    '--log-facility=-',
+    '--bind-interfaces',
+    ...bind,
+    `--listen-address=${address.host}`,
+    `--port=${address.port}`,
+    `--local-ttl=${options.ttl ?? 30}`,
+    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+    ...(options.localZones ?? ['skydns.local']).map((zone) => `--local=/${zone}/`),
+    ...(options.srv ?? []).map((s) => `--srv-host=${s.name},${s.target},${s.port},${s.priority ?? 0},${s.weight ?? 0}`),
+    ...(options.hosts ?? []).map((h) => `--host-record=${h.name},${h.address}`),
+    ...(options.extraArgs ?? []),
+  ];
+}
+
+/**
  * Start dnsmasq, a DNS server we did not write, on loopback with only the
  * records given (no resolv.conf, no hosts file, no upstream). Resolves once it
  * answers queries. Stopped when the test ends, pass or fail.
@@ -45,25 +72,7 @@ const DNSMASQ = process.env.DNSMASQ ?? (existsSync('/usr/sbin/dnsmasq') ? '/usr/
 export async function startDnsmasq(options: DnsmasqOptions): Promise<Dnsmasq> {
   for (let attempt = 0; ; attempt++) {
     const address = options.listen ?? { host: '127.0.0.1', port: await freePort() };
-    const args = [
-      '--keep-in-foreground',
-      '--conf-file=/dev/null',
-      '--no-resolv',
-      '--no-hosts',
-      '--no-poll',
-      '--pid-file=',
-      '--log-facility=-',
-      '--bind-interfaces',
-      '--interface=lo',
-      `--listen-address=${address.host}`,
-      `--port=${address.port}`,
-      `--local-ttl=${options.ttl ?? 30}`,
-      ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-      ...(options.localZones ?? ['skydns.local']).map((zone) => `--local=/${zone}/`),
-      ...(options.srv ?? []).map((s) => `--srv-host=${s.name},${s.target},${s.port},${s.priority ?? 0},${s.weight ?? 0}`),
-      ...(options.hosts ?? []).map((h) => `--host-record=${h.name},${h.address}`),
-      ...(options.extraArgs ?? []),
-    ];
+    const args = dnsmasqArgs(address, options, ['--interface=lo']);
     const child = spawn(DNSMASQ, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
-import type { DnsmasqOptions } from './dnsmasq.js';
+import { dnsmasqArgs, type DnsmasqOptions } from './dnsmasq.js';
 
 /**
  * Containers for tests: a container is Linux namespaces, so a "container" here
@@ -303,24 +303,7 @@ const DNSMASQ = process.env.DNSMASQ ?? tool('dnsmasq');
  */
 export async function startDnsmasqIn(ns: Namespace, options: DnsmasqOptions = {}): Promise<NamespaceDnsmasq> {
   const address = options.listen ?? { host: '127.0.0.1', port: 53 };
-  const args = [
-    '--keep-in-foreground',
-    '--conf-file=/dev/null',
-    '--no-resolv',
-    '--no-hosts',
-    '--no-poll',
-    '--pid-file=',
-    '--log-facility=-',
-    '--bind-interfaces',
-    `--listen-address=${address.host}`,
-    `--port=${address.port}`,
-    `--local-ttl=${options.ttl ?? 30}`,
-    '--user=root',
-    ...(options.localZones ?? ['skydns.local']).map((zone) => `--local=/${zone}/`),
-    ...(options.srv ?? []).map((s) => `--srv-host=${s.name},${s.target},${s.port},${s.priority ?? 0},${s.weight ?? 0}`),
-    ...(options.hosts ?? []).map((h) => `--host-record=${h.name},${h.address}`),
-    ...(options.extraArgs ?? []),
-  ];
+  const args = dnsmasqArgs(address, options);
   const child = ns.spawn(DNSMASQ, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
