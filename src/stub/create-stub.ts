@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Cidr } from '../core/cidr.js';
 import { ConfigError } from '../core/errors.js';
 import type { HostPort } from '../core/host-port.js';
@@ -92,6 +93,8 @@ export function createStub(options: StubOptions): StubServer {
   const logger = options.logger ?? silentLogger;
   const stats = createStubStats();
   const abort = new AbortController();
+  // Every exchange in flight listens to this signal: hundreds at once are normal, not the leak Node warns about.
+  setMaxListeners(0, abort.signal);
   const cache = new DnsCache({
     ...(options.cacheSize === undefined ? {} : { maxEntries: options.cacheSize }),
     ...(options.cacheBytes === undefined ? {} : { maxBytes: options.cacheBytes }),

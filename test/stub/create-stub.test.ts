@@ -309,3 +309,27 @@ describe('createStub', () => {
     180_000,
   );
 });
+
+describe('createStub under many questions in flight', () => {
+  it('holds dozens of upstream exchanges at once without a listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.name);
+    process.on('warning', onWarning);
+    onTestFinished(() => void process.off('warning', onWarning));
+    // An upstream that answers only once every question has arrived.
+    const pending: (() => void)[] = [];
+    const upstream = await startUpstream(
+      (message) =>
+        new Promise<DnsMessage>((resolve) => {
+          pending.push(() => resolve(createReply(message, { answers: [aRecord(message.questions[0]?.name ?? '', '192.0.2.1')] })));
+          if (pending.length === 30) for (const release of pending) release();
+        }),
+    );
+    const stub = await startStub({ upstreamResolver: resolverFor(upstream.address, 5000) });
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => ask(stub.address(), query(`n${i}.example`))));
+    expect(replies.every((reply) => reply.rcode === Rcode.NOERROR)).toBe(true);
+    // Warnings are emitted on the next tick.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(warnings).toEqual([]);
+  });
+});
