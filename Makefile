@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # command:package pairs the test suite needs from Debian.
-TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux nsenter:util-linux setpriv:util-linux ip:iproute2 etcd:etcd-server etcdctl:etcd-client
+TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux nsenter:util-linux setpriv:util-linux ip:iproute2 etcd:etcd-server etcdctl:etcd-client openssl:openssl
 
 .PHONY: help deps system-deps build lint test demo bench clean
 

@@ -14,6 +14,7 @@ import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { runSrvlink, spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { connectTcp, readLine, startNamedBackend, startTcpBackend } from '../helpers/tcp-backends.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { makeTestCerts } from '../helpers/tls-certs.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const DOMAIN = 'env1.skydns.local';
@@ -250,5 +251,23 @@ describe('srvlink register: etcd auth', () => {
     await refused.waitForLog((l) => l.msg === 'cannot register in etcd, retrying');
     expect((await etcd.etcdctl(['--user', 'root:s3cret-pw', 'get', `${KEY}/auth3`])).stdout).toBe('');
     for (const proc of [withEnv, refused]) expect(JSON.stringify(proc.logs)).not.toMatch(/s3cret-pw|not-the-password/);
+  });
+});
+
+describe('srvlink with etcd over TLS', () => {
+  it('registers and serves through an etcd that requires client certificates', async () => {
+    const certs = await makeTestCerts(tempDir());
+    const etcd = await startEtcd({ tls: certs });
+    const tlsFlags = ['--etcd-cacert', certs.ca, '--etcd-cert', certs.clientCert, '--etcd-key', certs.clientKey];
+    const zk = register(etcd, ['--port', '31001', '--instance', 'tls1', ...tlsFlags]);
+    await registered(zk);
+    expect((await etcd.etcdctl(['get', `${KEY}/tls1`, '--print-value-only'])).stdout).toContain('"port":31001');
+    const proc = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--etcd', etcd.endpoints.join(','), ...tlsFlags]);
+    const dns = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'dns server listening')).address), 'address');
+    expect(await srvAnswers(dns)).toEqual([`10 100 31001 tls1.${SRV}.`]);
+    // An https endpoint without the CA is a usage error, not a hang.
+    const noCa = await runSrvlink(['dns', '--listen', '127.0.0.1:0', '--etcd', etcd.endpoints.join(',')]);
+    expect(noCa.stderr).toContain('missing --etcd-cacert');
+    expect(noCa.code).toBe(2);
   });
 });

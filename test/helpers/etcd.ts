@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { onTestFinished } from 'vitest';
 import { freePort } from './free-port.js';
+import type { TestCerts } from './tls-certs.js';
 import { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
@@ -46,14 +47,15 @@ const ETCDCTL = process.env.ETCDCTL ?? 'etcdctl';
  * stopped and removed when the test ends, pass or fail; elsewhere the caller
  * closes it.
  */
-export async function startEtcd(options: { size?: number } = {}): Promise<EtcdCluster> {
+export async function startEtcd(options: { size?: number; tls?: TestCerts } = {}): Promise<EtcdCluster> {
   const size = options.size ?? 1;
+  const tls = options.tls;
   const base = mkdtempSync(join(tmpdir(), 'srvlink-etcd-'));
   const token = `srvlink-test-${process.pid}-${Date.now()}`;
   const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const initialCluster = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
-  const members = ports.map((p, i) => member(`m${i}`, p, join(base, `m${i}`), initialCluster, token));
+  const members = ports.map((p, i) => member(`m${i}`, p, join(base, `m${i}`), initialCluster, token, tls));
   await Promise.all(members.map((m) => m.start()));
   let closing: Promise<void> | undefined;
   const cluster: EtcdCluster = {
@@ -61,7 +63,8 @@ export async function startEtcd(options: { size?: number } = {}): Promise<EtcdCl
     endpoints: members.map((m) => m.endpoint),
     etcdctl: async (args) => {
       try {
-        const { stdout, stderr } = await run(ETCDCTL, [`--endpoints=${cluster.endpoints.join(',')}`, '--command-timeout=10s', ...args], {
+        const tlsArgs = tls ? [`--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : [];
+        const { stdout, stderr } = await run(ETCDCTL, [`--endpoints=${cluster.endpoints.join(',')}`, '--command-timeout=10s', ...tlsArgs, ...args], {
           env: { ...process.env, ETCDCTL_API: '3' },
           timeout: ETCD_TIMEOUT,
         });
@@ -87,11 +90,20 @@ export async function startEtcd(options: { size?: number } = {}): Promise<EtcdCl
   return cluster;
 }
 
-function member(name: string, ports: { client: number; peer: number }, dataDir: string, initialCluster: string, token: string): EtcdMember {
+function member(
+  name: string,
+  ports: { client: number; peer: number },
+  dataDir: string,
+  initialCluster: string,
+  token: string,
+  tls: TestCerts | undefined,
+): EtcdMember {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let log = '';
-  const endpoint = `http://127.0.0.1:${ports.client}`;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${ports.client}`;
+  // With TLS, clients must show a certificate signed by the test CA.
+  const tlsFlags = tls ? [`--cert-file=${tls.serverCert}`, `--key-file=${tls.serverKey}`, `--trusted-ca-file=${tls.ca}`, '--client-cert-auth'] : [];
   const self: EtcdMember = {
     name,
     endpoint,
@@ -119,6 +131,7 @@ function member(name: string, ports: { client: number; peer: number }, dataDir: 
           '--election-timeout=500',
           '--logger=zap',
           '--log-level=error',
+          ...tlsFlags,
         ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
@@ -130,6 +143,16 @@ function member(name: string, ports: { client: number; peer: number }, dataDir: 
       await waitFor(
         async () => {
           if (current.exitCode !== null) throw new Error(`etcd ${name} exited with ${current.exitCode}: ${log}`);
+          if (tls) {
+            // fetch cannot be given a CA here; etcdctl can.
+            const probe = await run(ETCDCTL, [`--endpoints=${endpoint}`, `--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`, '--dial-timeout=1s', 'endpoint', 'health'], {
+              env: { ...process.env, ETCDCTL_API: '3' },
+            }).then(
+              () => true,
+              () => false,
+            );
+            return probe;
+          }
           try {
             const response = await fetch(`${endpoint}/version`, { signal: AbortSignal.timeout(1000) });
             return response.ok;
