@@ -1,4 +1,7 @@
 import { isIP } from 'node:net';
+import type { Etcd3 } from 'etcd3';
+import type { EtcdConfig } from '../config/etcd-config.js';
+import type { RegisterConfig } from '../config/register-config.js';
 import type { Mapping, RunConfig } from '../config/run-config.js';
 import { ConfigError } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
@@ -6,23 +9,20 @@ import { listenError } from '../core/listen-error.js';
 import type { Logger } from '../core/logger.js';
 import type { BackendSource } from '../discovery/backend-source.js';
 import { DnsBackendSource } from '../discovery/dns-backend-source.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import { StaticBackendSource } from '../discovery/static-backend-source.js';
 import { DnsClient } from '../dns/client.js';
+import type { DnsHandler } from '../dns/handler.js';
 import { readResolvConf, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
 import { Forwarder } from '../proxy/forwarder.js';
-import type { AliasAddresses } from '../stub/alias-handler.js';
-import { defaultAllowFrom } from '../stub/allow-from.js';
-import { createStub, type StubServer } from '../stub/create-stub.js';
-import type { Etcd3 } from 'etcd3';
-import type { EtcdConfig } from '../config/etcd-config.js';
-import type { RegisterConfig } from '../config/register-config.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
-import type { DnsHandler } from '../dns/handler.js';
 import type { Registration } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
 import { createZoneResolver } from '../skydns/zone-resolver.js';
 import type { ZoneEntry, ZoneStore } from '../skydns/zone-store.js';
+import type { AliasAddresses } from '../stub/alias-handler.js';
+import { defaultAllowFrom } from '../stub/allow-from.js';
+import { createStub, type StubServer } from '../stub/create-stub.js';
 import { createEtcdClient } from './etcd-client.js';
 import { openEtcdZone, startRegistration } from './etcd-runtime.js';
 
@@ -67,8 +67,9 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   const stop = options.stop ?? new AbortController().signal;
   const etcdClient = options.etcd ? createEtcdClient(options.etcd, options.env ?? {}) : undefined;
   const zone = config.discovery === 'etcd' ? new LateZone() : undefined;
+  // Every mapped service's environment is answered from etcd, the cluster domain or not.
   const zoneResolver = zone
-    ? createZoneResolver({ zones: [config.clusterDomain], store: zone, unavailable: () => zone.unavailable })
+    ? createZoneResolver({ zones: [config.clusterDomain, ...config.mappings.map((m) => environmentOf(m.srvName))], store: zone, unavailable: () => zone.unavailable })
     : undefined;
   const sources: BackendSource[] = [];
   const srvSources: DnsBackendSource[] = [];
@@ -284,6 +285,11 @@ function withoutStub(servers: readonly HostPort[], stub: HostPort | undefined): 
   if (!stub) return [...servers];
   const wildcard = stub.host === '0.0.0.0' || stub.host === '::';
   return servers.filter((s) => s.port !== stub.port || !(s.host === stub.host || (wildcard && isLoopback(s.host))));
+}
+
+/** `_zookeeper._tcp.env1.skydns.local.` → `env1.skydns.local.` */
+function environmentOf(srvName: string): string {
+  return srvName.split('.').slice(2).join('.');
 }
 
 /** A listener on a wildcard address is reached through loopback. */
