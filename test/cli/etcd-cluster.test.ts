@@ -143,6 +143,23 @@ describe('srvlink with etcd', () => {
     expect(order).toEqual(['deregistered', 'draining']);
   });
 
+  it('starts before etcd does: srvlink run and srvlink dns pick the zone up once etcd answers', async () => {
+    const etcd = await startEtcd();
+    const backend = await startNamedBackend('early');
+    await etcd.etcdctl(['put', `${KEY}/early`, JSON.stringify({ host: '127.0.0.1', port: backend.address.port })]);
+    await etcd.members[0]?.stop();
+    const { address, proc } = await startRun(etcd);
+    // Listening already; without the zone a connection is closed (nothing to dial yet).
+    expect(await whoAnswers(address)).toBeUndefined();
+    const dnsProc = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--etcd', etcd.endpoints.join(',')]);
+    await dnsProc.waitForLog((l) => l.msg === 'cannot read the zone from etcd yet, retrying');
+    await etcd.members[0]?.start();
+    const dns = parseHostPort(String((await dnsProc.waitForLog((l) => l.msg === 'dns server listening')).address), 'address');
+    expect(await srvAnswers(dns)).toEqual([`10 100 ${backend.address.port} early.${SRV}.`]);
+    await waitFor(async () => (await whoAnswers(address)) === 'early', { what: 'the forwarder to use the zone once etcd is up' });
+    expect(proc.child.exitCode).toBeNull();
+  });
+
   it('health-gates the registration: port closed → removed after --fall, reopened → back after --rise', async () => {
     const etcd = await startEtcd();
     const backend = await startTcpBackend((socket) => socket.end());
