@@ -36,8 +36,12 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     'after',
     `
 Examples:
-  srvlink dns --listen 127.0.0.1:5353 --records records.yaml
+  srvlink run --domain env1.skydns.local --cluster-dns 10.0.0.2 --map 2181=zookeeper
+  srvlink register --etcd http://10.0.0.5:2379 --domain env1.skydns.local --service web --port '$PORT0'
+  srvlink dns --listen 127.0.0.1:5353 --etcd http://10.0.0.5:2379
   srvlink resolve zookeeper --domain env1.skydns.local --cluster-dns 127.0.0.1:5353
+
+Every command has --help with its options and examples.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.`,
   );
