@@ -9,7 +9,6 @@ import { listenError } from '../core/listen-error.js';
 import type { Logger } from '../core/logger.js';
 import type { BackendSource } from '../discovery/backend-source.js';
 import { DnsBackendSource } from '../discovery/dns-backend-source.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import { StaticBackendSource } from '../discovery/static-backend-source.js';
 import { DnsClient } from '../dns/client.js';
 import type { DnsHandler } from '../dns/handler.js';
@@ -66,10 +65,15 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
 
   const stop = options.stop ?? new AbortController().signal;
   const etcdClient = options.etcd ? createEtcdClient(options.etcd, options.env ?? {}) : undefined;
-  const zone = config.discovery === 'etcd' ? new LateZone() : undefined;
+  const zone = config.discovery === 'etcd' ? new LateZone(config.prefix) : undefined;
   // Every mapped service's environment is answered from etcd, the cluster domain or not.
   const zoneResolver = zone
-    ? createZoneResolver({ zones: [config.clusterDomain, ...config.mappings.map((m) => environmentOf(m.srvName))], store: zone, unavailable: () => zone.unavailable })
+    ? createZoneResolver({
+        zones: [config.clusterDomain, ...config.mappings.map((m) => environmentOf(m.srvName))],
+        prefix: config.prefix,
+        store: zone,
+        unavailable: () => zone.unavailable,
+      })
     : undefined;
   const sources: BackendSource[] = [];
   const srvSources: DnsBackendSource[] = [];
@@ -143,7 +147,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   }
   // Discovery starts after the listeners: a cluster DNS or etcd that is down must not stop start-up.
   if (zone && etcdClient) {
-    void openEtcdZone(etcdClient, DEFAULT_SKYDNS_PREFIX, log, stop).then((store) => {
+    void openEtcdZone(etcdClient, config.prefix, log, stop).then((store) => {
       if (!store) return;
       zone.attach(store);
       // Push (DESIGN.md §4.2): every change of the index reaches the forwarders at once.
@@ -237,7 +241,12 @@ function createDnsStub(
  * the stub need not wait for etcd at start-up.
  */
 class LateZone implements ZoneStore {
+  readonly prefix: string;
   #store: EtcdZoneStore | undefined;
+
+  constructor(prefix: string) {
+    this.prefix = prefix;
+  }
 
   attach(store: EtcdZoneStore): void {
     this.#store = store;
@@ -261,7 +270,7 @@ class LateZone implements ZoneStore {
 
   /** Answers the cluster domain from the index once loaded; before that, passes names on (to the cluster DNS, if any). */
   handler(clusterDomain: string): DnsHandler {
-    const zoneHandler = createZoneHandler({ zones: [clusterDomain], store: this });
+    const zoneHandler = createZoneHandler({ zones: [clusterDomain], prefix: this.prefix, store: this });
     return {
       name: 'etcd-zone',
       handle: (request, next) => (this.#store ? zoneHandler.handle(request, next) : next()),

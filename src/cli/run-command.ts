@@ -7,7 +7,6 @@ import { ConfigError, errorMessage } from '../core/errors.js';
 import { hostname } from 'node:os';
 import { parseEtcdConfig } from '../config/etcd-config.js';
 import { parseRegisterConfig } from '../config/register-config.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import { defaultHost } from '../registry/default-host.js';
 import { startAmbassador } from './ambassador.js';
 import { withEtcdOptions } from './etcd-client.js';
@@ -39,6 +38,7 @@ const FILE_KEYS = [
   'dns-cache-size',
   'allow-from',
   'register',
+  'prefix',
   'etcd',
   'etcd-cacert',
   'etcd-cert',
@@ -92,6 +92,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(
       opt('--register <name:port[:key=value...]>', "register this container's service in etcd, repeatable; keys: host, priority, weight, ttl, instance, check, check-interval, check-timeout, rise, fall", 'SRVLINK_REGISTER').argParser(collect),
     )
+    .addOption(opt('--prefix <path>', 'etcd key prefix of the SkyDNS layout (etcd discovery, --register)', 'SRVLINK_PREFIX').default(RUN_DEFAULTS.prefix))
     .addOption(
       opt('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, repeatable (default: loopback and own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
         collect,
@@ -151,7 +152,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 
           const registrations = config.register.map((spec) =>
             parseRegisterConfig(spec, {
               domain: config.domain,
-              prefix: DEFAULT_SKYDNS_PREFIX,
+              prefix: config.prefix,
               env: io.env,
               hostname: hostname(),
               defaultHost: () => defaultHost(),

@@ -8,7 +8,7 @@ import { serviceSrvName } from '../discovery/service-name.js';
 import { parseStaticBackends, type StaticBackend } from '../discovery/static-backend-source.js';
 import type { LayeredValue } from './config-file.js';
 import { describeSource, flagName, type OptionSource } from './option-source.js';
-import { parseZone } from './dns-serve-config.js';
+import { parsePrefix, parseZone } from './dns-serve-config.js';
 
 /** One local listener and the service behind it. */
 export interface Mapping {
@@ -64,6 +64,8 @@ export interface RunConfig {
   readonly allowFrom: readonly Cidr[];
   /** The container's own services to register in etcd (`--register NAME:PORT[:key=value...]`). */
   readonly register: readonly RegisterSpec[];
+  /** etcd key prefix of the SkyDNS layout, for etcd discovery and registration. */
+  readonly prefix: string;
 }
 
 /** Defaults, as `--help` shows them. */
@@ -83,6 +85,7 @@ export const RUN_DEFAULTS = {
   dnsListen: '127.0.0.1:53',
   resolvConf: '/etc/resolv.conf',
   dnsCacheSize: '10000',
+  prefix: '/skydns',
 } as const;
 
 /** The attributes `parseRunConfig` reads (commander's camelCase names). */
@@ -227,6 +230,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     dnsCacheSize: integer('dnsCacheSize', 1, 10_000_000),
     allowFrom: Object.freeze(allowFrom),
     register: Object.freeze(register),
+    prefix: parsePrefix(String(get('prefix').value), describeSource(get('prefix').source)),
   });
 }
 

@@ -160,6 +160,16 @@ describe('srvlink with etcd', () => {
     expect(proc.child.exitCode).toBeNull();
   });
 
+  it('reads and registers under another --prefix', async () => {
+    const etcd = await startEtcd();
+    const backend = await startNamedBackend('custom');
+    const app = await startTcpBackend((socket) => socket.end());
+    const { address } = await startRun(etcd, ['--prefix', '/custom', '--register', `web:${app.address.port}:host=127.0.0.1:instance=w1`]);
+    await etcd.etcdctl(['put', '/custom/local/skydns/env1/_tcp/_zookeeper/c1', JSON.stringify({ host: '127.0.0.1', port: backend.address.port })]);
+    await waitFor(async () => (await whoAnswers(address)) === 'custom', { what: 'the forwarder to use a key under /custom' });
+    await waitFor(async () => (await etcd.etcdctl(['get', '/custom/local/skydns/env1/_tcp/_web/w1'])).stdout !== '', { what: 'the registration under /custom' });
+  });
+
   it('health-gates the registration: port closed → removed after --fall, reopened → back after --rise', async () => {
     const etcd = await startEtcd();
     const backend = await startTcpBackend((socket) => socket.end());

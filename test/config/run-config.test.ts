@@ -116,6 +116,8 @@ describe('parseRunConfig', () => {
       ],
     });
     expect(parseRunConfig(cli({ ...base, dnsListen: 'none' })).dnsListen).toBeUndefined();
+    expect(parseRunConfig(cli(base)).prefix).toBe('/skydns');
+    expect(parseRunConfig(cli({ ...base, prefix: '/custom/' })).prefix).toBe('/custom');
     expect(parseRunConfig(cli({ ...base, writeResolvConf: true })).writeResolvConf).toBe(true);
   });
 
