@@ -6,7 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { formatHostPort } from '../../src/core/host-port.js';
 import type { ResolveReport } from '../../src/cli/resolve-command.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
-import { freePort } from '../helpers/free-port.js';
+import { unusedPort } from '../helpers/tcp-backends.js';
 import { runSrvlink, spawnSrvlink } from '../helpers/srvlink-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -94,7 +94,8 @@ describe('srvlink resolve', () => {
   });
 
   it('fails with exit code 1 and one line when nothing listens on the port', async () => {
-    const server = `127.0.0.1:${await freePort()}`;
+    // A privileged port no test binds: nothing answers there, over UDP either.
+    const server = `127.0.0.1:${await unusedPort()}`;
     const result = await runSrvlink(['resolve', SRV, '--cluster-dns', server, '--timeout', '1s']);
     expect(result.code).toBe(1);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);

@@ -1,5 +1,3 @@
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, DnsQueryError } from '../../src/core/errors.js';
@@ -14,6 +12,7 @@ import {
   type FakeDnsScript,
   type FakeDnsServer,
 } from '../helpers/fake-dns-server.js';
+import { unusedPort } from '../helpers/tcp-backends.js';
 
 const NAME = 'db.env1.skydns.local';
 
@@ -94,14 +93,14 @@ function addresses(message: DnsMessage): string[] {
   return message.answers.flatMap((rr) => (rr.type === 'A' ? [rr.data] : []));
 }
 
-/** A port where nothing listens: bound, then closed. */
+/**
+ * A port where nothing listens, and nothing will: a privileged port no test
+ * binds (a port released after binding port 0 may be given to a test
+ * running in parallel).
+ */
 async function closedPort(): Promise<HostPort> {
   const before = handles();
-  const socket = createSocket('udp4');
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  const port = await unusedPort();
   await expectHandles(before);
   return { host: '127.0.0.1', port };
 }

@@ -124,21 +124,34 @@ export function startNamedBackend(name: string, options: TcpBackendOptions = {})
   );
 }
 
+/** Ports already handed out by `unusedPort` in this process: each test gets distinct ones. */
+const handedOut = new Set<number>();
+
 /**
- * A port on `host` where nothing listens right now (connects are refused):
- * bound on port 0, then released. Another process could take it meanwhile;
- * on a test machine that is rare enough.
+ * A port on `host` where nothing listens, and nothing of ours will: one of
+ * the privileged ports 600-999, which tests never bind (they take port 0,
+ * from the ephemeral range), checked to refuse connections now. A port
+ * released after binding port 0 is no good: a test running in parallel may
+ * be given it in between, and the "dead" backend answers.
  */
 export async function unusedPort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: 0 }, resolve);
-  });
-  const bound = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!bound || typeof bound === 'string') throw new Error('no port');
-  return bound.port;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 600 + Math.floor(Math.random() * 400);
+    if (handedOut.has(port)) continue;
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host, port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no refusing port found on ${host} among 600-999`);
 }
 
 /**
