@@ -58,7 +58,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   const systemResolvers = withoutStub(resolvConf.nameservers, config.dnsListen);
   const clusterDns = config.clusterDns.length > 0 ? [...config.clusterDns] : systemResolvers;
   const clusterClient =
-    clusterDns.length > 0 ? new DnsClient({ servers: clusterDns, timeout: config.dnsTimeout, logger: log.child({ component: 'dns-client' }) }) : undefined;
+    config.discovery === 'dns' && clusterDns.length > 0 ? new DnsClient({ servers: clusterDns, timeout: config.dnsTimeout, logger: log.child({ component: 'dns-client' }) }) : undefined;
   if (config.discovery === 'dns' && !clusterClient) {
     throw new ConfigError(`missing --cluster-dns: ${config.resolvConf} names no nameserver other than the stub itself to find services with`);
   }

@@ -32,6 +32,11 @@ export function processIo(): CliIo {
   };
 }
 
+/** An option that can also come from environment variable `env`. */
+export function envOption(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
 /** Options every command has. */
 export function withCommonOptions(command: Command): Command {
   return command.addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`).env('SRVLINK_LOG_LEVEL').default('info'));

@@ -1,38 +1,37 @@
 import { hostname } from 'node:os';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { parseEtcdConfig } from '../config/etcd-config.js';
 import { parseZone, parsePrefix } from '../config/dns-serve-config.js';
 import { describeSource, flagName } from '../config/option-source.js';
 import { parseRegisterConfig, type RegisterSpec } from '../config/register-config.js';
 import { ConfigError } from '../core/errors.js';
 import { defaultHost } from '../registry/default-host.js';
-import { ExitCode, commandLogger, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { ExitCode, commandLogger, envOption, optionSources, runGuarded, type CliIo } from './cli-context.js';
 import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
 import { startRegistration } from './etcd-runtime.js';
 
 /** `srvlink register`: the registration sidekick alone (DESIGN.md §4.4). */
 export function registerCommand(io: CliIo, setExit: (code: number) => void): Command {
-  const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
   const command = new Command('register')
     .summary('register a service instance in etcd (SkyDNS layout), kept alive and health-gated')
     .description(
       'Write /skydns/<reversed domain>/_tcp/_<service>/<instance> = {host, port, priority, weight, ttl} under an etcd lease of --ttl seconds, kept alive. With --check the key exists only while the check passes (--rise passes in a row to add it, --fall failures to remove it). If etcd is unreachable past the lease, the key is registered again as soon as etcd answers. SIGTERM or SIGINT revoke the lease: the key is gone at once.',
     );
   withEtcdOptions(command)
-    .addOption(opt('--domain <domain>', "the instance's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
-    .addOption(opt('--service <name>', 'service name, e.g. zookeeper (required)', 'SRVLINK_SERVICE'))
-    .addOption(opt('--host <host>', 'address to publish; $VAR allowed (default: first non-loopback IPv4)', 'SRVLINK_HOST'))
-    .addOption(opt('--port <port>', 'port to publish; $VAR allowed, e.g. \'$PORT0\' (required)', 'SRVLINK_PORT'))
-    .addOption(opt('--priority <n>', 'SRV priority, lower is tried first', 'SRVLINK_PRIORITY').default('10'))
-    .addOption(opt('--weight <n>', 'SRV weight within a priority', 'SRVLINK_WEIGHT').default('100'))
-    .addOption(opt('--ttl <seconds>', 'lease (and record) TTL', 'SRVLINK_TTL').default('10'))
-    .addOption(opt('--instance <id>', 'instance id, a DNS label (default: from host name and port)', 'SRVLINK_INSTANCE'))
-    .addOption(opt('--check <spec>', 'health check: tcp://HOST:PORT, http://HOST[:PORT]/PATH or exec:CMD', 'SRVLINK_CHECK'))
-    .addOption(opt('--check-interval <duration>', 'time between checks', 'SRVLINK_CHECK_INTERVAL').default('2s'))
-    .addOption(opt('--check-timeout <duration>', 'time one check may take', 'SRVLINK_CHECK_TIMEOUT').default('2s'))
-    .addOption(opt('--rise <n>', 'passes in a row that register the instance', 'SRVLINK_RISE').default('2'))
-    .addOption(opt('--fall <n>', 'failures in a row that deregister it', 'SRVLINK_FALL').default('3'))
-    .addOption(opt('--prefix <path>', 'etcd key prefix of the layout', 'SRVLINK_PREFIX').default('/skydns'))
+    .addOption(envOption('--domain <domain>', "the instance's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
+    .addOption(envOption('--service <name>', 'service name, e.g. zookeeper (required)', 'SRVLINK_SERVICE'))
+    .addOption(envOption('--host <host>', 'address to publish; $VAR allowed (default: first non-loopback IPv4)', 'SRVLINK_HOST'))
+    .addOption(envOption('--port <port>', 'port to publish; $VAR allowed, e.g. \'$PORT0\' (required)', 'SRVLINK_PORT'))
+    .addOption(envOption('--priority <n>', 'SRV priority, lower is tried first', 'SRVLINK_PRIORITY').default('10'))
+    .addOption(envOption('--weight <n>', 'SRV weight within a priority', 'SRVLINK_WEIGHT').default('100'))
+    .addOption(envOption('--ttl <seconds>', 'lease (and record) TTL', 'SRVLINK_TTL').default('10'))
+    .addOption(envOption('--instance <id>', 'instance id, a DNS label (default: from host name and port)', 'SRVLINK_INSTANCE'))
+    .addOption(envOption('--check <spec>', 'health check: tcp://HOST:PORT, http://HOST[:PORT]/PATH or exec:CMD', 'SRVLINK_CHECK'))
+    .addOption(envOption('--check-interval <duration>', 'time between checks', 'SRVLINK_CHECK_INTERVAL').default('2s'))
+    .addOption(envOption('--check-timeout <duration>', 'time one check may take', 'SRVLINK_CHECK_TIMEOUT').default('2s'))
+    .addOption(envOption('--rise <n>', 'passes in a row that register the instance', 'SRVLINK_RISE').default('2'))
+    .addOption(envOption('--fall <n>', 'failures in a row that deregister it', 'SRVLINK_FALL').default('3'))
+    .addOption(envOption('--prefix <path>', 'etcd key prefix of the layout', 'SRVLINK_PREFIX').default('/skydns'))
     .addHelpText(
       'after',
       `

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { layerSettings, parseConfigFile } from '../config/config-file.js';
 import { flagName } from '../config/option-source.js';
 import { RUN_DEFAULTS, parseRunConfig, type RunSetting } from '../config/run-config.js';
@@ -10,7 +10,7 @@ import { parseRegisterConfig } from '../config/register-config.js';
 import { defaultHost } from '../registry/default-host.js';
 import { startAmbassador } from './ambassador.js';
 import { withEtcdOptions } from './etcd-client.js';
-import { ExitCode, collect, commandLogger, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { ExitCode, collect, commandLogger, envOption, optionSources, runGuarded, type CliIo } from './cli-context.js';
 
 /** Keys a config file may hold: the long flag names. */
 const FILE_KEYS = [
@@ -50,51 +50,50 @@ const FILE_KEYS = [
 
 /** `srvlink run`: the ambassador. */
 export function runCommand(io: CliIo, setExit: (code: number) => void): Command {
-  const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
   const command = new Command('run')
     .summary('forward local ports to the backends of SRV services (the ambassador)')
     .description(
       'Listen on local TCP ports and forward each connection to a backend of the mapped service, found through DNS SRV records: lower priority first, weighted random within a priority (RFC 2782), the next backend when one does not answer. Backend sets are cached for their TTL (clamped to --ttl-min/--ttl-max) and refreshed in the background; when the cluster DNS fails, the last good set stays in use up to --stale-max. SIGTERM or SIGINT: stop accepting, let open connections finish (up to --drain-timeout), exit 0.',
     )
-    .addOption(opt('--config <file>', 'YAML or JSON file of settings; keys are the long flag names', 'SRVLINK_CONFIG'))
-    .addOption(opt('--domain <domain>', "this container's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
+    .addOption(envOption('--config <file>', 'YAML or JSON file of settings; keys are the long flag names', 'SRVLINK_CONFIG'))
+    .addOption(envOption('--domain <domain>', "this container's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
     .addOption(
-      opt('--map <[addr:]port=service>', 'forward a local port to a service, repeatable: 2181=zookeeper, 5432=postgres.env2', 'SRVLINK_MAP').argParser(collect),
+      envOption('--map <[addr:]port=service>', 'forward a local port to a service, repeatable: 2181=zookeeper, 5432=postgres.env2', 'SRVLINK_MAP').argParser(collect),
     )
-    .addOption(opt('--listen <addr>', 'address for mappings given without one', 'SRVLINK_LISTEN').default(RUN_DEFAULTS.listen))
+    .addOption(envOption('--listen <addr>', 'address for mappings given without one', 'SRVLINK_LISTEN').default(RUN_DEFAULTS.listen))
     .addOption(
-      opt('--cluster-dns <host[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)', 'SRVLINK_CLUSTER_DNS').argParser(collect),
+      envOption('--cluster-dns <host[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)', 'SRVLINK_CLUSTER_DNS').argParser(collect),
     )
     .addOption(
-      opt('--discovery <kind>', 'where backends come from: dns (SRV via --cluster-dns), etcd (watch, --etcd) or static (--backend)', 'SRVLINK_DISCOVERY').default(
+      envOption('--discovery <kind>', 'where backends come from: dns (SRV via --cluster-dns), etcd (watch, --etcd) or static (--backend)', 'SRVLINK_DISCOVERY').default(
         RUN_DEFAULTS.discovery,
       ),
     )
-    .addOption(opt('--backend <service=host:port,...>', 'static backends of a service, repeatable', 'SRVLINK_BACKEND').argParser(collect))
-    .addOption(opt('--connect-timeout <duration>', 'give up dialing a backend after this long', 'SRVLINK_CONNECT_TIMEOUT').default(RUN_DEFAULTS.connectTimeout))
-    .addOption(opt('--idle-timeout <duration>', 'close a connection idle this long (off: never)', 'SRVLINK_IDLE_TIMEOUT').default(RUN_DEFAULTS.idleTimeout))
-    .addOption(opt('--max-conns <n>', 'open connections per mapping; more are closed at once', 'SRVLINK_MAX_CONNS').default(RUN_DEFAULTS.maxConns))
-    .addOption(opt('--eject-after <n>', 'connect failures in a row that eject a backend', 'SRVLINK_EJECT_AFTER').default(RUN_DEFAULTS.ejectAfter))
-    .addOption(opt('--eject-time <duration>', 'first ejection; doubles each time a backend is ejected again', 'SRVLINK_EJECT_TIME').default(RUN_DEFAULTS.ejectTime))
-    .addOption(opt('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish', 'SRVLINK_DRAIN_TIMEOUT').default(RUN_DEFAULTS.drainTimeout))
-    .addOption(opt('--ttl-min <duration>', 'shortest time a backend set is cached', 'SRVLINK_TTL_MIN').default(RUN_DEFAULTS.ttlMin))
-    .addOption(opt('--ttl-max <duration>', 'longest time a backend set is cached', 'SRVLINK_TTL_MAX').default(RUN_DEFAULTS.ttlMax))
-    .addOption(opt('--stale-max <duration>', 'how long the last good set is used while refreshing fails', 'SRVLINK_STALE_MAX').default(RUN_DEFAULTS.staleMax))
-    .addOption(opt('--dns-timeout <duration>', 'per-query timeout towards the cluster DNS and upstreams', 'SRVLINK_DNS_TIMEOUT').default(RUN_DEFAULTS.dnsTimeout))
-    .addOption(opt('--dns-listen <addr[:port]|none>', "the container's DNS stub (UDP and TCP); none: no stub", 'SRVLINK_DNS_LISTEN').default(RUN_DEFAULTS.dnsListen))
-    .addOption(opt('--cluster-domain <domain>', 'names sent to the cluster DNS (default: the parent of --domain)', 'SRVLINK_CLUSTER_DOMAIN'))
+    .addOption(envOption('--backend <service=host:port,...>', 'static backends of a service, repeatable', 'SRVLINK_BACKEND').argParser(collect))
+    .addOption(envOption('--connect-timeout <duration>', 'give up dialing a backend after this long', 'SRVLINK_CONNECT_TIMEOUT').default(RUN_DEFAULTS.connectTimeout))
+    .addOption(envOption('--idle-timeout <duration>', 'close a connection idle this long (off: never)', 'SRVLINK_IDLE_TIMEOUT').default(RUN_DEFAULTS.idleTimeout))
+    .addOption(envOption('--max-conns <n>', 'open connections per mapping; more are closed at once', 'SRVLINK_MAX_CONNS').default(RUN_DEFAULTS.maxConns))
+    .addOption(envOption('--eject-after <n>', 'connect failures in a row that eject a backend', 'SRVLINK_EJECT_AFTER').default(RUN_DEFAULTS.ejectAfter))
+    .addOption(envOption('--eject-time <duration>', 'first ejection; doubles each time a backend is ejected again', 'SRVLINK_EJECT_TIME').default(RUN_DEFAULTS.ejectTime))
+    .addOption(envOption('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish', 'SRVLINK_DRAIN_TIMEOUT').default(RUN_DEFAULTS.drainTimeout))
+    .addOption(envOption('--ttl-min <duration>', 'shortest time a backend set is cached', 'SRVLINK_TTL_MIN').default(RUN_DEFAULTS.ttlMin))
+    .addOption(envOption('--ttl-max <duration>', 'longest time a backend set is cached', 'SRVLINK_TTL_MAX').default(RUN_DEFAULTS.ttlMax))
+    .addOption(envOption('--stale-max <duration>', 'how long the last good set is used while refreshing fails', 'SRVLINK_STALE_MAX').default(RUN_DEFAULTS.staleMax))
+    .addOption(envOption('--dns-timeout <duration>', 'per-query timeout towards the cluster DNS and upstreams', 'SRVLINK_DNS_TIMEOUT').default(RUN_DEFAULTS.dnsTimeout))
+    .addOption(envOption('--dns-listen <addr[:port]|none>', "the container's DNS stub (UDP and TCP); none: no stub", 'SRVLINK_DNS_LISTEN').default(RUN_DEFAULTS.dnsListen))
+    .addOption(envOption('--cluster-domain <domain>', 'names sent to the cluster DNS (default: the parent of --domain)', 'SRVLINK_CLUSTER_DOMAIN'))
     .addOption(
-      opt('--upstream <host[:port]>', 'resolver for all other names, repeatable (default: nameservers of resolv.conf at start)', 'SRVLINK_UPSTREAM').argParser(collect),
+      envOption('--upstream <host[:port]>', 'resolver for all other names, repeatable (default: nameservers of resolv.conf at start)', 'SRVLINK_UPSTREAM').argParser(collect),
     )
-    .addOption(opt('--write-resolv-conf', 'point resolv.conf at the stub (search: --domain), keeping its options', 'SRVLINK_WRITE_RESOLV_CONF'))
-    .addOption(opt('--resolv-conf <file>', 'resolv.conf to read upstreams from (and to rewrite)', 'SRVLINK_RESOLV_CONF').default(RUN_DEFAULTS.resolvConf))
-    .addOption(opt('--dns-cache-size <n>', 'answers the stub keeps (positive and negative)', 'SRVLINK_DNS_CACHE_SIZE').default(RUN_DEFAULTS.dnsCacheSize))
+    .addOption(envOption('--write-resolv-conf', 'point resolv.conf at the stub (search: --domain), keeping its options', 'SRVLINK_WRITE_RESOLV_CONF'))
+    .addOption(envOption('--resolv-conf <file>', 'resolv.conf to read upstreams from (and to rewrite)', 'SRVLINK_RESOLV_CONF').default(RUN_DEFAULTS.resolvConf))
+    .addOption(envOption('--dns-cache-size <n>', 'answers the stub keeps (positive and negative)', 'SRVLINK_DNS_CACHE_SIZE').default(RUN_DEFAULTS.dnsCacheSize))
     .addOption(
-      opt('--register <name:port[:key=value...]>', "register this container's service in etcd, repeatable; keys: host, priority, weight, ttl, instance, check, check-interval, check-timeout, rise, fall", 'SRVLINK_REGISTER').argParser(collect),
+      envOption('--register <name:port[:key=value...]>', "register this container's service in etcd, repeatable; keys: host, priority, weight, ttl, instance, check, check-interval, check-timeout, rise, fall", 'SRVLINK_REGISTER').argParser(collect),
     )
-    .addOption(opt('--prefix <path>', 'etcd key prefix of the SkyDNS layout (etcd discovery, --register)', 'SRVLINK_PREFIX').default(RUN_DEFAULTS.prefix))
+    .addOption(envOption('--prefix <path>', 'etcd key prefix of the SkyDNS layout (etcd discovery, --register)', 'SRVLINK_PREFIX').default(RUN_DEFAULTS.prefix))
     .addOption(
-      opt('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, repeatable (default: loopback and own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
+      envOption('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, repeatable (default: loopback and own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
         collect,
       ),
     )

@@ -19,3 +19,6 @@ export function formatDuration(ms: number): string {
   if (ms >= 1000) return `${ms / 1000}s`;
   return `${ms}ms`;
 }
+
+/** The longest delay Node's timers accept (a signed 32-bit number of ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;

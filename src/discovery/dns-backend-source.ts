@@ -1,5 +1,5 @@
 import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
-import { formatDuration } from '../core/duration.js';
+import { formatDuration, MAX_TIMER_MS } from '../core/duration.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { canonicalName } from '../dns/codec.js';
 import type { Backend, BackendSet, BackendSource } from './backend-source.js';
@@ -51,8 +51,6 @@ const DEFAULT_RETRY_CAP = 1000;
  * as Unbound do) and no connection ever waits for DNS after the first.
  */
 const REFRESH_AHEAD = 0.8;
-/** Node's timers hold at most a signed 32-bit number of ms (about 24.8 days). */
-const MAX_TIMER = 2 ** 31 - 1;
 
 /**
  * The `dns` discovery of `srvlink run` (DESIGN.md §4.2): the backends of one
@@ -355,7 +353,7 @@ export class DnsBackendSource implements BackendSource {
     if (this.#closed) return;
     clearTimeout(this.#timer);
     // Kept referenced: a running source is a long-lived part, and close() always clears it.
-    this.#timer = setTimeout(() => void this.#refresh(), Math.min(MAX_TIMER, Math.max(0, delay)));
+    this.#timer = setTimeout(() => void this.#refresh(), Math.min(MAX_TIMER_MS, Math.max(0, delay)));
   }
 
   #publish(set: BackendSet): void {
@@ -396,7 +394,7 @@ export class DnsBackendSource implements BackendSource {
 }
 
 /** A duration option in ms: finite, within [min, max]. */
-function checkMs(option: string, value: number, min: number, max = MAX_TIMER): number {
+function checkMs(option: string, value: number, min: number, max = MAX_TIMER_MS): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     const range = min === 0 ? 'a number of milliseconds ≥ 0' : `a number of milliseconds ≥ ${min}`;
     throw new ConfigError(`invalid dns discovery option "${option}": ${String(value)}, expected ${range} and ≤ ${max}`);

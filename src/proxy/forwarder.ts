@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../core/duration.js';
 import { setMaxListeners } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -66,8 +67,6 @@ interface Candidate {
   key: string;
 }
 
-/** setTimeout cannot wait longer (it fires at once past 2^31 − 1 ms). */
-const MAX_TIMER = 2_147_483_647;
 /** Addresses listed in the "tried ..." log line; a huge set would otherwise make a huge line. */
 const MAX_TRIED_LISTED = 10;
 
@@ -114,8 +113,8 @@ export class Forwarder implements Service<HostPort> {
     const name = options.name;
     if (typeof name !== 'string' || name === '') throw new ConfigError(`invalid forwarder name "${String(name)}": expected a non-empty label`);
     const check = (what: string, value: unknown, min: number, unit: string): number => {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER) {
-        throw new ConfigError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER}`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
+        throw new ConfigError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER_MS}`);
       }
       return value;
     };

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../core/duration.js';
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { connect, isIP } from 'node:net';
@@ -26,8 +27,6 @@ export interface HealthCheckOptions {
 
 export const HEALTH_CHECK_DEFAULTS = { timeout: 2000 } as const;
 
-/** setTimeout cannot wait longer (it fires at once past 2^31 − 1 ms). */
-const MAX_TIMER = 2_147_483_647;
 const EXPECTED = 'expected tcp://HOST:PORT, http://HOST[:PORT]/PATH or exec:COMMAND';
 
 /**
@@ -45,8 +44,8 @@ const EXPECTED = 'expected tcp://HOST:PORT, http://HOST[:PORT]/PATH or exec:COMM
 export function parseHealthCheck(spec: string, options: HealthCheckOptions = {}): HealthCheck {
   const what = options.what ?? '--check';
   const timeout = options.timeout ?? HEALTH_CHECK_DEFAULTS.timeout;
-  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMER) {
-    throw new ConfigError(`invalid ${what} timeout "${String(timeout)}": expected a whole number of ms from 1 to ${MAX_TIMER}`);
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMER_MS) {
+    throw new ConfigError(`invalid ${what} timeout "${String(timeout)}": expected a whole number of ms from 1 to ${MAX_TIMER_MS}`);
   }
   const fail = (why: string): never => {
     throw new ConfigError(`invalid ${what} "${spec}": ${why}; ${EXPECTED}`);

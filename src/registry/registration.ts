@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../core/duration.js';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { EtcdLeaseInvalidError, type Lease, type Namespace } from 'etcd3';
@@ -95,8 +96,6 @@ export const REGISTRATION_DEFAULTS = {
   callTimeout: 5000,
 } as const;
 
-/** setTimeout cannot wait longer (it fires at once past 2^31 − 1 ms). */
-const MAX_TIMER = 2_147_483_647;
 /** While etcd stays unreachable, a reminder this often (ms); the retries in between log at debug level. */
 const WARN_EVERY = 60_000;
 /** etcd stores a lease TTL as int64 seconds; a day is more than anyone means. */
@@ -181,12 +180,12 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
     this.#json = JSON.stringify(options.value);
     this.#ttl = whole('--ttl', options.ttl, REGISTRATION_DEFAULTS.ttl, 1, MAX_TTL, 'seconds');
     this.#check = options.check;
-    this.#interval = whole('check interval', options.interval, REGISTRATION_DEFAULTS.interval, 1, MAX_TIMER, 'ms');
+    this.#interval = whole('check interval', options.interval, REGISTRATION_DEFAULTS.interval, 1, MAX_TIMER_MS, 'ms');
     this.#rise = whole('--rise', options.rise, REGISTRATION_DEFAULTS.rise, 1, 1000, 'checks');
     this.#fall = whole('--fall', options.fall, REGISTRATION_DEFAULTS.fall, 1, 1000, 'checks');
-    this.#retryMin = whole('retry delay', options.retryMin, REGISTRATION_DEFAULTS.retryMin, 1, MAX_TIMER, 'ms');
-    this.#retryMax = whole('longest retry delay', options.retryMax, REGISTRATION_DEFAULTS.retryMax, this.#retryMin, MAX_TIMER, 'ms');
-    this.#callTimeout = whole('etcd call timeout', options.callTimeout, REGISTRATION_DEFAULTS.callTimeout, 1, MAX_TIMER, 'ms');
+    this.#retryMin = whole('retry delay', options.retryMin, REGISTRATION_DEFAULTS.retryMin, 1, MAX_TIMER_MS, 'ms');
+    this.#retryMax = whole('longest retry delay', options.retryMax, REGISTRATION_DEFAULTS.retryMax, this.#retryMin, MAX_TIMER_MS, 'ms');
+    this.#callTimeout = whole('etcd call timeout', options.callTimeout, REGISTRATION_DEFAULTS.callTimeout, 1, MAX_TIMER_MS, 'ms');
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => performance.now());
     this.#log = (options.logger ?? silentLogger).child({ key });
