@@ -115,7 +115,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   let stub: StubServer | undefined;
   const registrations: Registration[] = [];
   const close = async (reason?: string): Promise<void> => {
-    // Deregister first (DESIGN.md §4.6): no new client is sent here while we drain.
+    // Deregister first (docs/architecture.md §4.6): no new client is sent here while we drain.
     await Promise.all(registrations.map((r) => r.close()));
     if (reason !== undefined) log.info('draining', { signal: reason, drainTimeout: config.drainTimeout });
     await Promise.all([...forwarders.map((f) => f.close()), stub?.close()]);
@@ -150,7 +150,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     void openEtcdZone(etcdClient, config.prefix, log, stop).then((store) => {
       if (!store) return;
       zone.attach(store);
-      // Push (DESIGN.md §4.2): every change of the index reaches the forwarders at once.
+      // Push (docs/architecture.md §4.2): every change of the index reaches the forwarders at once.
       store.on('change', () => {
         for (const source of srvSources) source.refreshNow();
       });
@@ -196,7 +196,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
 }
 
 /**
- * The container's DNS stub (DESIGN.md §4.1): each mapping's aliases lead to
+ * The container's DNS stub (docs/architecture.md §4.1): each mapping's aliases lead to
  * its listener, the cluster domain to the cluster DNS, the rest upstream.
  */
 function createDnsStub(
@@ -223,7 +223,7 @@ function createDnsStub(
     listen,
     aliases,
     clusterDomain: config.clusterDomain,
-    // With etcd discovery the stub answers the cluster domain from the same index (DESIGN.md §4.1).
+    // With etcd discovery the stub answers the cluster domain from the same index (docs/architecture.md §4.1).
     ...(zone ? { clusterZone: zone.handler(config.clusterDomain) } : {}),
     clusterResolver: client(clusterDns, 'stub-cluster'),
     upstreamResolver: client(upstream, 'stub-upstream'),
@@ -289,7 +289,7 @@ function writeStubResolvConf(config: RunConfig, old: ResolvConf, stub: HostPort,
   log.info('resolv.conf points at the stub', { file: config.resolvConf, nameserver: host, search: config.domain });
 }
 
-/** Nameservers other than the stub itself (DESIGN.md §4.1: "never itself"). */
+/** Nameservers other than the stub itself (docs/architecture.md §4.1: "never itself"). */
 function withoutStub(servers: readonly HostPort[], stub: HostPort | undefined): HostPort[] {
   if (!stub) return [...servers];
   const wildcard = stub.host === '0.0.0.0' || stub.host === '::';

@@ -3,7 +3,7 @@ import { ConfigError, errorMessage } from '../core/errors.js';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../core/logger.js';
 import type { OptionSource } from '../config/option-source.js';
 
-/** Exit codes (DESIGN.md §3). */
+/** Exit codes (docs/architecture.md §3). */
 export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 
 /** What a command may touch of the outside world; tests pass their own. */

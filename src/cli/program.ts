@@ -11,7 +11,7 @@ export const VERSION = '0.1.0';
 /**
  * Parse `argv` (as `process.argv`: node, script, args...) and run the chosen
  * command. Resolves with the process exit code: 0 success, 1 runtime
- * failure, 2 usage or configuration error (DESIGN.md §3).
+ * failure, 2 usage or configuration error (docs/architecture.md §3).
  */
 export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   let exitCode: number = ExitCode.OK;

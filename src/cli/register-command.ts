@@ -10,7 +10,7 @@ import { ExitCode, commandLogger, envOption, optionSources, runGuarded, type Cli
 import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
 import { startRegistration } from './etcd-runtime.js';
 
-/** `srvlink register`: the registration sidekick alone (DESIGN.md §4.4). */
+/** `srvlink register`: the registration sidekick alone (docs/architecture.md §4.4). */
 export function registerCommand(io: CliIo, setExit: (code: number) => void): Command {
   const command = new Command('register')
     .summary('register a service instance in etcd (SkyDNS layout), kept alive and health-gated')

@@ -35,7 +35,7 @@ export function parseConfigFile(text: string, file: string, knownKeys: readonly 
 
 /**
  * Merge the layers for each key: flags and environment (as commander saw
- * them) win over the config file, which wins over defaults (DESIGN.md §3).
+ * them) win over the config file, which wins over defaults (docs/architecture.md §3).
  */
 export function layerSettings(
   fromCommand: Record<string, unknown>,

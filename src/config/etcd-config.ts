@@ -1,7 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { describeSource, splitList, type OptionSource } from './option-source.js';
 
-/** How to reach etcd: the same flags for every command that talks to it (DESIGN.md §4.4). */
+/** How to reach etcd: the same flags for every command that talks to it (docs/architecture.md §4.4). */
 export interface EtcdConfig {
   /** Client URLs (`http://10.0.0.5:2379`, `https://...`). */
   readonly endpoints: readonly string[];

@@ -234,7 +234,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   });
 }
 
-/** `[ADDR:]PORT=SERVICE` (DESIGN.md §3); an address-less mapping gets its address later. */
+/** `[ADDR:]PORT=SERVICE` (docs/architecture.md §3); an address-less mapping gets its address later. */
 /** A mapping before address assignment: `host` is missing when only a port was given. */
 interface ParsedMapping {
   host: string | undefined;
@@ -283,7 +283,7 @@ function parseMapping({ text: entry, aliases: extra }: MapEntry, domain: string,
 }
 
 /**
- * The names an app may use for a mapped service (DESIGN.md §3): the service
+ * The names an app may use for a mapped service (docs/architecture.md §3): the service
  * as written and its name in its environment, canonical. `zookeeper` in
  * env1.skydns.local → `zookeeper`, `zookeeper.env1.skydns.local`;
  * `postgres.env2` → `postgres.env2`, `postgres.env2.skydns.local`; a full

@@ -4,7 +4,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type LogFields = Record<string, unknown>;
 
-/** One structured line per event (DESIGN.md §4.7). */
+/** One structured line per event (docs/architecture.md §4.7). */
 export interface Logger {
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;

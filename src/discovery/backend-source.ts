@@ -30,7 +30,7 @@ export interface BackendSet {
   readonly updatedAt: number;
   /**
    * True while the source cannot refresh and this is the last good set, kept
-   * up to `--stale-max` (DESIGN.md §4.2).
+   * up to `--stale-max` (docs/architecture.md §4.2).
    */
   readonly stale: boolean;
 }

@@ -53,7 +53,7 @@ const DEFAULT_RETRY_CAP = 1000;
 const REFRESH_AHEAD = 0.8;
 
 /**
- * The `dns` discovery of `srvlink run` (DESIGN.md §4.2): the backends of one
+ * The `dns` discovery of `srvlink run` (docs/architecture.md §4.2): the backends of one
  * service from its SRV records through the cluster DNS, with the targets'
  * addresses (`lookupSrv`). Targets without any address are left out (warned
  * once per target).
@@ -175,7 +175,7 @@ export class DnsBackendSource implements BackendSource {
   /**
    * Ask again now instead of at the next scheduled refresh: for a resolver
    * that knows its data changed (the etcd zone, told by its watch), so that a
-   * change reaches the forwarders at once (push, DESIGN.md §4.2). A refresh in
+   * change reaches the forwarders at once (push, docs/architecture.md §4.2). A refresh in
    * flight is followed by one more, so the newest data is read.
    */
   refreshNow(): void {

@@ -5,7 +5,7 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const SERVICE_LABEL = /^_[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 
 /**
- * The SRV name a SERVICE argument stands for (DESIGN.md §3), fully qualified, lower case:
+ * The SRV name a SERVICE argument stands for (docs/architecture.md §3), fully qualified, lower case:
  * - `zookeeper` → `_zookeeper._tcp.<domain>.`
  * - `zookeeper.env2` → `_zookeeper._tcp.env2.<parent of domain>.` (another environment)
  * - `_zookeeper._tcp.env1.skydns.local` → itself (a full SRV name starts with `_`).

@@ -36,7 +36,7 @@ const DEFAULT_WEIGHT = 100;
 const EXPECTED = 'expected SERVICE=HOST:PORT[,HOST:PORT...]';
 
 /**
- * The `static` discovery (DESIGN.md §4.2): backends given in the
+ * The `static` discovery (docs/architecture.md §4.2): backends given in the
  * configuration, for demos, tests and manual overrides. `current()` resolves
  * at once with status `static`; the set never changes, so `onUpdate`
  * listeners are never called.
@@ -45,7 +45,7 @@ const EXPECTED = 'expected SERVICE=HOST:PORT[,HOST:PORT...]';
  * is; a host name is kept as written and resolved by `net.connect` (the
  * system resolver, `/etc/hosts` included) on every dial, not here.
  * Priority defaults to 10 and weight to 100, what a SkyDNS record without
- * those fields gets (DESIGN.md §4.5), so that a static entry means what the
+ * those fields gets (docs/architecture.md §4.5), so that a static entry means what the
  * same entry in etcd would mean and equal weights share load equally under
  * RFC 2782 ordering.
  */

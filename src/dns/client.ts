@@ -106,7 +106,7 @@ interface Expected {
 type Verdict = { ok: true; message: DnsMessage } | { ok: false; malformed: boolean; reason: string };
 
 /**
- * The upstream DNS client (DESIGN.md §4.1 "Upstream queries"): EDNS0, a fresh
+ * The upstream DNS client (docs/architecture.md §4.1 "Upstream queries"): EDNS0, a fresh
  * random ID and source port per attempt, retry over TCP on TC, per-attempt
  * timeouts over several servers, and only responses that come from the server
  * asked and match ID and question (RFC 5452).

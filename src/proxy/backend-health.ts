@@ -46,7 +46,7 @@ interface Entry {
 }
 
 /**
- * Passive health of backends, keyed by `address:port` (DESIGN.md §4.3): a
+ * Passive health of backends, keyed by `address:port` (docs/architecture.md §4.3): a
  * backend that fails `ejectAfter` connects in a row is ejected for
  * `ejectBase × 2^(ejections − 1)` ms, capped at `ejectMax`. When the
  * ejection has run out the backend is tried again; the very next failure

@@ -71,7 +71,7 @@ interface Candidate {
 const MAX_TRIED_LISTED = 10;
 
 /**
- * The TCP forwarder of one mapping (DESIGN.md §4.3): listens on a local
+ * The TCP forwarder of one mapping (docs/architecture.md §4.3): listens on a local
  * address and, for each client, takes the backend set from its source,
  * orders it per RFC 2782, skips ejected backends (unless all are), dials
  * candidates in turn with a connect timeout, and splices the client to the

@@ -5,7 +5,7 @@ import { ConfigError } from '../core/errors.js';
 export type NetworkInterfaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
 
 /**
- * The default `--host` of a registration (DESIGN.md §4.4): the first IPv4
+ * The default `--host` of a registration (docs/architecture.md §4.4): the first IPv4
  * address, in interface order, that other machines can reach: neither
  * loopback (`internal`, 127.0.0.0/8) nor link-local (169.254.0.0/16, RFC 3927
  * §2.6: never forwarded off the link). Throws a `ConfigError` when there is

@@ -4,7 +4,7 @@ import { ConfigError } from '../core/errors.js';
 export type Environment = Readonly<Record<string, string | undefined>>;
 
 /**
- * Expand `$NAME` and `${NAME}` in a flag value from `env` (DESIGN.md §4.4:
+ * Expand `$NAME` and `${NAME}` in a flag value from `env` (docs/architecture.md §4.4:
  * platforms hand out dynamic ports in variables, `--port '$PORT0'`). `$$` is
  * a literal `$`. NAME is a shell variable name: a letter or `_`, then
  * letters, digits or `_`.

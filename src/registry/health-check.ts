@@ -5,7 +5,7 @@ import { connect, isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../core/host-port.js';
 
-/** One health check of the registered service (`--check`, DESIGN.md §4.4). */
+/** One health check of the registered service (`--check`, docs/architecture.md §4.4). */
 export interface HealthCheck {
   /** The check for logs, without secrets: `tcp://127.0.0.1:8080`, `http://127.0.0.1:8080/health`, `exec:pg_isready …`. */
   readonly description: string;

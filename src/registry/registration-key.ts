@@ -17,7 +17,7 @@ export interface RegistrationKeyOptions {
 const MAX_NAME_LENGTH = 253;
 
 /**
- * The etcd key one service instance registers under (DESIGN.md §4.4): the
+ * The etcd key one service instance registers under (docs/architecture.md §4.4): the
  * name `<instance>._<service>._tcp.<domain>` in the SkyDNS layout, i.e.
  * `/skydns/<domain labels reversed>/_tcp/_<service>/<instance>`, all lower
  * case. A query for `_<service>._tcp.<domain>` then answers from this key

@@ -4,7 +4,7 @@ import { isDnsLabel } from './dns-label.js';
 
 /**
  * The JSON value of a registration key, as SkyDNS and the CoreDNS etcd
- * plugin read it (CoreDNS `plugin/etcd/msg.Service`; DESIGN.md §4.5). Field
+ * plugin read it (CoreDNS `plugin/etcd/msg.Service`; docs/architecture.md §4.5). Field
  * order is the order written.
  */
 export interface RegistrationValue {

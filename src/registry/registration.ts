@@ -114,7 +114,7 @@ interface Held {
 type Outcome = 'registered' | 'failed' | 'closed';
 
 /**
- * Registers one service instance in etcd (DESIGN.md §4.4): `key` holds
+ * Registers one service instance in etcd (docs/architecture.md §4.4): `key` holds
  * `value` under a lease of `ttl` seconds that is kept alive. When the lease
  * is lost (etcd unreachable for longer than the lease, or revoked by someone
  * else), a new lease is granted and the key put again as soon as etcd

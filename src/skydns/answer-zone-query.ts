@@ -46,7 +46,7 @@ const SOA_EXPIRE = 86400;
 /**
  * Answer one question from the SkyDNS records in `store`, by the rules of
  * CoreDNS's etcd plugin (plugin/etcd, plugin/backend_lookup.go), so a cluster
- * can swap one for the other on the same data (DESIGN.md §4.5). Pure: no I/O,
+ * can swap one for the other on the same data (docs/architecture.md §4.5). Pure: no I/O,
  * time comes from `options.now`.
  *
  * - a name answers from every record in the subtree under its key (the exact

@@ -72,7 +72,7 @@ const CANCEL_TIMEOUT_MS = 2000;
 const NO_LEASE = '0';
 
 /**
- * A `ZoneStore` that mirrors the SkyDNS tree in etcd (DESIGN.md §4.2, §4.5):
+ * A `ZoneStore` that mirrors the SkyDNS tree in etcd (docs/architecture.md §4.2, §4.5):
  * one range read of the prefix builds an in-memory index (records parsed
  * once, malformed values skipped and counted), then a watch from the next
  * revision keeps it current; queries never touch etcd.

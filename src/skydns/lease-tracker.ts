@@ -44,7 +44,7 @@ const REFRESH_MARGIN_MS = 1500;
 
 /**
  * When the leases of the keys in an etcd-backed zone end, so answers never
- * promise a TTL beyond them (DESIGN.md §4.5). etcd is asked once per lease,
+ * promise a TTL beyond them (docs/architecture.md §4.5). etcd is asked once per lease,
  * not per key or per query, and asked again when half of the time it gave is
  * over: keepalives extend a lease without any key event, and only asking
  * tells. A lease's end is a lower bound: the time is taken before the

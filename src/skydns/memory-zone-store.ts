@@ -12,7 +12,7 @@ export interface MalformedValue {
  * An in-memory `ZoneStore`: records parsed once when put, kept sorted by key
  * so a subtree is a binary search plus a scan (etcd's range order). A value
  * that is not a valid record is skipped and counted, never fatal
- * (DESIGN.md §4.5); putting a good value or deleting the key uncounts it, so
+ * (docs/architecture.md §4.5); putting a good value or deleting the key uncounts it, so
  * `malformed` tells what is broken now.
  *
  * Shared by the records file store, the embedded demo set, tests, and an

@@ -34,7 +34,7 @@ const DEFAULT_DEBOUNCE_MS = 100;
 /**
  * A `ZoneStore` read from a YAML or JSON file mapping etcd key → record (an
  * object, or a JSON string as etcd would hold it): a stand-in for etcd on a
- * machine without one (DESIGN.md §4.5).
+ * machine without one (docs/architecture.md §4.5).
  *
  * A bad value is skipped and counted (`malformed`); a bad file on `start()`
  * is a `ConfigError` naming the file and the problem. The file's directory is

@@ -13,7 +13,7 @@ export interface ZoneResolverOptions {
   /**
    * Why the store cannot vouch for its data right now (its source is out of
    * reach), or undefined when it can. While set, queries fail, so a backend
-   * source keeps its last good set and marks it stale (DESIGN.md §4.2).
+   * source keeps its last good set and marks it stale (docs/architecture.md §4.2).
    */
   unavailable?: () => string | undefined;
 }

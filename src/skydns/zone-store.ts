@@ -6,7 +6,7 @@ export interface ZoneEntry {
   readonly record: SkydnsRecord;
   /**
    * When the key's lease ends, in ms since the epoch; undefined for a key
-   * without a lease. Answers never promise a TTL beyond it (DESIGN.md §4.5).
+   * without a lease. Answers never promise a TTL beyond it (docs/architecture.md §4.5).
    */
   readonly expiresAt?: number;
 }

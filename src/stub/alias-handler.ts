@@ -27,7 +27,7 @@ export const DEFAULT_ALIAS_TTL = 30;
 
 /**
  * Answer the names of mapped services with their listener's address
- * (DESIGN.md §4.1). Keys of `aliases` are compared canonically (RFC 4343:
+ * (docs/architecture.md §4.1). Keys of `aliases` are compared canonically (RFC 4343:
  * case-insensitive, no trailing dot); they are canonicalized here too.
  *
  * For an alias name: A → `ipv4`, AAAA → `ipv6`, ANY → both (what exists);

@@ -34,7 +34,7 @@ const PRIVATE: readonly Cidr[] = [
  * A handler that REFUSES (RFC 1035 §4.1.1: "refuses to perform the specified
  * operation for policy reasons") every client whose address is outside
  * `cidrs`, so that a stub bound beyond loopback is never an open resolver
- * (DESIGN.md §4.1). Networks are `Cidr` values or strings parsed by
+ * (docs/architecture.md §4.1). Networks are `Cidr` values or strings parsed by
  * `parseCidr` (`10.0.0.0/8`, `fd00::/8`, a bare address); a string that is
  * not one throws a `ConfigError` naming `--allow-from`. An empty list refuses
  * everyone.

@@ -14,7 +14,7 @@ import { createQueryCheckHandler } from '../dns/query-check.js';
 import { createStubStats, type StubStats } from './stub-stats.js';
 
 export interface StubOptions {
-  /** Where the stub listens, UDP and TCP (DESIGN.md §4.1: `127.0.0.1:53`); port 0 in tests. */
+  /** Where the stub listens, UDP and TCP (docs/architecture.md §4.1: `127.0.0.1:53`); port 0 in tests. */
   listen: HostPort;
   /** Names of mapped services (canonical) → their listener's addresses. Default: none. */
   aliases?: ReadonlyMap<string, AliasAddresses>;
@@ -24,7 +24,7 @@ export interface StubOptions {
   clusterDomain?: string | readonly string[];
   /**
    * A handler that answers the cluster domain itself, from memory (the etcd
-   * index when discovery is `etcd`, DESIGN.md §4.1); it runs before the
+   * index when discovery is `etcd`, docs/architecture.md §4.1); it runs before the
    * forwarders and passes on names outside its zones.
    */
   clusterZone?: DnsHandler;
@@ -75,7 +75,7 @@ export class StubServer extends DnsServer {
 }
 
 /**
- * Build the container's DNS stub (DESIGN.md §4.1): a `DnsServer` whose chain
+ * Build the container's DNS stub (docs/architecture.md §4.1): a `DnsServer` whose chain
  * is
  *
  * 1. query-check: NOTIMP, FORMERR, REFUSED for what is not a standard IN query;

@@ -44,7 +44,7 @@ interface Entry {
 }
 
 /**
- * A bounded cache of upstream responses (DESIGN.md §4.1), a pure data
+ * A bounded cache of upstream responses (docs/architecture.md §4.1), a pure data
  * structure: no I/O, no timers, the clock injected.
  *
  * - Key: the question's name (canonical, RFC 4343), type and class, and the

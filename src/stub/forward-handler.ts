@@ -42,7 +42,7 @@ class UpstreamOverload extends SrvlinkError {
 }
 
 /**
- * Forward matching questions to `resolver` (DESIGN.md §4.1), through `cache`:
+ * Forward matching questions to `resolver` (docs/architecture.md §4.1), through `cache`:
  *
  * 1. a fresh cache entry answers at once;
  * 2. else the question goes upstream, once: identical questions (same cache

@@ -5,7 +5,7 @@
 export interface StubStats {
   /** Queries that entered the stub's chain (after the server decoded them). */
   queries: number;
-  /** Questions answered from a mapping's alias (DESIGN.md §4.1). */
+  /** Questions answered from a mapping's alias (docs/architecture.md §4.1). */
   aliasAnswers: number;
   /** Forwarded questions answered from a fresh cache entry. */
   cacheHits: number;

@@ -45,7 +45,7 @@ describe('Forwarder: bytes', () => {
     await waitFor(() => forwarder.activeConnections === 0, { what: 'every connection to close' });
     expect(forwarder.stats).toMatchObject({ accepted: clients, forwarded: clients, active: 0, failed: 0, bytesIn: clients * MiB, bytesOut: clients * MiB });
     expect(forwarder.stats.backends.get(`127.0.0.1:${echo.address.port}`)).toMatchObject({ connections: clients, active: 0, bytesIn: clients * MiB });
-    // Per-connection lines are debug only (DESIGN.md §4.7).
+    // Per-connection lines are debug only (docs/architecture.md §4.7).
     expect(logs).toEqual([]);
   });
 
