@@ -1,6 +1,7 @@
 import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatDuration, MAX_TIMER_MS } from '../core/duration.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { LogThrottle } from '../core/log-throttle.js';
 import { canonicalName } from '../dns/codec.js';
 import type { Backend, BackendSet, BackendSource } from './backend-source.js';
 import { lookupSrv, type Resolver, type SrvLookup } from './lookup-srv.js';
@@ -51,6 +52,10 @@ const DEFAULT_RETRY_CAP = 1000;
  * as Unbound do) and no connection ever waits for DNS after the first.
  */
 const REFRESH_AHEAD = 0.8;
+/** The refresh-failure cause of the warnings throttle; target causes are `no-address target.` and `no-port target.`. */
+const REFRESH_FAILING = 'refresh';
+/** Targets remembered as warned about; a huge answer cannot make the memory of warnings grow past it. */
+const MAX_WARNED_TARGETS = 1024;
 
 /**
  * The `dns` discovery of `srvlink run` (docs/architecture.md §4.2): the backends of one
@@ -95,14 +100,20 @@ export class DnsBackendSource implements BackendSource {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #listeners = new Set<(set: BackendSet) => void>();
-  /** Targets already warned about for having no address (warned again only after they had one). */
-  readonly #unaddressed = new Set<string>();
+  /**
+   * Warnings given once per cause: refreshing fails (until it works again), a
+   * target without an address or a record without a port (until the target has
+   * one, or leaves the answer: causes of targets that left are forgotten).
+   */
+  readonly #warnings: LogThrottle;
   #set: BackendSet | undefined;
   #ttl: number | undefined;
   #expiresAt = 0;
   #lastError: unknown;
   #failures = 0;
   #expiredLogged = false;
+  /** Records of the current set skipped for having port 0. */
+  #portless = 0;
   #started = false;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -126,6 +137,7 @@ export class DnsBackendSource implements BackendSource {
     this.#retryInterval = checkMs('retryInterval', options.retryInterval ?? Math.min(this.#ttlMin, DEFAULT_RETRY_CAP), 1);
     this.#log = (options.logger ?? silentLogger).child({ discovery: 'dns', name: this.#name });
     this.#now = options.now ?? Date.now;
+    this.#warnings = new LogThrottle({ interval: Number.POSITIVE_INFINITY, now: this.#now, maxCauses: MAX_WARNED_TARGETS });
   }
 
   /** Begin the first resolution and resolve at once, without waiting for it. */
@@ -248,16 +260,26 @@ export class DnsBackendSource implements BackendSource {
   #onAnswer(lookup: SrvLookup): void {
     const backends: Backend[] = [];
     const missing: string[] = [];
+    let portless = 0;
     for (const target of lookup.targets) {
+      if (target.port === 0) {
+        // A port of 0 is nothing to dial (RFC 2782 gives no meaning to it): skip the record,
+        // never dial it nor count it towards ejection; warned once per target.
+        portless++;
+        if (this.#warnings.take(`no-port ${target.target}`) !== undefined) {
+          this.#log.warn('srv record has port 0, left out', { target: target.target, priority: target.priority, weight: target.weight });
+        }
+        continue;
+      }
+      this.#warnings.clear(`no-port ${target.target}`);
       if (target.addresses.length === 0) {
         missing.push(target.target);
-        if (!this.#unaddressed.has(target.target)) {
-          this.#unaddressed.add(target.target);
+        if (this.#warnings.take(`no-address ${target.target}`) !== undefined) {
           this.#log.warn('srv target has no address, left out', { target: target.target, port: target.port });
         }
         continue;
       }
-      this.#unaddressed.delete(target.target);
+      this.#warnings.clear(`no-address ${target.target}`);
       backends.push({
         target: target.target,
         port: target.port,
@@ -266,7 +288,11 @@ export class DnsBackendSource implements BackendSource {
         addresses: [...target.addresses],
       });
     }
-    if (lookup.status === 'found' && lookup.targets.length > 0 && backends.length === 0) {
+    // Forget the warnings about targets that left the answer: a name that comes back is warned about again,
+    // and churn of names cannot grow this memory.
+    const present = new Set(lookup.targets.map((target) => target.target));
+    this.#warnings.retain((cause) => cause === REFRESH_FAILING || present.has(cause.slice(cause.indexOf(' ') + 1)));
+    if (lookup.status === 'found' && lookup.targets.length > portless && backends.length === 0) {
       // Address lookups that fail look the same as missing addresses (see
       // lookupSrv): treat it as a failed refresh and keep the last good set.
       throw new SrvlinkError('ERR_DISCOVERY', `no srv target has an address: ${missing.map((t) => `"${t}"`).join(', ')}`);
@@ -285,6 +311,8 @@ export class DnsBackendSource implements BackendSource {
     }
     this.#failures = 0;
     this.#lastError = undefined;
+    this.#warnings.clear(REFRESH_FAILING);
+    this.#portless = portless;
 
     const previous = this.#set;
     const next: BackendSet = Object.freeze({
@@ -321,7 +349,7 @@ export class DnsBackendSource implements BackendSource {
     const now = this.#now();
     const set = this.#set;
     const error = errorMessage(err);
-    if (this.#failures === 1) {
+    if (this.#warnings.take(REFRESH_FAILING) !== undefined) {
       this.#log.warn(set === undefined ? 'cannot resolve backends, retrying' : 'cannot refresh backends, keeping the last good set', {
         error,
         retryIn: this.#retryInterval,
@@ -384,6 +412,7 @@ export class DnsBackendSource implements BackendSource {
     }
     if (set.status === 'nxdomain') throw this.#error('the name does not exist (NXDOMAIN)');
     if (set.status === 'nodata') throw this.#error('the name has no SRV records');
+    if (set.backends.length === 0 && this.#portless > 0) throw this.#error(`every srv record has port 0 (${this.#portless} skipped)`);
     if (set.backends.length === 0) throw this.#error('the service is decidedly not available (SRV target ".", RFC 2782)');
     return set;
   }

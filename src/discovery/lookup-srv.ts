@@ -34,7 +34,8 @@ export interface SrvLookup {
  * Resolve an SRV name into targets with addresses. Addresses come from the
  * additional section matched **by owner name** (never by position, RFC 2782
  * leaves order unspecified), else from A and AAAA queries. Targets of `.`
- * mean "decidedly not available here" (RFC 2782) and are left out.
+ * mean "decidedly not available here" (RFC 2782) and are left out; records
+ * with port 0 are returned without addresses (nothing looked up for them).
  * Throws `DnsQueryError` when no server gave a usable answer.
  */
 export async function lookupSrv(resolver: Resolver, name: string, options: { signal?: AbortSignal } = {}): Promise<SrvLookup> {
@@ -70,6 +71,8 @@ export async function lookupSrv(resolver: Resolver, name: string, options: { sig
       .map(async (rr): Promise<SrvTarget> => {
         const target = rr.data.target.endsWith('.') ? rr.data.target : `${rr.data.target}.`;
         const base = { priority: rr.data.priority ?? 0, weight: rr.data.weight ?? 0, port: rr.data.port, target };
+        // Port 0 is nothing to dial: not worth an address lookup (the caller skips the record).
+        if (base.port === 0) return { ...base, addresses: [], addressSource: 'none' };
         if (isIP(canonicalName(target)) !== 0) return { ...base, addresses: [canonicalName(target)], addressSource: 'literal' };
         const key = canonicalName(target);
         const fromGlue = glue.get(key);

@@ -1,3 +1,5 @@
+import { backoffDelay } from '../core/backoff.js';
+
 /** How passive health judges backends; every field is required (the forwarder fills in defaults). */
 export interface BackendHealthOptions {
   /** Consecutive connect failures that eject a backend (≥ 1). */
@@ -81,7 +83,8 @@ export class BackendHealth {
     if (entry.until !== undefined && now < entry.until) return undefined;
     if (entry.failures < this.#options.ejectAfter) return undefined;
     entry.ejections++;
-    const duration = Math.min(this.#options.ejectBase * 2 ** (entry.ejections - 1), this.#options.ejectMax);
+    // No jitter: the length is reported and compared, and a half-open probe (not a herd) follows it.
+    const duration = backoffDelay(entry.ejections, { min: this.#options.ejectBase, max: this.#options.ejectMax, jitter: 'none' });
     entry.until = now + duration;
     return { kind: 'ejected', key, failures: entry.failures, ejections: entry.ejections, duration };
   }

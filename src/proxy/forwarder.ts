@@ -1,3 +1,4 @@
+import { abortable } from '../core/abort.js';
 import { MAX_TIMER_MS } from '../core/duration.js';
 import { setMaxListeners } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -7,12 +8,12 @@ import { formatHostPort, type HostPort } from '../core/host-port.js';
 import type { Service } from '../core/lifecycle.js';
 import { listenError } from '../core/listen-error.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { LogThrottle } from '../core/log-throttle.js';
 import type { BackendSet, BackendSource } from '../discovery/backend-source.js';
 import { orderBackends } from '../discovery/order-backends.js';
 import { BackendHealth, type BackendHealthEntry, type HealthChange } from './backend-health.js';
 import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
-import { LogThrottle } from './log-throttle.js';
 import { spliceSockets } from './splice-sockets.js';
 
 export interface ForwarderOptions {
@@ -148,9 +149,9 @@ export class Forwarder implements Service<HostPort> {
     // Every waiting or dialing connection listens to this signal: up to
     // maxConnections listeners is normal, not the leak Node warns about.
     setMaxListeners(0, this.#hardStop.signal);
-    this.#rejectLog = new LogThrottle(5000, 1, now);
-    this.#serverErrorLog = new LogThrottle(5000, 1, now);
-    this.#failureLog = new LogThrottle(10_000, 10, now);
+    this.#rejectLog = new LogThrottle({ interval: 5000, now });
+    this.#serverErrorLog = new LogThrottle({ interval: 5000, now });
+    this.#failureLog = new LogThrottle({ interval: 10_000, burst: 10, now });
   }
 
   /** Listen; resolves once listening, rejects with `ERR_LISTEN` (e.g. port taken). */
@@ -443,23 +444,4 @@ export class Forwarder implements Service<HostPort> {
     const suppressed = this.#failureLog.take();
     if (suppressed !== undefined) this.#log.warn(msg, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
-}
-
-/** `promise`, or a rejection as soon as `signal` aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new SrvlinkError('ERR_ABORTED', 'aborted'));
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(new SrvlinkError('ERR_ABORTED', 'aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }

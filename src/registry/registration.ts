@@ -2,12 +2,14 @@ import { MAX_TIMER_MS } from '../core/duration.js';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { EtcdLeaseInvalidError, type Lease, type Namespace } from 'etcd3';
+import { abortableSleep, deferred, type Deferred } from '../core/abort.js';
+import { backoffDelay } from '../core/backoff.js';
 import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
 import type { Service } from '../core/lifecycle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { LogThrottle } from '../core/log-throttle.js';
 import type { HealthCheck } from './health-check.js';
 import { INITIAL_HEALTH_STATE, nextHealthState, type HealthState } from './health-state.js';
-import { retryDelay } from './retry-delay.js';
 
 /**
  * Where a registration stands:
@@ -98,6 +100,9 @@ export const REGISTRATION_DEFAULTS = {
 
 /** While etcd stays unreachable, a reminder this often (ms); the retries in between log at debug level. */
 const WARN_EVERY = 60_000;
+/** Causes of the warnings throttle: registering fails; keepalives fail (logged once, and the recovery once). */
+const REGISTER = 'register';
+const KEEPALIVE = 'keepalive';
 /** etcd stores a lease TTL as int64 seconds; a day is more than anyone means. */
 const MAX_TTL = 86_400;
 
@@ -107,8 +112,6 @@ interface Held {
   id: string | undefined;
   /** The put under this lease succeeded: the key is (or was until lost) in etcd. */
   live: boolean;
-  /** Keepalives are failing; set to log the loss once, and the recovery once. */
-  failing: boolean;
 }
 
 type Outcome = 'registered' | 'failed' | 'closed';
@@ -149,8 +152,8 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   #held: Held | undefined;
   /** Why the last attempt failed; undefined after a success (one warning per outage, not one per retry). */
   #lastError: Error | undefined;
-  /** When the last "cannot register" warning was logged (`now()`). */
-  #lastWarning = Number.NEGATIVE_INFINITY;
+  /** One warning per outage and a reminder every WARN_EVERY, not one line per retry. */
+  readonly #warnings: LogThrottle;
   /** Failed attempts in a row. */
   #failures = 0;
   #closed = false;
@@ -160,9 +163,9 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   /** Ends the reconcile loop's current sleep early (a health change, a lost lease, close). */
   #wake: (() => void) | undefined;
   /** Resolved once the first registration attempt has been made. */
-  #firstAttempt: { promise: Promise<void>; resolve: () => void };
+  readonly #firstAttempt: Deferred<void>;
   /** Resolved once the first health check has run. */
-  #firstCheck: { promise: Promise<void>; resolve: () => void };
+  readonly #firstCheck: Deferred<void>;
 
   constructor(options: RegistrationOptions) {
     super();
@@ -188,6 +191,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
     this.#callTimeout = whole('etcd call timeout', options.callTimeout, REGISTRATION_DEFAULTS.callTimeout, 1, MAX_TIMER_MS, 'ms');
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => performance.now());
+    this.#warnings = new LogThrottle({ interval: WARN_EVERY, now: this.#now });
     this.#log = (options.logger ?? silentLogger).child({ key });
     // Without a check the instance counts as healthy from the start.
     this.#health = this.#check === undefined ? { healthy: true, passes: 0, failures: 0 } : INITIAL_HEALTH_STATE;
@@ -271,7 +275,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
         if (outcome !== 'failed') continue;
         if (this.#closed) break;
         this.#failures++;
-        const delay = retryDelay(this.#failures, { min: this.#retryMin, max: this.#retryMax, random: this.#random });
+        const delay = backoffDelay(this.#failures, { min: this.#retryMin, max: this.#retryMax, random: this.#random });
         this.emit('retrying', { error: this.#lastError ?? new Error('unknown'), attempt: this.#failures, delay });
         await this.#sleep(delay);
       } else if (!wanted && this.#held !== undefined) {
@@ -293,7 +297,9 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   /** Grant a lease, put the key under it. */
   async #register(): Promise<Outcome> {
     const lease = this.#client.lease(this.#ttl, { autoKeepAlive: true, deadline: Date.now() + this.#callTimeout });
-    const held: Held = { lease, id: undefined, live: false, failing: false };
+    const held: Held = { lease, id: undefined, live: false };
+    // A new lease has not failed a keepalive yet.
+    this.#warnings.clear(KEEPALIVE);
     this.#held = held;
     lease.on('lost', (err) => this.#onLost(held, err));
     lease.on('keepaliveFailed', (err: unknown) => this.#onKeepaliveFailed(held, err));
@@ -315,10 +321,9 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
       const error = err instanceof Error ? err : new Error(String(err));
       // One warning when etcd stops answering, then a reminder a minute,
       // not one line per retry.
-      const now = this.#now();
-      if (this.#lastError === undefined || now - this.#lastWarning >= WARN_EVERY) {
-        this.#lastWarning = now;
-        this.#log.warn('cannot register in etcd, retrying', { error: errorMessage(error), failures: this.#failures + 1 });
+      const suppressed = this.#warnings.take(REGISTER);
+      if (suppressed !== undefined) {
+        this.#log.warn('cannot register in etcd, retrying', { error: errorMessage(error), failures: this.#failures + 1, ...(suppressed > 0 ? { suppressed } : {}) });
       } else {
         this.#log.debug('cannot register in etcd, retrying', { error: errorMessage(error) });
       }
@@ -334,6 +339,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
     }
     held.live = true;
     this.#lastError = undefined;
+    this.#warnings.clear(REGISTER);
     this.#log.info('registered', { lease: held.id, ttl: this.#ttl });
     this.#updateState();
     this.emit('registered', { key: this.key, lease: held.id });
@@ -371,15 +377,14 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
 
   #onKeepaliveFailed(held: Held, err: unknown): void {
     // An invalid lease is not etcd being unreachable: 'lost' follows and says so.
-    if (this.#held !== held || !held.live || held.failing || err instanceof EtcdLeaseInvalidError) return;
-    held.failing = true;
+    if (this.#held !== held || !held.live || err instanceof EtcdLeaseInvalidError) return;
+    if (this.#warnings.take(KEEPALIVE) === undefined) return;
     this.#log.warn('cannot renew lease: etcd unreachable, retrying', { lease: held.id, ttl: this.#ttl, error: errorMessage(err) });
   }
 
   #onKeepaliveSucceeded(held: Held): void {
     if (this.#held !== held || !held.live || held.id === undefined) return;
-    if (held.failing) {
-      held.failing = false;
+    if (this.#warnings.clear(KEEPALIVE) !== undefined) {
       this.#log.info('lease renewed again', { lease: held.id });
     }
     this.emit('renewed', { lease: held.id });
@@ -430,23 +435,4 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
     this.#state = next;
     this.emit('state', next, previous);
   }
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = (): void => undefined;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { IKeyValue, IWatchResponse, Namespace, Watcher } from 'etcd3';
+import { Backoff } from '../core/backoff.js';
 import { SrvlinkError, errorMessage } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
@@ -23,7 +24,7 @@ export interface EtcdZoneStoreOptions {
   now?: () => number;
   /** Deadline of each etcd request (the range read, a lease lookup), ms; default 5000. */
   requestTimeoutMs?: number;
-  /** First delay before reading again after etcd was lost, ms; doubles up to `retryMaxMs`; default 100. */
+  /** First delay before reading again after etcd was lost (after one immediate try), ms; doubles up to `retryMaxMs`, jittered (`Backoff`); default 100. */
   retryMinMs?: number;
   /** Default 5000. */
   retryMaxMs?: number;
@@ -100,8 +101,6 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #requestTimeoutMs: number;
-  readonly #retryMinMs: number;
-  readonly #retryMaxMs: number;
   /** What is read and watched: the subtree under the prefix. */
   readonly #range: string;
 
@@ -120,8 +119,8 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
   #lostAt: number | undefined;
   #lostReason = '';
   #retryTimer: NodeJS.Timeout | undefined;
-  /** The next wait before reading again: 0 right after a healthy watch, then growing. */
-  #retryDelay = 0;
+  /** The waits before reading again: none right after a healthy watch, then growing. */
+  readonly #retry: Backoff;
   /** Bumped by every load attempt; a read that finds it changed drops its result. */
   #generation = 0;
   #starting: Promise<void> | undefined;
@@ -138,10 +137,11 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     this.#logger = (options.logger ?? silentLogger).child({ etcdPrefix: this.#range });
     this.#now = options.now ?? Date.now;
     this.#requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
-    this.#retryMinMs = positive('retryMinMs', options.retryMinMs, DEFAULT_RETRY_MIN_MS);
-    this.#retryMaxMs = positive('retryMaxMs', options.retryMaxMs, DEFAULT_RETRY_MAX_MS);
-    if (this.#retryMinMs > this.#retryMaxMs) {
-      throw new SrvlinkError('ERR_INVALID_ARG', `invalid etcd zone option "retryMinMs": ${this.#retryMinMs}, expected at most "retryMaxMs" (${this.#retryMaxMs})`);
+    const retryMinMs = positive('retryMinMs', options.retryMinMs, DEFAULT_RETRY_MIN_MS);
+    const retryMaxMs = positive('retryMaxMs', options.retryMaxMs, DEFAULT_RETRY_MAX_MS);
+    this.#retry = new Backoff({ min: retryMinMs, max: retryMaxMs, immediate: true });
+    if (retryMinMs > retryMaxMs) {
+      throw new SrvlinkError('ERR_INVALID_ARG', `invalid etcd zone option "retryMinMs": ${retryMinMs}, expected at most "retryMaxMs" (${retryMaxMs})`);
     }
     this.#leases = this.#newLeaseTracker();
   }
@@ -291,7 +291,7 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
       if (watcher !== this.#watcher) return;
       this.#connected = true;
       // A watch that works ends the backoff: the next loss is answered at once.
-      this.#retryDelay = 0;
+      this.#retry.reset();
     });
     watcher.on('data', (response: IWatchResponse) => {
       if (watcher !== this.#watcher) return;
@@ -356,14 +356,7 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     }
     // Right away the first time (a broken stream usually means etcd restarted, or
     // another member can serve); with growing delays while reads or watches keep failing.
-    this.#scheduleResync(this.#backoff());
-  }
-
-  /** The current retry delay, and the next one doubled (at least `retryMinMs`, at most `retryMaxMs`). */
-  #backoff(): number {
-    const delay = this.#retryDelay;
-    this.#retryDelay = Math.min(Math.max(this.#retryMinMs, delay * 2), this.#retryMaxMs);
-    return delay;
+    this.#scheduleResync(this.#retry.next());
   }
 
   #scheduleResync(delayMs: number): void {
@@ -381,7 +374,7 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     } catch (err) {
       if (this.#closed) return;
       this.#lastError = err as Error;
-      const delay = this.#backoff();
+      const delay = this.#retry.next();
       this.#logger.debug('cannot read etcd yet, serving the last loaded records', { error: errorMessage(err), retryInMs: delay });
       this.#scheduleResync(delay);
     }

@@ -1,3 +1,5 @@
+import { backoffDelay } from '../core/backoff.js';
+
 /**
  * Ask etcd how much time a lease has left, in whole seconds (etcd's
  * `LeaseTimeToLive`: the lease ends in under TTL + 1 s); negative when etcd
@@ -18,10 +20,12 @@ export interface LeaseTrackerOptions {
   concurrency?: number;
   /** Never re-ask about a lease sooner than this, ms; default 500. */
   minRefreshMs?: number;
-  /** After a failed lookup, ask again after this long, doubling up to `maxRetryMs`; default 1000. */
+  /** After a failed lookup, ask again after about this long, doubling up to `maxRetryMs` (jittered, `backoffDelay`); default 1000. */
   minRetryMs?: number;
   /** Default 30 000. */
   maxRetryMs?: number;
+  /** Jitter of the retries, [0, 1); default `Math.random`. */
+  random?: () => number;
 }
 
 interface LeaseState {
@@ -169,8 +173,8 @@ export class LeaseTracker {
     if (ttl === undefined) {
       // Keep what we knew: a lease is never shortened, only revoked (and then the watch deletes its keys).
       state.failures++;
-      const backoff = (this.#options.minRetryMs ?? DEFAULT_MIN_RETRY_MS) * 2 ** (state.failures - 1);
-      this.#schedule(lease, state, Math.min(backoff, this.#options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS));
+      const min = this.#options.minRetryMs ?? DEFAULT_MIN_RETRY_MS;
+      this.#schedule(lease, state, backoffDelay(state.failures, { min, max: Math.max(min, this.#options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS), random: this.#options.random }));
       return;
     }
     state.failures = 0;

@@ -1,5 +1,6 @@
 import { DnsQueryError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { LogThrottle } from '../core/log-throttle.js';
 import { EDNS_UDP_SIZE, createMessage, type DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { DnsCache } from './dns-cache.js';
@@ -64,7 +65,8 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
   const maxInflight = options.maxInflight ?? 256;
   const log = (options.logger ?? silentLogger).child({ forwarder: name });
   const inflight = new Map<string, Promise<DnsMessage>>();
-  let failing = false;
+  // One warning when the upstream stops answering, one line when it is back; debug in between.
+  const outage = new LogThrottle({ interval: Number.POSITIVE_INFINITY });
 
   const matches = (qname: string): boolean => match === 'all' || match(qname);
 
@@ -89,8 +91,7 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
       try {
         const response = await resolver.exchange(upstream, signal ? { signal } : {});
         cache?.set(query, response);
-        if (failing) {
-          failing = false;
+        if (outage.clear() !== undefined) {
           log.info('upstream dns answering again');
         }
         return response;
@@ -130,8 +131,7 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
         // that a flood of queries does not flood the log.
         const fields = { name: question.name, type: question.type, error: errorMessage(err) };
         const answered = err instanceof DnsQueryError && (err.code === 'ERR_DNS_SERVER_FAILURE' || err.code === 'ERR_DNS_ABORTED');
-        if (!answered && !failing) {
-          failing = true;
+        if (!answered && outage.take() !== undefined) {
           log.warn('upstream dns not answering', fields);
         } else {
           log.debug('upstream dns failed', fields);
