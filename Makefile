@@ -6,9 +6,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # command:package pairs the test suite needs from Debian.
-TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux nsenter:util-linux setpriv:util-linux ip:iproute2 etcd:etcd-server etcdctl:etcd-client openssl:openssl
+TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux nsenter:util-linux setpriv:util-linux flock:util-linux ip:iproute2 etcd:etcd-server etcdctl:etcd-client openssl:openssl \
+  cc:gcc c++:g++ strip:binutils ldd:libc-bin socat:socat podman:podman runc:runc
 
-.PHONY: help deps system-deps build lint test demo bench clean
+.PHONY: help deps system-deps build native image-artifact image-test lint test demo bench clean
 
 help:
 	@echo "make demo    build srvlink and show it forwarding traffic (no etcd, no root needed)"
@@ -16,6 +17,8 @@ help:
 	@echo "make build   compile to dist/ (the srvlink executable is dist/main.js)"
 	@echo "make lint    type check and eslint"
 	@echo "make bench   benchmarks beside the alternatives (test/bench)"
+	@echo "make image-artifact  self-contained srvlink (no Node needed) in dist/artifact/srvlink/"
+	@echo "make image-test      build the images of images/ with podman and run them (skips, saying why, without podman)"
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -36,16 +39,37 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-build: deps
+# The native addon (zombie reaping, native/). npm ci builds it too; when it
+# cannot be built, srvlink runs without it and says so.
+NATIVE_ADDON := build/Release/srvlink_native.node
+
+$(NATIVE_ADDON): binding.gyp $(wildcard native/src/*.c native/src/*.h) | deps
+	npm run --silent build:native
+
+native: $(NATIVE_ADDON)
+
+build: deps native
 	rm -rf dist
 	npx tsc -p tsconfig.build.json
 	chmod +x dist/main.js
+
+# One executable with its own node (docs/architecture.md §4.8), what the images copy and the
+# PID-1 tests run.
+ARTIFACT := dist/artifact/srvlink/srvlink
+
+$(ARTIFACT): $(shell find src -name '*.ts') images/srvlink/build-artifact.mjs package-lock.json $(wildcard $(NATIVE_ADDON)) | deps native
+	node images/srvlink/build-artifact.mjs
+
+image-artifact: $(ARTIFACT)
+
+image-test: system-deps image-artifact
+	PATH="$$PATH:/usr/sbin:/sbin" npx vitest run test/images
 
 lint: deps
 	npx tsc -p tsconfig.json --noEmit
 	npx eslint .
 
-test: system-deps build lint
+test: system-deps build image-artifact lint
 	PATH="$$PATH:/usr/sbin:/sbin" npx vitest run
 
 demo: build

@@ -14,7 +14,7 @@ import { DnsClient } from '../dns/client.js';
 import type { DnsHandler } from '../dns/handler.js';
 import { readResolvConf, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
 import { Forwarder } from '../proxy/forwarder.js';
-import type { Registration } from '../registry/registration.js';
+import type { Registration, RegistrationState } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
 import { createZoneResolver } from '../skydns/zone-resolver.js';
@@ -29,8 +29,18 @@ import { openEtcdZone, startRegistration } from './etcd-runtime.js';
 export interface Ambassador {
   /** Each listener's bound address, in mapping order. */
   readonly listeners: readonly { address: HostPort; service: string; srvName: string }[];
-  /** Stop accepting, drain open connections, stop discovery. */
+  /** Withdraw every registration (revoke its lease), so no new client is sent here; safe to call twice. */
+  deregister(): Promise<void>;
+  /** Deregister, stop accepting, drain open connections, stop discovery. */
   close(reason?: string): Promise<void>;
+  /** What runs now: listeners and the state of each registration. */
+  status(): AmbassadorStatus;
+}
+
+/** A snapshot of a running ambassador. */
+export interface AmbassadorStatus {
+  listeners: Ambassador['listeners'];
+  registrations: { key: string; state: RegistrationState }[];
 }
 
 export interface AmbassadorOptions {
@@ -43,6 +53,12 @@ export interface AmbassadorOptions {
   env?: NodeJS.ProcessEnv;
   /** Aborted when the process is told to stop: ends waits such as etcd not answering yet. */
   stop?: AbortSignal;
+  /**
+   * Runs once listeners and the stub are up, before registrations start
+   * (the supervised command is spawned here). When it throws, everything
+   * started is closed and the error is thrown.
+   */
+  beforeRegister?: () => Promise<void>;
 }
 
 /**
@@ -114,9 +130,12 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   }
   let stub: StubServer | undefined;
   const registrations: Registration[] = [];
+  const deregister = async (): Promise<void> => {
+    await Promise.all(registrations.map((r) => r.close()));
+  };
   const close = async (reason?: string): Promise<void> => {
     // Deregister first (docs/architecture.md §4.6): no new client is sent here while we drain.
-    await Promise.all(registrations.map((r) => r.close()));
+    await deregister();
     if (reason !== undefined) log.info('draining', { signal: reason, drainTimeout: config.drainTimeout });
     await Promise.all([...forwarders.map((f) => f.close()), stub?.close()]);
     await Promise.all(sources.map((s) => s.close()));
@@ -158,6 +177,14 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     });
   }
   for (const source of sources) await source.start();
+  if (options.beforeRegister) {
+    try {
+      await options.beforeRegister();
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  }
   for (const spec of options.registrations ?? []) {
     registrations.push(await startRegistration(etcdClient as Etcd3, spec, log));
   }
@@ -192,7 +219,12 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       staleMax: config.staleMax,
     },
   });
-  return { listeners, close };
+  return {
+    listeners,
+    deregister,
+    close,
+    status: () => ({ listeners, registrations: registrations.map((r) => ({ key: r.key, state: r.state })) }),
+  };
 }
 
 /**

@@ -8,7 +8,9 @@ import { hostname } from 'node:os';
 import { parseEtcdConfig } from '../config/etcd-config.js';
 import { parseRegisterConfig } from '../config/register-config.js';
 import { defaultHost } from '../registry/default-host.js';
+import { parseDuration } from '../core/duration.js';
 import { startAmbassador } from './ambassador.js';
+import { superviseCommand, type SupervisedRun } from './supervise-command.js';
 import { withEtcdOptions } from './etcd-client.js';
 import { ExitCode, collect, commandLogger, envOption, optionSources, runGuarded, type CliIo } from './cli-context.js';
 
@@ -46,6 +48,9 @@ const FILE_KEYS = [
   'etcd-user',
   'etcd-password-file',
   'log-level',
+  'stop-timeout',
+  'signal-group',
+  'subreaper',
 ] as const;
 
 /** `srvlink run`: the ambassador. */
@@ -97,11 +102,17 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
         collect,
       ),
     )
+    .addOption(envOption('--stop-timeout <duration>', 'with a command: on SIGTERM, how long it may take to exit before SIGKILL', 'SRVLINK_STOP_TIMEOUT').default('10s'))
+    .addOption(envOption('--signal-group', "with a command: forward signals to the command's whole process group", 'SRVLINK_SIGNAL_GROUP'))
+    .addOption(envOption('--subreaper', 'reap orphaned zombies even when not PID 1 (PR_SET_CHILD_SUBREAPER)', 'SRVLINK_SUBREAPER'))
+    .argument('[command...]', 'run this command under srvlink (after --), as a container entrypoint does')
+    .passThroughOptions()
     .addHelpText(
       'after',
       `
 Examples:
   srvlink run --domain env1.skydns.local --cluster-dns 10.0.0.2 --map 2181=zookeeper
+  srvlink run --config /etc/srvlink.yaml -- java -jar app.jar                # PID 1 of a container
   srvlink run --domain env1.skydns.local --map 2181=zookeeper --map 5432=postgres.env2
   srvlink run --domain env1.skydns.local --listen 0.0.0.0 --map 2181=zookeeper      # sidecar
   srvlink run --domain env1.skydns.local --discovery static \\
@@ -122,9 +133,16 @@ Two mappings on one port without an address get 127.0.0.1, 127.0.0.2, ... (all l
 The DNS stub answers each mapping's names (zookeeper, zookeeper.env1.skydns.local) with its
 listener's address, sends the cluster domain to --cluster-dns and the rest to --upstream.
 Port 0 in a mapping picks a free port; the "listening" log line says which.
-Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 2 bad usage.`,
+With a command (after --): listeners and the stub come up first, then the command starts in
+its own process group with srvlink's environment and stdio, then registrations. SIGTERM, SIGINT,
+SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are forwarded to it every time. On SIGTERM:
+deregister, forward, wait up to --stop-timeout (then SIGKILL), drain, exit with its status. When
+it exits on its own: deregister, drain, exit with its code (128 + signal number if killed).
+As PID 1 (or with --subreaper) srvlink reaps orphaned zombies (native addon).
+Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 2 bad usage;
+with a command, the command's status, 127 command not found, 126 not executable.`,
     )
-    .action(async (_options: unknown, cmd: Command) => {
+    .action(async (commandLine: string[], _options: unknown, cmd: Command) => {
       setExit(
         await runGuarded(io, 'run', async () => {
           // Listen for signals before anything starts: a SIGTERM during start-up must still drain.
@@ -162,9 +180,36 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (e.g. a port is taken), 
           const log = commandLogger(io, cmd, typeof logLevel === 'string' ? logLevel : undefined);
           const stopping = new AbortController();
           void stopSignal.then(() => stopping.abort());
-          const ambassador = await startAmbassador(config, { logger: log, etcd, registrations, env: io.env, stop: stopping.signal });
+          const supervised: SupervisedRun | undefined =
+            commandLine.length > 0 || layered.subreaper?.value === true
+              ? superviseCommand(commandLine, {
+                  env: io.env,
+                  logger: log,
+                  stopTimeout: parseDuration(String(layered.stopTimeout?.value ?? '10s'), '--stop-timeout'),
+                  signalGroup: layered.signalGroup?.value === true,
+                  subreaper: layered.subreaper?.value === true,
+                })
+              : undefined;
+          let ambassador;
+          try {
+            ambassador = await startAmbassador(config, {
+              logger: log,
+              etcd,
+              registrations,
+              env: io.env,
+              stop: stopping.signal,
+              ...(supervised ? { beforeRegister: () => supervised.start(stopping.signal) } : {}),
+            });
+          } catch (err) {
+            supervised?.close();
+            const status = supervised?.failure(err);
+            if (status === undefined) throw err;
+            return status;
+          }
+          if (supervised?.running) return supervised.wait(stopSignal, ambassador);
           const signal = await stopSignal;
           await ambassador.close(signal);
+          supervised?.close();
           return ExitCode.OK;
         }),
       );
