@@ -182,7 +182,7 @@ export class DnsClient {
    * Send a prepared query (exactly one question) and return the validated
    * response with the caller's ID put back, so that it can be forwarded as is.
    * The query goes out with a fresh random ID per attempt, and with an EDNS0
-   * OPT of payload 4096 when it has none (RFC 6891 §6.2.5); the OPT added
+   * OPT of payload 1232 when it has none (DNS Flag Day 2020, `EDNS_UDP_SIZE`); the OPT added
    * here is removed from the response again (RFC 6891 §7: no OPT in answers
    * to queries without one).
    *
@@ -212,7 +212,7 @@ export class DnsClient {
     const aborted = (): DnsQueryError => failed('ERR_DNS_ABORTED', 'aborted', { cause: signal?.reason });
     if (signal?.aborted) throw aborted();
 
-    // RFC 6891 §6.2.5: advertise a 4096-byte payload unless the caller chose one.
+    // Advertise 1232 bytes (DNS Flag Day 2020: no fragmented answers) unless the caller chose a size.
     // Encoded once, up front: a name that cannot go on the wire fails before any socket opens.
     let template: Buffer;
     try {

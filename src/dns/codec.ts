@@ -1,6 +1,7 @@
 import * as packet from 'dns-packet';
 import type { Answer, OptAnswer, Question, RecordType } from 'dns-packet';
 import { MalformedMessageError } from '../core/errors.js';
+import { MAX_MESSAGE_SIZE, compressMessage } from './compress-message.js';
 
 /** A resource record as dns-packet models it (OPT excluded: see `DnsMessage.edns`). */
 export type DnsRecord = Exclude<Answer, OptAnswer>;
@@ -15,12 +16,15 @@ export const Rcode = {
   NXDOMAIN: 3,
   NOTIMP: 4,
   REFUSED: 5,
+  /** RFC 6891 §6.1.3: an extended rcode (12 bits, the upper 8 in the OPT record). */
+  BADVERS: 16,
 } as const;
 
 const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 
 /** Name of an rcode for logs and output (`RCODE7` for the ones we do not name). */
 export function rcodeName(rcode: number): string {
+  if (rcode === Rcode.BADVERS) return 'BADVERS';
   return RCODE_NAMES[rcode] ?? `RCODE${rcode}`;
 }
 
@@ -71,8 +75,15 @@ export interface DnsHeader {
 export const HEADER_LENGTH = 12;
 /** RFC 1035 §4.2.1: without EDNS a UDP message is at most 512 bytes. */
 export const CLASSIC_UDP_SIZE = 512;
-/** Payload size srvlink advertises and accepts (RFC 6891 §6.2.5 recommends 4096 as a starting point). */
-export const EDNS_UDP_SIZE = 4096;
+/**
+ * Payload size srvlink advertises upstream and in its replies, and the most it
+ * sends over UDP: 1232 bytes, the DNS Flag Day 2020 value (an IPv6 minimum
+ * MTU of 1280 less the IPv6 and UDP headers), so that no reply is ever
+ * fragmented (RFC 8900); larger answers go over TCP.
+ */
+export const EDNS_UDP_SIZE = 1232;
+/** RFC 1035 §4.2.2: the most any message may weigh (over TCP; its length prefix is 16 bits). */
+export { MAX_MESSAGE_SIZE };
 
 const NO_FLAGS: DnsFlags = { aa: false, tc: false, rd: false, ra: false, ad: false, cd: false };
 
@@ -152,6 +163,7 @@ export function decodeMessage(buf: Uint8Array): DnsMessage {
   }
   assertFaithfulQuestion(buf, questions[0]);
   let edns: Edns | undefined;
+  let extendedRcode = 0;
   const additionals: DnsRecord[] = [];
   for (const rr of decoded.additionals ?? []) {
     if (rr.type === 'OPT') {
@@ -164,6 +176,7 @@ export function decodeMessage(buf: Uint8Array): DnsMessage {
         version: opt.ednsVersion,
         dnssecOk: opt.flag_do,
       };
+      extendedRcode = opt.extendedRcode;
     } else {
       additionals.push(rr);
     }
@@ -172,7 +185,8 @@ export function decodeMessage(buf: Uint8Array): DnsMessage {
     id: header.id,
     response: header.response,
     opcode: header.opcode,
-    rcode: header.rcode,
+    // RFC 6891 §6.1.3: with EDNS the rcode is 12 bits, the upper 8 in the OPT record.
+    rcode: (extendedRcode << 4) | header.rcode,
     flags: {
       aa: decoded.flag_aa,
       tc: decoded.flag_tc,
@@ -190,10 +204,27 @@ export function decodeMessage(buf: Uint8Array): DnsMessage {
   return message;
 }
 
-/** Encode a message to wire format. Throws `MalformedMessageError` for names or fields that cannot be encoded. */
-export function encodeMessage(message: DnsMessage): Buffer {
+/** Options of `encodeMessage`. */
+export interface EncodeOptions {
+  /**
+   * The most the message may weigh (the transport's limit): records past it
+   * are left out, TC set when answers are (see `compressMessage`). Default
+   * (and at most) 65,535.
+   */
+  maxSize?: number;
+}
+
+/**
+ * Encode a message to wire format with name compression (RFC 1035 §4.1.4),
+ * cut to `maxSize`, never larger: what comes out always fits its transport.
+ * Throws `MalformedMessageError` for names or fields that cannot be encoded.
+ */
+export function encodeMessage(message: DnsMessage, options: EncodeOptions = {}): Buffer {
   for (const section of [message.questions, message.answers, message.authorities, message.additionals]) {
     for (const entry of section) assertEncodableName(entry.name);
+  }
+  for (const section of [message.answers, message.authorities, message.additionals]) {
+    for (const record of section) for (const name of rdataNames(record)) assertEncodableName(name);
   }
   const f = message.flags;
   const flags =
@@ -205,32 +236,61 @@ export function encodeMessage(message: DnsMessage): Buffer {
     (f.ad ? 0x0020 : 0) |
     (f.cd ? 0x0010 : 0) |
     (message.rcode & 0xf);
-  const additionals: Answer[] = [...message.additionals];
-  if (message.edns) {
-    const opt: OptAnswer = {
-      type: 'OPT',
-      name: '.',
-      udpPayloadSize: message.edns.udpPayloadSize,
-      extendedRcode: message.rcode >> 4,
-      ednsVersion: message.edns.version,
-      flags: message.edns.dnssecOk ? packet.DNSSEC_OK : 0,
-      flag_do: message.edns.dnssecOk,
-      options: [],
-    };
-    additionals.push(opt);
-  }
+  let raw: Buffer;
   try {
-    return packet.encode({
+    raw = packet.encode({
       id: message.id,
       type: message.response ? 'response' : 'query',
       flags,
       questions: message.questions,
       answers: message.answers,
       authorities: message.authorities,
-      additionals,
+      additionals: message.additionals,
     });
   } catch (err) {
     throw new MalformedMessageError(`cannot encode message: ${(err as Error).message}`, { cause: err });
+  }
+  const opt = message.edns ? encodeOpt(message.edns, message.rcode) : undefined;
+  const compress = { maxSize: options.maxSize ?? MAX_MESSAGE_SIZE, reserve: opt?.length ?? 0 };
+  let result = compressMessage(raw, compress);
+  // SRV targets are compressed only when the whole reply would not fit otherwise (see compressMessage).
+  if (result.hasSrv && result.omittedAnswers + result.omittedAdditionals > 0) {
+    result = compressMessage(raw, { ...compress, compressSrvTargets: true });
+  }
+  if (!opt) return result.wire;
+  // RFC 6891 §6.1.1: the OPT pseudo-record goes in the additional section, kept whatever was cut.
+  const wire = Buffer.concat([result.wire, opt]);
+  wire.writeUInt16BE(wire.readUInt16BE(10) + 1, 10);
+  return wire;
+}
+
+/** The OPT pseudo-record (RFC 6891 §6.1.2): root owner, type 41, payload size as class, extended rcode, version and DO as TTL. */
+function encodeOpt(edns: Edns, rcode: number): Buffer {
+  const opt = Buffer.alloc(11);
+  opt.writeUInt16BE(41, 1);
+  opt.writeUInt16BE(edns.udpPayloadSize & 0xffff, 3);
+  opt.writeUInt8((rcode >> 4) & 0xff, 5);
+  opt.writeUInt8(edns.version & 0xff, 6);
+  opt.writeUInt16BE(edns.dnssecOk ? packet.DNSSEC_OK : 0, 7);
+  return opt;
+}
+
+/** Names inside the RDATA of the types whose names `compressMessage` handles. */
+function rdataNames(record: DnsRecord): string[] {
+  switch (record.type) {
+    case 'NS':
+    case 'CNAME':
+    case 'PTR':
+    case 'DNAME':
+      return typeof record.data === 'string' ? [record.data] : [];
+    case 'MX':
+      return [record.data.exchange];
+    case 'SOA':
+      return [record.data.mname];
+    case 'SRV':
+      return [record.data.target];
+    default:
+      return [];
   }
 }
 

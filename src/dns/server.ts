@@ -12,7 +12,8 @@ import {
   decodeHeader,
   decodeMessage,
   encodeMessage,
-  truncate,
+  EDNS_UDP_SIZE,
+  MAX_MESSAGE_SIZE,
   udpLimit,
   type DnsMessage,
 } from './codec.js';
@@ -28,13 +29,29 @@ export interface DnsServerOptions {
   logger?: Logger;
   /** Queries being answered at once over UDP; past it, datagrams are dropped and counted. Default 1024. */
   maxInflight?: number;
-  /** Open TCP connections; past it new ones are refused by the kernel backlog. Default 256. */
+  /**
+   * Open TCP connections at most. A new one past it takes the place of the
+   * connection idle for longest (nothing in flight), or is closed at once
+   * when every connection is busy. Default 256.
+   */
   maxTcpConnections?: number;
-  /** A TCP connection idle this long is closed (RFC 7766 §6.2.3). Default 10 s. */
+  /**
+   * A TCP connection that brings no whole query for this long, with none in
+   * flight, is closed (RFC 7766 §6.2.3); partial bytes do not count, so a
+   * client cannot keep it open by trickling. Default 10 s.
+   */
   tcpIdleTimeout?: number;
-  /** Queries pipelined on one TCP connection before it is paused (RFC 7766 §6.2.1.1). Default 16. */
+  /** A TCP message must be complete this long after its first byte arrived, or the connection is closed. Default 5 s. */
+  tcpMessageTimeout?: number;
+  /**
+   * Queries of one TCP connection being answered at once (RFC 7766 §6.2.1.1);
+   * past it the connection is not read until one is answered. Default 16.
+   */
   maxTcpPipeline?: number;
 }
+
+/** RFC 6891 §6.1.3: the highest EDNS version srvlink implements. */
+const EDNS_VERSION = 0;
 
 /** What the server did, for logs, metrics and tests. */
 export interface DnsServerStats {
@@ -50,8 +67,31 @@ export interface DnsServerStats {
   truncated: number;
   /** TCP connections closed for a bad frame. */
   badFrames: number;
+  /** TCP connections accepted. */
   tcpConnections: number;
+  /** TCP connections closed to make room for a new one, or refused because all were busy. */
+  tcpEvicted: number;
+  /** TCP connections closed by the idle timeout or the message deadline. */
+  tcpTimeouts: number;
+  /** Queries with an EDNS version we do not implement, answered BADVERS (RFC 6891 §6.1.3). */
+  badVersion: number;
 }
+
+/** What the server keeps per TCP connection. */
+interface TcpConnection {
+  socket: Socket;
+  /** Queries being answered. */
+  pending: number;
+  /** Frames read but not yet started (the connection is paused meanwhile). */
+  queue: Buffer[];
+  /** Whether a write is waiting for 'drain' (the client is not reading). */
+  blocked: boolean;
+  idle: NodeJS.Timeout;
+  message: NodeJS.Timeout | undefined;
+}
+
+/** RFC 1035 §4.1.1: TC is bit 9 of the flags word. */
+const TC_BIT = 0x0200;
 
 /** Map an error thrown by a handler to the rcode of the reply: the one place this happens. */
 export function rcodeForError(err: unknown): number {
@@ -65,11 +105,23 @@ export function rcodeForError(err: unknown): number {
  * otherwise, and counted; nothing a client sends can crash it.
  */
 export class DnsServer implements Service<HostPort> {
-  readonly stats: DnsServerStats = { queries: 0, formerr: 0, dropped: 0, servfail: 0, truncated: 0, badFrames: 0, tcpConnections: 0 };
+  readonly stats: DnsServerStats = {
+    queries: 0,
+    formerr: 0,
+    dropped: 0,
+    servfail: 0,
+    truncated: 0,
+    badFrames: 0,
+    tcpConnections: 0,
+    tcpEvicted: 0,
+    tcpTimeouts: 0,
+    badVersion: 0,
+  };
   readonly #options: DnsServerOptions;
   readonly #log: Logger;
   readonly #fallback: (request: DnsRequest) => Promise<DnsMessage>;
-  readonly #tcpSockets = new Set<Socket>();
+  /** Open connections, least recently active first (a whole query moves one to the end). */
+  readonly #connections = new Map<Socket, TcpConnection>();
   #udp: UdpSocket | undefined;
   #tcp: TcpServer | undefined;
   #inflight = 0;
@@ -110,7 +162,7 @@ export class DnsServer implements Service<HostPort> {
     this.#closing ??= (async () => {
       const udp = this.#udp;
       const tcp = this.#tcp;
-      for (const socket of this.#tcpSockets) socket.destroy();
+      for (const socket of this.#connections.keys()) socket.destroy();
       await Promise.all([
         udp ? new Promise<void>((resolve) => udp.close(() => resolve())) : undefined,
         tcp ? new Promise<void>((resolve) => tcp.close(() => resolve())) : undefined,
@@ -135,7 +187,6 @@ export class DnsServer implements Service<HostPort> {
   #listenTcp(host: string, port: number): Promise<TcpServer> {
     return new Promise((resolve, reject) => {
       const server = createServer({ pauseOnConnect: false }, (socket) => this.#onConnection(socket));
-      server.maxConnections = this.#options.maxTcpConnections ?? 256;
       server.once('error', reject);
       server.listen({ host, port, exclusive: true }, () => {
         server.off('error', reject);
@@ -171,17 +222,81 @@ export class DnsServer implements Service<HostPort> {
       .finally(() => this.#inflight--);
   }
 
+  /**
+   * One TCP connection (RFC 7766): frames are answered at most
+   * `maxTcpPipeline` at a time, in parallel, replies in the order they are
+   * ready (§6.2.1.1 allows it: clients match by ID). Memory per connection is
+   * bounded: the socket is paused while its queue is full or while a reply
+   * waits for the client to read (write() backpressure), so a client that
+   * never reads stops being read, and holds at most what is in flight.
+   */
   #onConnection(socket: Socket): void {
     this.stats.tcpConnections++;
-    this.#tcpSockets.add(socket);
+    const max = this.#options.maxTcpConnections ?? 256;
+    if (this.#connections.size >= max && !this.#evictIdle()) {
+      this.stats.tcpEvicted++;
+      socket.destroy();
+      return;
+    }
     const decoder = new FrameDecoder();
     const client: DnsClientInfo = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, transport: 'tcp' };
     const maxPipeline = this.#options.maxTcpPipeline ?? 16;
-    let pending = 0;
-    socket.setTimeout(this.#options.tcpIdleTimeout ?? 10_000, () => socket.destroy());
+    const timeOut = (): void => {
+      this.stats.tcpTimeouts++;
+      socket.destroy();
+    };
+    const conn: TcpConnection = {
+      socket,
+      pending: 0,
+      queue: [],
+      blocked: false,
+      // Reset only by whole queries and replies: a trickling client cannot keep it alive.
+      idle: setTimeout(() => {
+        if (conn.pending > 0) conn.idle.refresh();
+        else timeOut();
+      }, this.#options.tcpIdleTimeout ?? 10_000),
+      message: undefined,
+    };
+    conn.idle.unref();
+    this.#connections.set(socket, conn);
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.#tcpSockets.delete(socket));
+    socket.on('close', () => {
+      clearTimeout(conn.idle);
+      clearTimeout(conn.message);
+      conn.queue = [];
+      this.#connections.delete(socket);
+    });
+    socket.on('drain', () => {
+      conn.blocked = false;
+      pump();
+    });
+    /** Start what the limits allow; read again only when nothing waits. */
+    const pump = (): void => {
+      while (!conn.blocked && conn.pending < maxPipeline && conn.queue.length > 0 && !socket.destroyed) {
+        start(conn.queue.shift() as Buffer);
+      }
+      if (socket.destroyed) return;
+      if (conn.blocked || conn.queue.length > 0 || conn.pending >= maxPipeline) socket.pause();
+      else socket.resume();
+    };
+    const start = (frame: Buffer): void => {
+      conn.pending++;
+      void this.#answer(frame, client, MAX_MESSAGE_SIZE)
+        .catch((err: unknown) => {
+          this.#log.error('dns query handling failed', { error: errorMessage(err) });
+          return undefined;
+        })
+        .then((reply) => {
+          conn.pending--;
+          if (socket.destroyed || !socket.writable) return;
+          if (reply) {
+            conn.idle.refresh();
+            if (!socket.write(frameMessage(reply))) conn.blocked = true;
+          }
+          pump();
+        });
+    };
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
       try {
@@ -192,24 +307,41 @@ export class DnsServer implements Service<HostPort> {
         socket.destroy();
         return;
       }
-      for (const frame of frames) {
-        pending++;
-        if (pending >= maxPipeline) socket.pause();
-        void this.#answer(frame, client).catch((err: unknown) => {
-          this.#log.error('dns query handling failed', { error: errorMessage(err) });
-          return undefined;
-        }).then((reply) => {
-          pending--;
-          if (pending < maxPipeline && !socket.destroyed) socket.resume();
-          if (!reply || socket.destroyed || !socket.writable) return;
-          socket.write(frameMessage(reply));
-        });
+      if (frames.length > 0) {
+        conn.idle.refresh();
+        // Most recently active last: the front of the map is the first to make room.
+        this.#connections.delete(socket);
+        this.#connections.set(socket, conn);
+        clearTimeout(conn.message);
+        conn.message = undefined;
       }
+      // A message's deadline runs from its first byte, however slowly the rest comes.
+      if (decoder.buffered > 0 && conn.message === undefined) {
+        conn.message = setTimeout(timeOut, this.#options.tcpMessageTimeout ?? 5_000);
+        conn.message.unref();
+      }
+      conn.queue.push(...frames);
+      pump();
     });
   }
 
-  /** Decode, run the chain, encode: undefined means "drop". Never rejects. */
-  async #answer(buf: Buffer, client: DnsClientInfo): Promise<Buffer | undefined> {
+  /** Close the connection idle for longest (nothing in flight) to make room; false when all are busy. */
+  #evictIdle(): boolean {
+    for (const [socket, conn] of this.#connections) {
+      if (conn.pending > 0 || conn.queue.length > 0) continue;
+      this.stats.tcpEvicted++;
+      this.#connections.delete(socket);
+      socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Decode, run the chain, encode within `limit` bytes (the transport's):
+   * undefined means "drop". Never rejects.
+   */
+  async #answer(buf: Buffer, client: DnsClientInfo, limit?: number): Promise<Buffer | undefined> {
     const header = decodeHeader(buf);
     // RFC 1035 §4.1.1 gives nothing to reply to without a header; a response
     // is never answered (that is how reflection loops start).
@@ -227,22 +359,28 @@ export class DnsServer implements Service<HostPort> {
       );
     }
     this.stats.queries++;
+    const maxSize = limit ?? udpLimit(query);
     let reply: DnsMessage;
-    try {
-      reply = await runChain(this.#options.handlers, { message: query, client }, this.#fallback);
-    } catch (err) {
-      const rcode = rcodeForError(err);
-      if (rcode === Rcode.SERVFAIL) this.stats.servfail++;
-      this.#log.debug('dns query failed', { name: query.questions[0]?.name, type: query.questions[0]?.type, error: errorMessage(err) });
-      reply = createReply(query, { rcode });
+    if (query.edns !== undefined && query.edns.version > EDNS_VERSION) {
+      // RFC 6891 §6.1.3: a version we do not implement gets BADVERS, with the version we do.
+      this.stats.badVersion++;
+      reply = createReply(query, { rcode: Rcode.BADVERS, edns: { udpPayloadSize: EDNS_UDP_SIZE, version: EDNS_VERSION, dnssecOk: false } });
+    } else {
+      try {
+        reply = await runChain(this.#options.handlers, { message: query, client }, this.#fallback);
+      } catch (err) {
+        const rcode = rcodeForError(err);
+        if (rcode === Rcode.SERVFAIL) this.stats.servfail++;
+        this.#log.debug('dns query failed', { name: query.questions[0]?.name, type: query.questions[0]?.type, error: errorMessage(err) });
+        reply = createReply(query, { rcode });
+      }
     }
     let wire: Buffer;
     try {
-      wire = encodeMessage(reply);
-      if (client.transport === 'udp' && wire.length > udpLimit(query)) {
-        this.stats.truncated++;
-        wire = encodeMessage(truncate(reply));
-      }
+      // Cut to what fits the transport (UDP: the client's EDNS size or 512; TCP: 65,535), TC set
+      // when answers had to go: never an exception for a large answer.
+      wire = encodeMessage(reply, { maxSize });
+      if (wire.length >= 4 && (wire.readUInt16BE(2) & TC_BIT) !== 0 && !reply.flags.tc) this.stats.truncated++;
     } catch (err) {
       // A handler built a reply that cannot go on the wire: a bug to log, never a crash.
       this.stats.servfail++;

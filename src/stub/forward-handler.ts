@@ -82,7 +82,9 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
       id: query.id,
       opcode: query.opcode,
       questions: query.questions.map((question) => ({ ...question })),
-      flags: { rd: true, cd: query.flags.cd },
+      // AD asks the upstream for its validation verdict (RFC 6840 §5.7), kept in the cache;
+      // each client sees it only if it asked (`replyFromResponse`, RFC 6840 §5.8).
+      flags: { rd: true, ad: true, cd: query.flags.cd },
       // Our own payload size upstream (RFC 6891 §6.2.5), whatever the client's: the server
       // truncates for the client, and the cache keeps the whole answer. DO as the client asked.
       ...(query.edns ? { edns: { udpPayloadSize: EDNS_UDP_SIZE, version: 0, dnssecOk: query.edns.dnssecOk } } : {}),

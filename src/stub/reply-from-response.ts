@@ -10,7 +10,8 @@ export interface ReplyFromResponseOptions {
 /**
  * Turn a response obtained for one query (upstream, or out of the cache) into
  * the reply to `query`: `query`'s ID, question and RD bit (RFC 1035 §4.1.1);
- * `response`'s rcode, sections and AA/AD/CD bits; RA set, since the stub
+ * `response`'s rcode, sections and AA/CD bits, and AD
+ * only when the query set AD or DO (RFC 6840 §5.8); RA set, since the stub
  * recurses on its clients' behalf; TC clear (the full response is at hand:
  * the server truncates for UDP itself). Records owned by the question's name
  * take the client's spelling of it (RFC 4343 §4.1: case is preserved where
@@ -41,7 +42,8 @@ export function replyFromResponse(query: DnsMessage, response: DnsMessage, optio
       tc: false,
       rd: query.flags.rd,
       ra: true,
-      ad: response.flags.ad,
+      // RFC 6840 §5.8: AD only for a client that showed it understands it (AD or DO in its query).
+      ad: response.flags.ad && (query.flags.ad || query.edns?.dnssecOk === true),
       cd: response.flags.cd,
     },
   });

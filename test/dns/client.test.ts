@@ -127,8 +127,8 @@ describe('DnsClient over UDP', () => {
     expect(seen?.transport).toBe('udp');
     expect(seen?.message.flags.rd).toBe(true);
     expect(seen?.message.questions).toEqual([{ name: NAME, type: 'A', class: 'IN' }]);
-    // RFC 6891 §6.2.5: the client advertises 4096 bytes.
-    expect(seen?.message.edns).toEqual({ udpPayloadSize: 4096, version: 0, dnssecOk: false });
+    // DNS Flag Day 2020: the client advertises 1232 bytes.
+    expect(seen?.message.edns).toEqual({ udpPayloadSize: 1232, version: 0, dnssecOk: false });
     expect(dns.stats).toMatchObject({ queries: 1, sent: 1, mismatched: 0, malformed: 0, timeouts: 0, failures: 0 });
   });
 
@@ -143,7 +143,7 @@ describe('DnsClient over UDP', () => {
     );
 
     const [first, second] = await server.waitForQueries(2);
-    expect(first?.message.edns?.udpPayloadSize).toBe(4096);
+    expect(first?.message.edns?.udpPayloadSize).toBe(1232);
     expect(second?.message.edns).toEqual({ udpPayloadSize: 1232, version: 0, dnssecOk: true });
     // RFC 6891 §7: no OPT in the answer to a query that had none.
     expect(plain.edns).toBeUndefined();

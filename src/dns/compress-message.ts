@@ -1,0 +1,199 @@
+import { MalformedMessageError } from '../core/errors.js';
+
+/** RFC 1035 §4.2.2: a TCP message is at most 65,535 bytes (its length is 16 bits). */
+export const MAX_MESSAGE_SIZE = 0xffff;
+
+/** RR type numbers (RFC 1035 §3.2.2, RFC 2782) whose RDATA holds names this pass knows how to find. */
+const NS = 2;
+const CNAME = 5;
+const SOA = 6;
+const PTR = 12;
+const MX = 15;
+const SRV = 33;
+
+/** RFC 1035 §4.1.4: a pointer holds a 14-bit offset, so only names in the first 16 KiB can be pointed at. */
+const MAX_POINTER = 0x3fff;
+const HEADER = 12;
+const TC_BIT = 0x0200;
+
+export interface CompressOptions {
+  /** Bytes the result may take, at most; records that do not fit are left out. Default 65,535. */
+  maxSize?: number;
+  /** Bytes to keep free at the end (the OPT record the caller appends). Default 0. */
+  reserve?: number;
+  /** Compress SRV targets too (see `compressMessage`). Default false. */
+  compressSrvTargets?: boolean;
+}
+
+export interface CompressedMessage {
+  wire: Buffer;
+  /** Records left out of the answer and authority sections (TC is then set in `wire`). */
+  omittedAnswers: number;
+  /** Records left out of the additional section (TC is not set for these: RFC 2181 §9). */
+  omittedAdditionals: number;
+  /** Whether the message holds SRV records (whose targets were, or could be, compressed). */
+  hasSrv: boolean;
+}
+
+/**
+ * Rewrite an uncompressed wire message (dns-packet's output: it never
+ * compresses) with DNS name compression (RFC 1035 §4.1.4), cut to `maxSize`.
+ *
+ * - Compressed: every owner name, and the names in the RDATA of the types
+ *   RFC 1035 defines (NS, CNAME, SOA, PTR, MX): RFC 3597 §4 allows compression
+ *   there only, and every receiver must expand those. Names compare
+ *   byte for byte, so a pointer never changes the case a name was written in
+ *   (RFC 4343 §4.1).
+ * - SRV targets: RFC 2782 says they are not compressed, and BIND, CoreDNS
+ *   (miekg/dns) and dnsmasq (checked against dnsmasq 2.89) write them in
+ *   full; RFC 3597 §4 still asks receivers to expand them, because RFC 2052
+ *   required compression and servers sent it. So `compressSrvTargets` is
+ *   false by default: `encodeMessage` sets it only for a reply that would
+ *   not fit otherwise, where a complete answer matters more than that
+ *   letter (a thousand SRV records fit in 64 KiB only this way). Either way
+ *   the uncompressed targets are remembered, and later owner names (the A
+ *   glue) point into them, as dnsmasq does.
+ * - Cut: records are copied in order (answer, authority, additional) while
+ *   they fit, whole; the first that does not fit ends the message. Left-out
+ *   answer or authority records set TC (the client retries over TCP, RFC
+ *   1035 §4.2.1); left-out additional records do not (RFC 2181 §9: TC is not
+ *   for missing extra information). This is miekg/dns `Msg.Truncate`.
+ *
+ * Throws `MalformedMessageError` when the header and questions alone do not
+ * fit, or for a label that is not 1-63 octets (dns-packet writes an overlong
+ * label's length into the flag bits).
+ */
+export function compressMessage(input: Buffer, options: CompressOptions = {}): CompressedMessage {
+  const maxSize = Math.min(options.maxSize ?? MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE);
+  const limit = maxSize - (options.reserve ?? 0);
+  const compressSrv = options.compressSrvTargets ?? false;
+  if (input.length < HEADER) throw new MalformedMessageError(`cannot compress message: ${input.length} bytes is shorter than a header`);
+  // Compression only shrinks, so the output never needs more room than the input.
+  const out = Buffer.allocUnsafe(input.length);
+  input.copy(out, 0, 0, HEADER);
+  const counts = [input.readUInt16BE(4), input.readUInt16BE(6), input.readUInt16BE(8), input.readUInt16BE(10)] as const;
+  /** Suffix bytes (latin1) → offset in `out` where they were written. */
+  const table = new Map<string, number>();
+  /** Keys added for the record being copied, undone when it does not fit. */
+  let added: string[] = [];
+  let pos = HEADER;
+  let off = HEADER;
+  let hasSrv = false;
+
+  /** Copy the name at `pos` in `input`, pointing at an earlier copy of its longest known suffix. */
+  const copyName = (compress: boolean): void => {
+    const starts: number[] = [];
+    let end = pos;
+    for (;;) {
+      const length = input[end];
+      if (length === undefined) throw new MalformedMessageError('cannot compress message: name runs past the end');
+      if (length === 0) break;
+      if (length > 63) throw new MalformedMessageError(`cannot encode name: label of ${length} octets (at most 63)`);
+      starts.push(end);
+      end += length + 1;
+    }
+    for (const start of starts) {
+      const key = input.toString('latin1', start, end + 1);
+      const pointer = compress ? table.get(key) : undefined;
+      if (pointer !== undefined) {
+        out.writeUInt16BE(0xc000 | pointer, off);
+        off += 2;
+        pos = end + 1;
+        return;
+      }
+      if (off <= MAX_POINTER && !table.has(key)) {
+        table.set(key, off);
+        added.push(key);
+      }
+      const length = input[start] as number;
+      input.copy(out, off, start, start + length + 1);
+      off += length + 1;
+    }
+    out[off++] = 0;
+    pos = end + 1;
+  };
+
+  for (let q = 0; q < counts[0]; q++) {
+    copyName(true);
+    input.copy(out, off, pos, pos + 4);
+    off += 4;
+    pos += 4;
+  }
+  if (off > limit) throw new MalformedMessageError(`cannot encode message: the question alone takes ${off} bytes, over the ${maxSize} allowed`);
+
+  const kept = [0, 0, 0];
+  let stopped = false;
+  let omittedAnswers = 0;
+  let omittedAdditionals = 0;
+  for (let section = 0; section < 3; section++) {
+    const count = counts[section + 1] as number;
+    for (let i = 0; i < count; i++) {
+      if (stopped) {
+        if (section < 2) omittedAnswers += 1;
+        else omittedAdditionals += 1;
+        continue;
+      }
+      const mark = off;
+      added = [];
+      copyRecord();
+      if (off > limit) {
+        off = mark;
+        for (const key of added) table.delete(key);
+        stopped = true;
+        if (section < 2) omittedAnswers += 1;
+        else omittedAdditionals += 1;
+        continue;
+      }
+      kept[section] = (kept[section] as number) + 1;
+    }
+  }
+  out.writeUInt16BE(kept[0] as number, 6);
+  out.writeUInt16BE(kept[1] as number, 8);
+  out.writeUInt16BE(kept[2] as number, 10);
+  if (omittedAnswers > 0) out.writeUInt16BE(out.readUInt16BE(2) | TC_BIT, 2);
+  // A tight copy: a big scratch buffer must not live on in caches.
+  return { wire: Buffer.from(out.subarray(0, off)), omittedAnswers, omittedAdditionals, hasSrv };
+
+  function copyRecord(): void {
+    copyName(true);
+    const type = input.readUInt16BE(pos);
+    const rdlength = input.readUInt16BE(pos + 8);
+    input.copy(out, off, pos, pos + 8);
+    off += 8;
+    pos += 10;
+    const rdataEnd = pos + rdlength;
+    const lengthAt = off;
+    off += 2;
+    const rdataStart = off;
+    const copyBytes = (n: number): void => {
+      input.copy(out, off, pos, pos + n);
+      off += n;
+      pos += n;
+    };
+    switch (type) {
+      case NS:
+      case CNAME:
+      case PTR:
+        copyName(true);
+        break;
+      case MX:
+        copyBytes(2);
+        copyName(true);
+        break;
+      case SOA:
+        copyName(true);
+        copyName(true);
+        copyBytes(20);
+        break;
+      case SRV:
+        hasSrv = true;
+        copyBytes(6);
+        copyName(compressSrv);
+        break;
+      default:
+        copyBytes(rdlength);
+    }
+    if (pos !== rdataEnd) throw new MalformedMessageError(`cannot compress message: rdata of type ${type} is not the ${rdlength} bytes it claims`);
+    out.writeUInt16BE(off - rdataStart, lengthAt);
+  }
+}
