@@ -42,7 +42,7 @@ export async function startRegistration(client: Etcd3, config: RegisterConfig, l
     key: config.key,
     value: config.value,
     ttl: config.ttl,
-    ...(config.check === undefined ? {} : { check: parseHealthCheck(config.check, { timeout: config.checkTimeout }) }),
+    ...(config.check === undefined ? {} : { check: parseHealthCheck(config.check, { timeout: config.checkTimeout, send: config.checkSend, expect: config.checkExpect }) }),
     interval: config.checkInterval,
     rise: config.rise,
     fall: config.fall,

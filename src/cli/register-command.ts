@@ -26,7 +26,15 @@ export function registerCommand(io: CliIo, setExit: (code: number) => void): Com
     .addOption(envOption('--weight <n>', 'SRV weight within a priority', 'SRVLINK_WEIGHT').default('100'))
     .addOption(envOption('--ttl <seconds>', 'lease (and record) TTL', 'SRVLINK_TTL').default('10'))
     .addOption(envOption('--instance <id>', 'instance id, a DNS label (default: from host name and port)', 'SRVLINK_INSTANCE'))
-    .addOption(envOption('--check <spec>', 'health check: tcp://HOST:PORT, http://HOST[:PORT]/PATH or exec:CMD', 'SRVLINK_CHECK'))
+    .addOption(
+      envOption(
+        '--check <spec>',
+        'health check: tcp://HOST:PORT, zookeeper://HOST:PORT, redis://HOST:PORT[?password-file=FILE], postgres://HOST:PORT, http[s]://HOST[:PORT]/PATH or exec:CMD',
+        'SRVLINK_CHECK',
+      ),
+    )
+    .addOption(envOption('--check-send <bytes>', "tcp:// check: what to write once connected; escapes \\n \\r \\t \\0 \\\\ \\xHH", 'SRVLINK_CHECK_SEND'))
+    .addOption(envOption('--check-expect <regex|statuses>', 'tcp:// check: a regular expression the answer must match; http(s)://: accepted statuses (default 200-399)', 'SRVLINK_CHECK_EXPECT'))
     .addOption(envOption('--check-interval <duration>', 'time between checks', 'SRVLINK_CHECK_INTERVAL').default('2s'))
     .addOption(envOption('--check-timeout <duration>', 'time one check may take', 'SRVLINK_CHECK_TIMEOUT').default('2s'))
     .addOption(envOption('--rise <n>', 'passes in a row that register the instance', 'SRVLINK_RISE').default('2'))
@@ -36,9 +44,19 @@ export function registerCommand(io: CliIo, setExit: (code: number) => void): Com
       'after',
       `
 Examples:
-  srvlink register --etcd http://10.0.0.5:2379 --domain env1.skydns.local --service zookeeper --port 2181
+  srvlink register --etcd http://10.0.0.5:2379 --domain env1.skydns.local --service zookeeper --port 2181 \\
+                   --check zookeeper://127.0.0.1:2181
+  srvlink register ... --service redis --port 6379 --check 'redis://127.0.0.1:6379?password-file=/run/secrets/redis'
+  srvlink register ... --service smtp --port 25 --check tcp://127.0.0.1:25 --check-expect '^220 '
+  srvlink register ... --service zookeeper --port 2181 --check tcp://127.0.0.1:2181 \\
+                   --check-send 'srvr' --check-expect '^Mode: (leader|follower|standalone)'
   srvlink register --etcd http://10.0.0.5:2379,http://10.0.0.6:2379 --domain env1.skydns.local \\
                    --service web --host '$HOST_IP' --port '$PORT0' --check http://127.0.0.1:8080/health
+
+The check timeout covers the whole exchange (connect, send, answer): a frozen server fails it.
+A server is removed within --check-interval × --fall + --check-timeout of its last good answer.
+zookeeper:// sends the srvr four-letter word and passes in a serving mode only (leader,
+follower, observer, standalone); ZooKeeper 3.5+ must allow it: 4lw.commands.whitelist=srvr.
 
 Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad usage.`,
     )

@@ -18,6 +18,8 @@ export interface RegisterSpec {
   ttl?: string;
   instance?: string;
   check?: string;
+  checkSend?: string;
+  checkExpect?: string;
   checkInterval?: string;
   checkTimeout?: string;
   rise?: string;
@@ -31,6 +33,10 @@ export interface RegisterConfig {
   /** Lease TTL in seconds. */
   readonly ttl: number;
   readonly check: string | undefined;
+  /** `--check-send` as given (escapes unresolved): a tcp:// check writes it. */
+  readonly checkSend: string | undefined;
+  /** `--check-expect` as given: a regular expression (tcp://) or statuses (http(s)://). */
+  readonly checkExpect: string | undefined;
   readonly checkInterval: number;
   readonly checkTimeout: number;
   readonly rise: number;
@@ -71,7 +77,12 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
   };
   const ttl = integer('ttl', REGISTRATION_DEFAULTS.ttl, 1, 86_400);
   // Checked now, so a bad spec stops start-up with exit code 2 rather than later.
-  if (spec.check !== undefined) parseHealthCheck(spec.check, { what: what('check') });
+  if (spec.check !== undefined) {
+    parseHealthCheck(spec.check, { what: what('check'), send: spec.checkSend, expect: spec.checkExpect, sendWhat: what('checkSend'), expectWhat: what('checkExpect') });
+  } else if (spec.checkSend !== undefined || spec.checkExpect !== undefined) {
+    const [field, text] = spec.checkSend !== undefined ? (['checkSend', spec.checkSend] as const) : (['checkExpect', spec.checkExpect] as const);
+    throw new ConfigError(`invalid ${what(field)} "${text ?? ''}": it belongs to a check, and ${what('check')} is not given`);
+  }
   const service = spec.service.trim().toLowerCase();
   const instance = (spec.instance ?? defaultInstanceId(context.hostname, port)).toLowerCase();
   const duration = (field: keyof RegisterSpec, fallback: number): number => {
@@ -92,6 +103,8 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
     }),
     ttl,
     check: spec.check,
+    checkSend: spec.checkSend,
+    checkExpect: spec.checkExpect,
     checkInterval: duration('checkInterval', REGISTRATION_DEFAULTS.interval),
     checkTimeout: duration('checkTimeout', 2000),
     rise: integer('rise', REGISTRATION_DEFAULTS.rise, 1, 1000),
@@ -99,12 +112,13 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
   });
 }
 
-const SPEC_KEYS: readonly (keyof RegisterSpec)[] = ['host', 'priority', 'weight', 'ttl', 'instance', 'check', 'checkInterval', 'checkTimeout', 'rise', 'fall'];
+const SPEC_KEYS: readonly (keyof RegisterSpec)[] = ['host', 'priority', 'weight', 'ttl', 'instance', 'check', 'checkSend', 'checkExpect', 'checkInterval', 'checkTimeout', 'rise', 'fall'];
 
 /**
  * `NAME:PORT[:key=value...]` of `srvlink run --register` (keys: host,
- * priority, weight, ttl, instance, check, check-interval, check-timeout,
- * rise, fall). A value may hold colons (`check=tcp://127.0.0.1:8080`):
+ * priority, weight, ttl, instance, check, check-send, check-expect,
+ * check-interval, check-timeout, rise, fall). A value may hold colons
+ * (`check=tcp://127.0.0.1:8080`, `check-expect=^Mode: (leader|follower)`):
  * a part without `=` continues the previous value.
  */
 export function parseRegisterSpec(value: string, what: string): RegisterSpec {
@@ -122,7 +136,7 @@ export function parseRegisterSpec(value: string, what: string): RegisterSpec {
     }
     const key = part.slice(0, equals).trim().replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof RegisterSpec;
     if (!SPEC_KEYS.includes(key)) {
-      throw new ConfigError(`invalid ${what} "${value}": unknown key "${part.slice(0, equals)}", expected one of host, priority, weight, ttl, instance, check, check-interval, check-timeout, rise, fall`);
+      throw new ConfigError(`invalid ${what} "${value}": unknown key "${part.slice(0, equals)}", expected one of host, priority, weight, ttl, instance, check, check-send, check-expect, check-interval, check-timeout, rise, fall`);
     }
     spec[key] = part.slice(equals + 1);
     last = key;

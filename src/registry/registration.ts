@@ -8,7 +8,7 @@ import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
 import type { Service } from '../core/lifecycle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
-import type { HealthCheck } from './health-check.js';
+import type { CheckResult, HealthCheck } from './health-check.js';
 import { INITIAL_HEALTH_STATE, nextHealthState, type HealthState } from './health-state.js';
 
 /**
@@ -42,7 +42,13 @@ export interface RegistrationEvents {
   /** etcd acknowledged a keepalive of the current lease. */
   renewed: [info: { lease: string }];
   /** One health check ran. */
-  check: [info: { passed: boolean; health: HealthState }];
+  check: [info: { passed: boolean; reason: string; health: HealthState }];
+}
+
+/** The last result of the health check: what `/status` shows. */
+export interface LastCheck extends CheckResult {
+  /** When that run ended (ISO 8601). */
+  readonly at: string;
 }
 
 /** The part of an etcd client a registration uses: `Etcd3` or one of its namespaces. */
@@ -59,7 +65,12 @@ export interface RegistrationOptions {
   ttl?: number;
   /** Health gate: without one the key is always registered. */
   check?: HealthCheck;
-  /** Ms from the end of one check to the start of the next. Default 2000. */
+  /**
+   * Ms from the start of one check to the start of the next (HAProxy's
+   * `inter`); a check that takes longer is followed at once. So a server
+   * that stops answering is deregistered within `interval × fall + timeout`.
+   * Default 2000.
+   */
   interval?: number;
   /** Passes in a row that make the instance healthy. Default 2. */
   rise?: number;
@@ -76,6 +87,8 @@ export interface RegistrationOptions {
   random?: () => number;
   /** Clock for log throttling, ms, monotonic. Default `performance.now`. */
   now?: () => number;
+  /** Wall clock for `lastCheck.at`, ms since the epoch. Default `Date.now`. */
+  clock?: () => number;
 }
 
 /**
@@ -144,11 +157,13 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   readonly #callTimeout: number;
   readonly #random: () => number;
   readonly #now: () => number;
+  readonly #clock: () => number;
   readonly #log: Logger;
   /** Aborted by `close()`: ends a running check and the sleep between checks. */
   readonly #abort = new AbortController();
   #state: RegistrationState = 'idle';
   #health: HealthState;
+  #lastCheck: LastCheck | undefined;
   #held: Held | undefined;
   /** Why the last attempt failed; undefined after a success (one warning per outage, not one per retry). */
   #lastError: Error | undefined;
@@ -192,6 +207,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => performance.now());
     this.#warnings = new LogThrottle({ interval: WARN_EVERY, now: this.#now });
+    this.#clock = options.clock ?? Date.now;
     this.#log = (options.logger ?? silentLogger).child({ key });
     // Without a check the instance counts as healthy from the start.
     this.#health = this.#check === undefined ? { healthy: true, passes: 0, failures: 0 } : INITIAL_HEALTH_STATE;
@@ -202,6 +218,16 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   /** The current state (see `RegistrationState`). */
   get state(): RegistrationState {
     return this.#state;
+  }
+
+  /** The health check's last result, undefined before the first run (or without a check). */
+  get lastCheck(): LastCheck | undefined {
+    return this.#lastCheck;
+  }
+
+  /** Whether the instance counts as healthy now (rise/fall applied); true without a check. */
+  get healthy(): boolean {
+    return this.#health.healthy;
   }
 
   /** The id of the lease the key is registered under (decimal), while `registered`. */
@@ -393,19 +419,41 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   async #checkLoop(check: HealthCheck): Promise<void> {
     const signal = this.#abort.signal;
     while (!this.#closed) {
-      const passed = await check.run(signal);
+      const started = this.#now();
+      const result = await check.run(signal);
       if (this.#closed) break;
       const before = this.#health;
-      this.#health = nextHealthState(before, passed, { rise: this.#rise, fall: this.#fall });
-      if (this.#health.healthy !== before.healthy) {
-        if (this.#health.healthy) this.#log.info('health check passing', { check: check.description, passes: this.#rise });
-        else this.#log.warn('health check failing', { check: check.description, failures: this.#fall });
+      const previous = this.#lastCheck;
+      this.#health = nextHealthState(before, result.ok, { rise: this.#rise, fall: this.#fall });
+      this.#lastCheck = Object.freeze({ ok: result.ok, reason: result.reason, at: new Date(this.#clock()).toISOString() });
+      const turned = this.#health.healthy !== before.healthy;
+      // One line per change of the result (or of its reason), not per run:
+      // a server that keeps failing the same way is said once.
+      if (turned || previous === undefined || previous.ok !== result.ok || previous.reason !== result.reason) {
+        const fields = {
+          check: check.description,
+          ok: result.ok,
+          reason: result.reason,
+          healthy: this.#health.healthy,
+          ...(this.#health.healthy ? { failures: this.#health.failures, fall: this.#fall } : { passes: this.#health.passes, rise: this.#rise }),
+        };
+        if (turned) {
+          if (this.#health.healthy) this.#log.info('health check passing', fields);
+          else this.#log.warn('health check failing', fields);
+        } else if (result.ok) {
+          this.#log.info('health check passed', fields);
+        } else {
+          this.#log.warn('health check failed', fields);
+        }
+      }
+      if (turned) {
         this.#updateState();
         this.#wake?.();
       }
-      this.emit('check', { passed, health: this.#health });
+      this.emit('check', { passed: result.ok, reason: result.reason, health: this.#health });
       this.#firstCheck.resolve();
-      await abortableSleep(this.#interval, signal);
+      // Start to start: the time the check took counts against the interval.
+      await abortableSleep(Math.max(0, this.#interval - (this.#now() - started)), signal);
     }
   }
 

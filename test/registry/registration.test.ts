@@ -302,21 +302,36 @@ describe('Registration with a health check', () => {
     expect(reg.states).toEqual(['unhealthy', 'waiting-for-etcd', 'registered', 'unhealthy', 'waiting-for-etcd', 'registered']);
   });
 
-  it('exec: follows the command exit status', async () => {
+  it('exec: follows the command exit status; the last result and every change of it are kept and logged', async () => {
     const etcd = await startEtcd();
     const flag = join(tempDir(), 'ready');
-    const reg = registration({ client: client(etcd), check: parseHealthCheck(`exec:test -e ${flag}`), interval: 100, rise: 1, fall: 1 });
+    const lines: { msg: string; ok?: boolean; reason?: string; healthy?: boolean }[] = [];
+    const logger = createLogger({ level: 'debug', write: (line) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    const reg = registration({ client: client(etcd), check: parseHealthCheck(`exec:test -e ${flag}`), interval: 100, rise: 1, fall: 1, logger });
+    expect(reg.lastCheck).toBeUndefined();
     await reg.start();
     expect(reg.state).toBe('unhealthy');
+    expect(reg.lastCheck).toMatchObject({ ok: false, reason: 'exit code 1' });
+    expect(Date.parse(reg.lastCheck?.at ?? '')).toBeGreaterThan(Date.now() - 60_000);
+    // Several failing runs, one line: the result did not change.
+    await next(reg, 'check');
+    await next(reg, 'check');
+    expect(lines.filter((l) => l.msg.startsWith('health check'))).toEqual([expect.objectContaining({ msg: 'health check failed', ok: false, reason: 'exit code 1', healthy: false })]);
     expect(await stored(etcd)).toEqual([]);
     const registered = next(reg, 'registered');
     writeFileSync(flag, '');
     await registered;
     expect(await stored(etcd)).toHaveLength(1);
+    expect(reg.lastCheck).toMatchObject({ ok: true, reason: 'exit code 0' });
     const deregistered = next(reg, 'deregistered');
     rmSync(flag);
     await deregistered;
     expect(await stored(etcd)).toEqual([]);
+    expect(lines.filter((l) => l.msg.startsWith('health check')).map((l) => [l.msg, l.reason])).toEqual([
+      ['health check failed', 'exit code 1'],
+      ['health check passing', 'exit code 0'],
+      ['health check failing', 'exit code 1'],
+    ]);
   });
 
   it('close() during a check ends it and leaves nothing in etcd', async () => {

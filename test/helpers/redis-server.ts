@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { onTestFinished } from 'vitest';
+import { freePort } from './free-port.js';
+import { waitFor } from './wait-for.js';
+
+/** A redis-server of its own (Debian's redis-server) on a loopback port, no persistence. */
+export interface RedisServer {
+  readonly port: number;
+  readonly child: ChildProcess;
+  log(): string;
+  /** Send a signal (SIGSTOP/SIGCONT freeze and thaw it); SIGKILL/SIGTERM wait for the exit. */
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/** Start `redis-server --port P --save ''` (and `--requirepass` when given); killed with the test. */
+export async function startRedis(options: { password?: string } = {}): Promise<RedisServer> {
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', ''];
+  if (options.password !== undefined) args.push('--requirepass', options.password);
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', 'redis-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.on('error', (err) => (log += `cannot start redis-server: ${err.message}\n`));
+  child.stdout.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const server: RedisServer = {
+    port,
+    child,
+    log: () => log,
+    kill: async (signal) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (signal === 'SIGKILL' || signal === 'SIGTERM') child.kill('SIGCONT');
+      child.kill(signal);
+      if (signal === 'SIGKILL' || signal === 'SIGTERM') await exited;
+    },
+  };
+  onTestFinished(() => server.kill('SIGKILL'));
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${log}`);
+      return /Ready to accept connections/.test(log) || (await accepts(port));
+    },
+    { what: `redis-server on port ${port}`, interval: 50 },
+  );
+  return server;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
