@@ -1,19 +1,24 @@
 import { isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { EtcdConfig } from '../config/etcd-config.js';
 import type { RegisterConfig } from '../config/register-config.js';
+import { RESTART_SETTINGS, mappingKey, planReload } from '../config/reload-plan.js';
 import type { Mapping, RunConfig } from '../config/run-config.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import { listenError } from '../core/listen-error.js';
 import type { Logger } from '../core/logger.js';
 import type { BackendSource } from '../discovery/backend-source.js';
 import { DnsBackendSource } from '../discovery/dns-backend-source.js';
+import type { Resolver } from '../discovery/lookup-srv.js';
+import { SwappableBackendSource } from '../discovery/swappable-backend-source.js';
 import { StaticBackendSource } from '../discovery/static-backend-source.js';
 import { DnsClient } from '../dns/client.js';
+import type { DnsMessage } from '../dns/codec.js';
 import type { DnsHandler } from '../dns/handler.js';
 import { readResolvConf, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
-import { Forwarder } from '../proxy/forwarder.js';
+import { Forwarder, type ForwarderSettings } from '../proxy/forwarder.js';
 import type { Registration, RegistrationState } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
@@ -22,14 +27,47 @@ import type { ZoneEntry, ZoneStore } from '../skydns/zone-store.js';
 import type { AliasAddresses } from '../stub/alias-handler.js';
 import { defaultAllowFrom } from '../stub/allow-from.js';
 import { createStub, type StubServer } from '../stub/create-stub.js';
+import type { DnsResolver } from '../stub/forward-handler.js';
 import { createEtcdClient } from './etcd-client.js';
 import { openEtcdZone, startRegistration } from './etcd-runtime.js';
 
+/** A listener of a running ambassador. */
+export interface AmbassadorListener {
+  address: HostPort;
+  service: string;
+  srvName: string;
+}
+
+/** What a reload did, for logs and tests. */
+export interface ReloadResult {
+  /** `address=srvName` of the listeners started, stopped, and kept with their connections. */
+  added: string[];
+  removed: string[];
+  kept: number;
+  /** Mappings of the new config that could not listen (the rest was applied); they are tried again on the next reload. */
+  failed: string[];
+  /** Config keys whose change waits for a restart; their running values stay. */
+  restartNeeded: string[];
+}
+
+/** What a reload is given besides the run settings. */
+export interface ReloadOptions {
+  etcd?: EtcdConfig | undefined;
+  registrations?: readonly RegisterConfig[];
+}
+
 /** A running ambassador: what `srvlink run` starts. */
 export interface Ambassador {
-  /** Each listener's bound address, in mapping order. */
-  readonly listeners: readonly { address: HostPort; service: string; srvName: string }[];
-  /** Withdraw every registration (revoke its lease), so no new client is sent here; safe to call twice. */
+  /** Each listener's bound address, in mapping order (as of the last reload). */
+  readonly listeners: readonly AmbassadorListener[];
+  /**
+   * Apply a new config without dropping a connection on mappings that stay:
+   * removed mappings stop accepting and drain, added ones listen, kept
+   * forwarders take changed settings, backends are re-resolved. Settings
+   * that need a restart keep their running value (`restartNeeded`).
+   */
+  reload(config: RunConfig, options?: ReloadOptions): Promise<ReloadResult>;
+  /** Withdraw every registration (revoke its lease), so no new client is sent here; listeners keep serving; safe to call twice. */
   deregister(): Promise<void>;
   /** Deregister, stop accepting, drain open connections, stop discovery. */
   close(reason?: string): Promise<void>;
@@ -61,6 +99,13 @@ export interface AmbassadorOptions {
   beforeRegister?: () => Promise<void>;
 }
 
+/** One mapping at work: its forwarder and the source it asks, which a reload may swap. */
+interface Route {
+  mapping: Mapping;
+  forwarder: Forwarder;
+  source: SwappableBackendSource;
+}
+
 /**
  * Wire the parts of `srvlink run` together (the composition root: features
  * do not import each other). Listeners come up first, all or none: when one
@@ -72,81 +117,80 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   // are the default cluster DNS and upstreams, never the stub itself.
   const resolvConf = readResolvConf(config.resolvConf);
   const systemResolvers = withoutStub(resolvConf.nameservers, config.dnsListen);
-  const clusterDns = config.clusterDns.length > 0 ? [...config.clusterDns] : systemResolvers;
-  const clusterClient =
-    config.discovery === 'dns' && clusterDns.length > 0 ? new DnsClient({ servers: clusterDns, timeout: config.dnsTimeout, logger: log.child({ component: 'dns-client' }) }) : undefined;
-  if (config.discovery === 'dns' && !clusterClient) {
-    throw new ConfigError(`missing --cluster-dns: ${config.resolvConf} names no nameserver other than the stub itself to find services with`);
-  }
+  const clusterDnsOf = (c: RunConfig): HostPort[] => (c.clusterDns.length > 0 ? [...c.clusterDns] : systemResolvers);
+  const clusterClientOf = (c: RunConfig): DnsClient | undefined => {
+    const servers = clusterDnsOf(c);
+    if (c.discovery !== 'dns') return undefined;
+    if (servers.length === 0) throw new ConfigError(`missing --cluster-dns: ${c.resolvConf} names no nameserver other than the stub itself to find services with`);
+    return new DnsClient({ servers, timeout: c.dnsTimeout, logger: log.child({ component: 'dns-client' }) });
+  };
+  let running = config;
+  let clusterClient = clusterClientOf(config);
 
   const stop = options.stop ?? new AbortController().signal;
   const etcdClient = options.etcd ? createEtcdClient(options.etcd, options.env ?? {}) : undefined;
   const zone = config.discovery === 'etcd' ? new LateZone(config.prefix) : undefined;
   // Every mapped service's environment is answered from etcd, the cluster domain or not.
-  const zoneResolver = zone
-    ? createZoneResolver({
-        zones: [config.clusterDomain, ...config.mappings.map((m) => environmentOf(m.srvName))],
-        prefix: config.prefix,
-        store: zone,
-        unavailable: () => zone.unavailable,
-      })
-    : undefined;
-  const sources: BackendSource[] = [];
-  const srvSources: DnsBackendSource[] = [];
-  const forwarders: Forwarder[] = [];
-  for (const mapping of config.mappings) {
-    const mappingLog = log.child({ service: mapping.srvName });
-    let source: BackendSource;
-    if (config.discovery === 'static') {
-      source = new StaticBackendSource({ name: mapping.srvName, backends: config.backends.get(mapping.srvName) ?? [] });
-    } else {
-      // etcd: the same lookupSrv over the in-memory zone, with the rules of `srvlink dns`; asked again on every watch event.
-      const srv = new DnsBackendSource({
-        srvName: mapping.srvName,
-        resolver: zoneResolver ?? (clusterClient as DnsClient),
-        ttlMin: config.ttlMin,
-        ttlMax: config.ttlMax,
-        staleMax: config.staleMax,
-        logger: mappingLog,
-      });
-      srvSources.push(srv);
-      source = srv;
-    }
-    sources.push(source);
-    forwarders.push(
-      new Forwarder({
-        name: mapping.srvName,
-        listen: mapping.listen,
-        source,
-        connectTimeout: config.connectTimeout,
-        idleTimeout: config.idleTimeout,
-        maxConnections: config.maxConns,
-        ejectAfter: config.ejectAfter,
-        ejectBase: config.ejectTime,
-        drainTimeout: config.drainTimeout,
-        logger: mappingLog,
-      }),
-    );
-  }
-  let stub: StubServer | undefined;
-  const registrations: Registration[] = [];
-  const deregister = async (): Promise<void> => {
-    await Promise.all(registrations.map((r) => r.close()));
+  const zoneResolverOf = (c: RunConfig): Resolver | undefined =>
+    zone
+      ? createZoneResolver({
+          zones: [c.clusterDomain, ...c.mappings.map((m) => environmentOf(m.srvName))],
+          prefix: c.prefix,
+          store: zone,
+          unavailable: () => zone.unavailable,
+        })
+      : undefined;
+  let zoneResolver = zoneResolverOf(config);
+  const sourceFor = (mapping: Mapping, c: RunConfig): BackendSource => {
+    if (c.discovery === 'static') return new StaticBackendSource({ name: mapping.srvName, backends: c.backends.get(mapping.srvName) ?? [] });
+    // etcd: the same lookupSrv over the in-memory zone, with the rules of `srvlink dns`; asked again on every watch event.
+    return new DnsBackendSource({
+      srvName: mapping.srvName,
+      resolver: zoneResolver ?? (clusterClient as DnsClient),
+      ttlMin: c.ttlMin,
+      ttlMax: c.ttlMax,
+      staleMax: c.staleMax,
+      logger: log.child({ service: mapping.srvName }),
+    });
   };
-  const close = async (reason?: string): Promise<void> => {
-    // Deregister first (docs/architecture.md §4.6): no new client is sent here while we drain.
-    await deregister();
-    if (reason !== undefined) log.info('draining', { signal: reason, drainTimeout: config.drainTimeout });
-    await Promise.all([...forwarders.map((f) => f.close()), stub?.close()]);
-    await Promise.all(sources.map((s) => s.close()));
-    await zone?.close();
-    etcdClient?.close();
-    if (reason !== undefined) log.info('stopped');
+  const routeFor = (mapping: Mapping, c: RunConfig): Route => {
+    const source = new SwappableBackendSource(sourceFor(mapping, c));
+    const forwarder = new Forwarder({ name: mapping.srvName, listen: mapping.listen, source, ...forwarderSettings(c), logger: log.child({ service: mapping.srvName }) });
+    return { mapping, forwarder, source };
+  };
+  let routes: Route[] = config.mappings.map((mapping) => routeFor(mapping, config));
+  /** Sources that ask DNS or the etcd zone, to re-ask at once on a reload or an etcd change. */
+  const srvSources = (): DnsBackendSource[] => routes.flatMap((r) => (r.source.inner instanceof DnsBackendSource ? [r.source.inner] : []));
+
+  let stub: StubServer | undefined;
+  // The stub's resolvers by indirection: a reload may point them elsewhere without a new stub.
+  let stubResolvers = stubResolversOf(config, clusterDnsOf(config), systemResolvers, log);
+  let registrations: { config: RegisterConfig; registration: Registration }[] = [];
+  let closing: Promise<void> | undefined;
+  const deregister = async (): Promise<void> => {
+    const withdrawn = registrations;
+    registrations = [];
+    await Promise.all(withdrawn.map((r) => r.registration.close()));
+  };
+  /** Forwarders stopped by a reload, still draining: close() waits for them too. */
+  const draining = new Set<Promise<void>>();
+  const close = (reason?: string): Promise<void> => {
+    closing ??= (async () => {
+      // Deregister first (docs/architecture.md §4.6): no new client is sent here while we drain.
+      await deregister();
+      if (reason !== undefined) log.info('draining', { signal: reason, drainTimeout: running.drainTimeout });
+      await Promise.all([...routes.map((r) => r.forwarder.close()), stub?.close(), ...draining]);
+      await Promise.all(routes.map((r) => r.source.close()));
+      await zone?.close();
+      etcdClient?.close();
+      if (reason !== undefined) log.info('stopped');
+    })();
+    return closing;
   };
   try {
-    for (const forwarder of forwarders) await forwarder.start();
+    for (const route of routes) await route.forwarder.start();
     if (config.dnsListen) {
-      stub = createDnsStub(config, config.dnsListen, forwarders, clusterDns, systemResolvers, log, zone);
+      stub = createDnsStub(config, config.dnsListen, aliasTable(routes), stubResolvers, log, zone);
       try {
         await stub.start();
       } catch (err) {
@@ -155,8 +199,8 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       log.info('dns stub listening', {
         address: formatHostPort(stub.address()),
         clusterDomain: config.clusterDomain,
-        clusterDns: clusterDns.map(formatHostPort),
-        upstream: (config.upstream.length > 0 ? config.upstream : systemResolvers).map(formatHostPort),
+        clusterDns: clusterDnsOf(config).map(formatHostPort),
+        upstream: upstreamOf(config, systemResolvers).map(formatHostPort),
       });
       if (config.writeResolvConf) writeStubResolvConf(config, resolvConf, stub.address(), log);
     }
@@ -171,12 +215,12 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       zone.attach(store);
       // Push (docs/architecture.md §4.2): every change of the index reaches the forwarders at once.
       store.on('change', () => {
-        for (const source of srvSources) source.refreshNow();
+        for (const source of srvSources()) source.refreshNow();
       });
-      for (const source of srvSources) source.refreshNow();
+      for (const source of srvSources()) source.refreshNow();
     });
   }
-  for (const source of sources) await source.start();
+  for (const route of routes) await route.source.start();
   if (options.beforeRegister) {
     try {
       await options.beforeRegister();
@@ -185,29 +229,28 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       throw err;
     }
   }
-  for (const spec of options.registrations ?? []) {
-    registrations.push(await startRegistration(etcdClient as Etcd3, spec, log));
-  }
-  const listeners = config.mappings.map((mapping, i) => ({
-    address: (forwarders[i] as Forwarder).address(),
-    service: mapping.service,
-    srvName: mapping.srvName,
-  }));
-  for (const [i, listener] of listeners.entries()) {
+  const register = async (specs: readonly RegisterConfig[]): Promise<void> => {
+    for (const spec of specs) registrations.push({ config: spec, registration: await startRegistration(etcdClient as Etcd3, spec, log) });
+  };
+  await register(options.registrations ?? []);
+  const listenersOf = (): AmbassadorListener[] =>
+    routes.map((r) => ({ address: r.forwarder.address(), service: r.mapping.service, srvName: r.mapping.srvName }));
+  const logListening = (route: Route, c: RunConfig): void => {
     log.info('listening', {
-      address: formatHostPort(listener.address),
-      service: listener.service,
-      srvName: listener.srvName,
-      aliases: config.dnsListen ? (config.mappings[i] as Mapping).aliases : undefined,
-      discovery: config.discovery,
+      address: formatHostPort(route.forwarder.address()),
+      service: route.mapping.service,
+      srvName: route.mapping.srvName,
+      aliases: c.dnsListen ? route.mapping.aliases : undefined,
+      discovery: c.discovery,
     });
-  }
+  };
+  for (const route of routes) logListening(route, config);
   log.info('srvlink run ready', {
     domain: config.domain,
-    listeners: listeners.map((l) => `${formatHostPort(l.address)}=${l.srvName}`),
+    listeners: listenersOf().map((l) => `${formatHostPort(l.address)}=${l.srvName}`),
     settings: {
       discovery: config.discovery,
-      clusterDns: clusterDns.map(formatHostPort),
+      clusterDns: clusterDnsOf(config).map(formatHostPort),
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout ?? 'off',
       maxConns: config.maxConns,
@@ -219,12 +262,175 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       staleMax: config.staleMax,
     },
   });
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = async (next: RunConfig, reloadOptions: ReloadOptions = {}): Promise<ReloadResult> => {
+    const plan = planReload(running, next);
+    const restartNeeded = [...plan.restartNeeded];
+    if (JSON.stringify(reloadOptions.etcd) !== JSON.stringify(options.etcd)) restartNeeded.push('etcd');
+    // What a restart-only setting says stays as it runs; the rest is the new config.
+    const applied: RunConfig = Object.freeze({
+      ...next,
+      ...Object.fromEntries(RESTART_SETTINGS.map(({ field }) => [field, running[field]])),
+      discovery: restartNeeded.includes('discovery') ? running.discovery : next.discovery,
+    });
+    if (plan.discovery) {
+      clusterClient = clusterClientOf(applied);
+    }
+    zoneResolver = zoneResolverOf(applied);
+    const result: ReloadResult = { added: [], removed: [], kept: plan.kept.length, failed: [], restartNeeded };
+
+    // Stop the removed first: an added mapping may take over the same address.
+    const removedKeys = new Set(plan.removed.map(mappingKey));
+    for (const route of routes.filter((r) => removedKeys.has(mappingKey(r.mapping)))) {
+      result.removed.push(`${formatHostPort(route.forwarder.address())}=${route.mapping.srvName}`);
+      const drained = route.forwarder.close().then(() => route.source.close());
+      draining.add(drained);
+      void drained.finally(() => draining.delete(drained));
+    }
+    const keptRoutes = new Map(routes.filter((r) => !removedKeys.has(mappingKey(r.mapping))).map((r) => [mappingKey(r.mapping), r]));
+    for (const { after } of plan.kept) {
+      const route = keptRoutes.get(mappingKey(after)) as Route;
+      route.mapping = after;
+      if (plan.forwarderSettings) route.forwarder.reconfigure(forwarderSettings(applied));
+      if (plan.discovery) await route.source.swap(sourceFor(after, applied));
+    }
+    const added: Route[] = [];
+    for (const mapping of plan.added) {
+      let route = routeFor(mapping, applied);
+      try {
+        // A mapping that takes over the address of one just removed may find its socket still closing.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await route.forwarder.start();
+            break;
+          } catch (err) {
+            if (attempt >= 10 || !addressInUse(err)) throw err;
+            await route.forwarder.close();
+            await sleep(50);
+            route = routeFor(mapping, applied);
+          }
+        }
+      } catch (err) {
+        log.error('cannot listen for a mapping of the reloaded config', { mapping: `${formatHostPort(mapping.listen)}=${mapping.service}`, error: errorMessage(err) });
+        result.failed.push(`${formatHostPort(mapping.listen)}=${mapping.srvName}`);
+        await route.forwarder.close();
+        continue;
+      }
+      await route.source.start();
+      added.push(route);
+      result.added.push(`${formatHostPort(route.forwarder.address())}=${mapping.srvName}`);
+      logListening(route, applied);
+    }
+    // The new config's order, kept routes and added ones.
+    const byKey = new Map([...keptRoutes, ...added.map((r) => [mappingKey(r.mapping), r] as const)]);
+    routes = next.mappings.flatMap((m) => {
+      const route = byKey.get(mappingKey(m));
+      return route ? [route] : [];
+    });
+    // Backends re-resolved: a reload is also how to say "look again now".
+    if (!plan.discovery) for (const source of srvSources()) source.refreshNow();
+    if (stub) {
+      stub.setAliases(aliasTable(routes));
+      if (plan.resolvers) {
+        const resolvers = stubResolversOf(applied, clusterDnsOf(applied), systemResolvers, log);
+        for (const which of ['cluster', 'upstream'] as const) {
+          if ((stubResolvers[which] === undefined) !== (resolvers[which] === undefined)) restartNeeded.push(which === 'cluster' ? 'cluster-dns' : 'upstream');
+        }
+        stubResolvers.cluster?.use(resolvers.cluster);
+        stubResolvers.upstream?.use(resolvers.upstream);
+        stubResolvers = { cluster: stubResolvers.cluster, upstream: stubResolvers.upstream };
+      }
+    }
+    await reloadRegistrations(reloadOptions.registrations ?? [], restartNeeded);
+    running = Object.freeze({ ...applied, mappings: routes.map((r) => r.mapping) });
+    return result;
+  };
+  const reloadRegistrations = async (wanted: readonly RegisterConfig[], restartNeeded: string[]): Promise<void> => {
+    const keyOf = (c: RegisterConfig): string => JSON.stringify(c);
+    const wantedKeys = new Set(wanted.map(keyOf));
+    const runningKeys = new Set(registrations.map((r) => keyOf(r.config)));
+    if (wanted.some((c) => !runningKeys.has(keyOf(c))) && !etcdClient) {
+      restartNeeded.push('register');
+      return;
+    }
+    const gone = registrations.filter((r) => !wantedKeys.has(keyOf(r.config)));
+    registrations = registrations.filter((r) => wantedKeys.has(keyOf(r.config)));
+    await Promise.all(gone.map((r) => r.registration.close()));
+    await register(wanted.filter((c) => !runningKeys.has(keyOf(c))));
+  };
+
   return {
-    listeners,
+    get listeners() {
+      return listenersOf();
+    },
+    // One reload at a time: a file saved twice in a row applies in order.
+    reload: (next, reloadOptions) => {
+      const result = reloading.then(() => reload(next, reloadOptions));
+      reloading = result.catch(() => undefined);
+      return result;
+    },
     deregister,
     close,
-    status: () => ({ listeners, registrations: registrations.map((r) => ({ key: r.key, state: r.state })) }),
+    status: () => ({ listeners: listenersOf(), registrations: registrations.map((r) => ({ key: r.registration.key, state: r.registration.state })) }),
   };
+}
+
+/** The forwarder settings of a config. */
+function forwarderSettings(c: RunConfig): ForwarderSettings {
+  return {
+    connectTimeout: c.connectTimeout,
+    idleTimeout: c.idleTimeout,
+    maxConnections: c.maxConns,
+    ejectAfter: c.ejectAfter,
+    ejectBase: c.ejectTime,
+    drainTimeout: c.drainTimeout,
+  };
+}
+
+/** Whether a listen failed because the address is still held (by a socket that is closing). */
+function addressInUse(err: unknown): boolean {
+  return err instanceof SrvlinkError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+}
+
+/** Each route's aliases → its listener's address, for the stub. */
+function aliasTable(routes: readonly Route[]): Map<string, AliasAddresses> {
+  const aliases = new Map<string, AliasAddresses>();
+  for (const route of routes) {
+    const address = reachableAddress(route.forwarder.address().host);
+    for (const alias of route.mapping.aliases) aliases.set(alias, isIP(address) === 6 ? { ipv6: address } : { ipv4: address });
+  }
+  return aliases;
+}
+
+function upstreamOf(config: RunConfig, systemResolvers: HostPort[]): HostPort[] {
+  return config.upstream.length > 0 ? [...config.upstream] : systemResolvers;
+}
+
+/** A resolver that stands for another, replaceable one. */
+class ResolverSlot implements DnsResolver {
+  #target: DnsResolver;
+  constructor(target: DnsResolver) {
+    this.#target = target;
+  }
+  use(target: DnsResolver | undefined): void {
+    if (target) this.#target = target;
+  }
+  exchange(query: DnsMessage, options?: { signal?: AbortSignal }): Promise<DnsMessage> {
+    return this.#target.exchange(query, options);
+  }
+}
+
+interface StubResolvers {
+  cluster: ResolverSlot | undefined;
+  upstream: ResolverSlot | undefined;
+}
+
+/** The stub's two resolvers for a config. One attempt per server: an app's resolver gives up after 5 s (glibc), so the stub must answer (stale or SERVFAIL) well before that. */
+function stubResolversOf(config: RunConfig, clusterDns: HostPort[], systemResolvers: HostPort[], log: Logger): StubResolvers {
+  const client = (servers: HostPort[], component: string): ResolverSlot | undefined =>
+    servers.length > 0 ? new ResolverSlot(new DnsClient({ servers, timeout: config.dnsTimeout, attempts: 1, logger: log.child({ component }) })) : undefined;
+  return { cluster: client(clusterDns, 'stub-cluster'), upstream: client(upstreamOf(config, systemResolvers), 'stub-upstream') };
 }
 
 /**
@@ -234,22 +440,11 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
 function createDnsStub(
   config: RunConfig,
   listen: HostPort,
-  forwarders: readonly Forwarder[],
-  clusterDns: HostPort[],
-  systemResolvers: HostPort[],
+  aliases: ReadonlyMap<string, AliasAddresses>,
+  resolvers: StubResolvers,
   log: Logger,
   zone: LateZone | undefined,
 ): StubServer {
-  const aliases = new Map<string, AliasAddresses>();
-  config.mappings.forEach((mapping, i) => {
-    const address = reachableAddress((forwarders[i] as Forwarder).address().host);
-    for (const alias of mapping.aliases) aliases.set(alias, isIP(address) === 6 ? { ipv6: address } : { ipv4: address });
-  });
-  const upstream = config.upstream.length > 0 ? [...config.upstream] : systemResolvers;
-  // One attempt per server: an app's resolver gives up after 5 s (glibc), so
-  // the stub must answer (stale or SERVFAIL) well before that.
-  const client = (servers: HostPort[], component: string): DnsClient | undefined =>
-    servers.length > 0 ? new DnsClient({ servers, timeout: config.dnsTimeout, attempts: 1, logger: log.child({ component }) }) : undefined;
   const loopback = isLoopback(listen.host);
   return createStub({
     listen,
@@ -257,8 +452,8 @@ function createDnsStub(
     clusterDomain: config.clusterDomain,
     // With etcd discovery the stub answers the cluster domain from the same index (docs/architecture.md §4.1).
     ...(zone ? { clusterZone: zone.handler(config.clusterDomain) } : {}),
-    clusterResolver: client(clusterDns, 'stub-cluster'),
-    upstreamResolver: client(upstream, 'stub-upstream'),
+    clusterResolver: resolvers.cluster,
+    upstreamResolver: resolvers.upstream,
     // Never an open resolver: beyond loopback only the allowed networks are answered.
     ...(loopback ? {} : { allowFrom: config.allowFrom.length > 0 ? config.allowFrom : defaultAllowFrom() }),
     cacheSize: config.dnsCacheSize,

@@ -13,6 +13,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Resolves with the name of the first of `signals` the process receives. */
   waitForSignal(signals: readonly NodeJS.Signals[]): Promise<NodeJS.Signals>;
+  /** Calls `handler` every time `signal` arrives, until the returned function is called. */
+  onSignal(signal: NodeJS.Signals, handler: () => void): () => void;
 }
 
 /** The real process's streams, environment and signals. */
@@ -29,6 +31,11 @@ export function processIo(): CliIo {
         };
         for (const s of signals) process.on(s, on);
       }),
+    onSignal: (signal, handler) => {
+      const on = (): void => handler();
+      process.on(signal, on);
+      return () => void process.off(signal, on);
+    },
   };
 }
 

@@ -1,57 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { layerSettings, parseConfigFile } from '../config/config-file.js';
-import { flagName } from '../config/option-source.js';
-import { RUN_DEFAULTS, parseRunConfig, type RunSetting } from '../config/run-config.js';
+import { configFileKeys, layerSettings, parseConfigFile, type LayeredValue } from '../config/config-file.js';
+import { describeSource, flagName } from '../config/option-source.js';
+import { RELOAD_SIGNALS, RUN_DEFAULTS, parseRunConfig, type RunConfig, type RunSetting } from '../config/run-config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { hostname } from 'node:os';
-import { parseEtcdConfig } from '../config/etcd-config.js';
-import { parseRegisterConfig } from '../config/register-config.js';
+import { parseEtcdConfig, type EtcdConfig } from '../config/etcd-config.js';
+import { parseRegisterConfig, type RegisterConfig } from '../config/register-config.js';
+import type { Logger } from '../core/logger.js';
+import { watchFile } from '../core/watch-file.js';
 import { defaultHost } from '../registry/default-host.js';
 import { parseDuration } from '../core/duration.js';
-import { startAmbassador } from './ambassador.js';
+import { startAmbassador, type Ambassador } from './ambassador.js';
 import { superviseCommand, type SupervisedRun } from './supervise-command.js';
 import { withEtcdOptions } from './etcd-client.js';
 import { ExitCode, collect, commandLogger, envOption, optionSources, runGuarded, type CliIo } from './cli-context.js';
-
-/** Keys a config file may hold: the long flag names. */
-const FILE_KEYS = [
-  'domain',
-  'map',
-  'listen',
-  'cluster-dns',
-  'discovery',
-  'backend',
-  'connect-timeout',
-  'idle-timeout',
-  'max-conns',
-  'eject-after',
-  'eject-time',
-  'drain-timeout',
-  'ttl-min',
-  'ttl-max',
-  'stale-max',
-  'dns-timeout',
-  'dns-listen',
-  'cluster-domain',
-  'upstream',
-  'write-resolv-conf',
-  'resolv-conf',
-  'dns-cache-size',
-  'allow-from',
-  'register',
-  'prefix',
-  'etcd',
-  'etcd-cacert',
-  'etcd-cert',
-  'etcd-key',
-  'etcd-user',
-  'etcd-password-file',
-  'log-level',
-  'stop-timeout',
-  'signal-group',
-  'subreaper',
-] as const;
 
 /** `srvlink run`: the ambassador. */
 export function runCommand(io: CliIo, setExit: (code: number) => void): Command {
@@ -98,6 +61,13 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     )
     .addOption(envOption('--prefix <path>', 'etcd key prefix of the SkyDNS layout (etcd discovery, --register)', 'SRVLINK_PREFIX').default(RUN_DEFAULTS.prefix))
     .addOption(
+      envOption(
+        '--reload-signal <signal>',
+        `signal that reloads --config: ${RELOAD_SIGNALS.join(', ')} (default: SIGHUP, or none when a command is supervised: its signals are the child's)`,
+        'SRVLINK_RELOAD_SIGNAL',
+      ),
+    )
+    .addOption(
       envOption('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, repeatable (default: loopback and own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
         collect,
       ),
@@ -129,6 +99,9 @@ Config file (--config), the same settings by their flag names:
   connect-timeout: 1s
 
 Precedence: flags, then SRVLINK_* variables, then the config file, then defaults.
+The config file is watched: a change (or the reload signal) applies it without dropping
+connections on mappings that stay; a file that fails validation is refused and logged, and the
+running config stays. README.md lists every key and which ones need a restart.
 Two mappings on one port without an address get 127.0.0.1, 127.0.0.2, ... (all loopback).
 The DNS stub answers each mapping's names (zookeeper, zookeeper.env1.skydns.local) with its
 listener's address, sends the cluster domain to --cluster-dns and the rest to --upstream.
@@ -147,39 +120,11 @@ with a command, the command's status, 127 command not found, 126 not executable.
         await runGuarded(io, 'run', async () => {
           // Listen for signals before anything starts: a SIGTERM during start-up must still drain.
           const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
-          const opts = cmd.opts() as { config?: string; logLevel?: string };
-          const sources = optionSources(cmd);
-          let fromFile: Record<string, unknown> = {};
-          if (opts.config !== undefined) {
-            let text: string;
-            try {
-              text = readFileSync(opts.config, 'utf8');
-            } catch (err) {
-              throw new ConfigError(`cannot read config file "${opts.config}": ${errorMessage(err)}`);
-            }
-            fromFile = parseConfigFile(text, opts.config, FILE_KEYS);
-          }
-          const layered = layerSettings(cmd.opts(), sources, fromFile, opts.config, flagName);
-          const config = parseRunConfig(layered as Partial<Record<RunSetting, (typeof layered)[string]>>);
-          const etcd = parseEtcdConfig(
-            Object.fromEntries(Object.entries(layered).map(([key, { value }]) => [key, value])),
-            Object.fromEntries(Object.entries(layered).map(([key, { source }]) => [key, source])),
-            config.discovery === 'etcd' || config.register.length > 0,
-          );
-          const registrations = config.register.map((spec) =>
-            parseRegisterConfig(spec, {
-              domain: config.domain,
-              prefix: config.prefix,
-              env: io.env,
-              hostname: hostname(),
-              defaultHost: () => defaultHost(),
-              what: (field) => `--register "${spec.service ?? ''}:${spec.port ?? ''}" ${flagName(field)}`,
-            }),
-          );
-          const logLevel = layered.logLevel?.value;
-          const log = commandLogger(io, cmd, typeof logLevel === 'string' ? logLevel : undefined);
+          const settings = loadRunSettings(cmd, io);
+          const log = commandLogger(io, cmd, settings.logLevel);
           const stopping = new AbortController();
           void stopSignal.then(() => stopping.abort());
+          const { layered } = settings;
           const supervised: SupervisedRun | undefined =
             commandLine.length > 0 || layered.subreaper?.value === true
               ? superviseCommand(commandLine, {
@@ -188,26 +133,37 @@ with a command, the command's status, 127 command not found, 126 not executable.
                   stopTimeout: parseDuration(String(layered.stopTimeout?.value ?? '10s'), '--stop-timeout'),
                   signalGroup: layered.signalGroup?.value === true,
                   subreaper: layered.subreaper?.value === true,
+                  // --reload-signal claims its signal: it reloads srvlink instead of reaching the command.
+                  keep: settings.config.reloadSignal === undefined ? [] : [settings.config.reloadSignal],
                 })
               : undefined;
-          let ambassador;
+          const starting = startAmbassador(settings.config, {
+            logger: log,
+            etcd: settings.etcd,
+            registrations: settings.registrations,
+            env: io.env,
+            stop: stopping.signal,
+            ...(supervised ? { beforeRegister: () => supervised.start(stopping.signal) } : {}),
+          });
+          // Before start-up ends: a reload signal sent as soon as "ready" is logged must not kill the process.
+          const reloader = startReloader(cmd, io, log, starting, settings, commandLine.length > 0);
+          let ambassador: Ambassador;
           try {
-            ambassador = await startAmbassador(config, {
-              logger: log,
-              etcd,
-              registrations,
-              env: io.env,
-              stop: stopping.signal,
-              ...(supervised ? { beforeRegister: () => supervised.start(stopping.signal) } : {}),
-            });
+            ambassador = await starting;
           } catch (err) {
+            reloader.close();
             supervised?.close();
             const status = supervised?.failure(err);
             if (status === undefined) throw err;
             return status;
           }
-          if (supervised?.running) return supervised.wait(stopSignal, ambassador);
+          if (supervised?.running) {
+            const status = await supervised.wait(stopSignal, ambassador);
+            reloader.close();
+            return status;
+          }
           const signal = await stopSignal;
+          reloader.close();
           await ambassador.close(signal);
           supervised?.close();
           return ExitCode.OK;
@@ -215,4 +171,126 @@ with a command, the command's status, 127 command not found, 126 not executable.
       );
     });
   return withEtcdOptions(command, 'etcd client URLs for --discovery etcd and --register');
+}
+
+/** Settings read once for the whole process (the logger, the supervisor): a change waits for a restart. */
+const PROCESS_SETTINGS = ['logLevel', 'stopTimeout', 'signalGroup', 'subreaper'];
+
+/** Everything `run` needs, from flags, environment and the config file: what a reload reads again. */
+interface RunSettings {
+  config: RunConfig;
+  etcd: EtcdConfig | undefined;
+  registrations: RegisterConfig[];
+  logLevel: string | undefined;
+  /** Every setting as layered (flags, environment, file), for the settings read outside `RunConfig`. */
+  layered: Record<string, LayeredValue>;
+  /** The config file's text, undefined without --config. */
+  text: string | undefined;
+}
+
+/**
+ * Read and validate the settings of `run`: the config file (if any) under
+ * the flags and variables commander saw. Throws `ConfigError` naming the
+ * file and key, or the flag, that is wrong.
+ */
+function loadRunSettings(cmd: Command, io: CliIo): RunSettings {
+  const file = (cmd.opts() as { config?: string }).config;
+  const sources = optionSources(cmd);
+  let fromFile: Record<string, unknown> = {};
+  let text: string | undefined;
+  if (file !== undefined) {
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file "${file}": ${errorMessage(err)}`);
+    }
+    fromFile = parseConfigFile(text, file, configFileKeys(cmd.options.map((o) => o.long)));
+  }
+  const layered = layerSettings(cmd.opts(), sources, fromFile, file, flagName);
+  const config = parseRunConfig(layered as Partial<Record<RunSetting, (typeof layered)[string]>>);
+  const etcd = parseEtcdConfig(
+    Object.fromEntries(Object.entries(layered).map(([key, { value }]) => [key, value])),
+    Object.fromEntries(Object.entries(layered).map(([key, { source }]) => [key, source])),
+    config.discovery === 'etcd' || config.register.length > 0,
+  );
+  const registerSource = layered.register?.source ?? { flag: '--register', from: 'cli' as const };
+  const registrations = config.register.map((spec) =>
+    parseRegisterConfig(spec, {
+      domain: config.domain,
+      prefix: config.prefix,
+      env: io.env,
+      hostname: hostname(),
+      defaultHost: () => defaultHost(),
+      what: (field) => `${describeSource(registerSource)} "${spec.service ?? ''}:${spec.port ?? ''}" ${flagName(field)}`,
+    }),
+  );
+  const logLevel = layered.logLevel?.value;
+  return { config, etcd, registrations, logLevel: typeof logLevel === 'string' ? logLevel : undefined, layered, text };
+}
+
+/**
+ * Live reload (docs/architecture.md §4.6): the config file is watched, and
+ * the reload signal (SIGHUP unless a command is supervised, or
+ * `--reload-signal`) reads it again too; without a file, the signal still
+ * re-resolves every backend. A file that fails validation is refused with
+ * one log line naming the key; the running config stays.
+ */
+function startReloader(cmd: Command, io: CliIo, log: Logger, starting: Promise<Ambassador>, initial: RunSettings, supervised: boolean): { close(): void } {
+  const file = (cmd.opts() as { config?: string }).config;
+  let applied = initial;
+  let lastText = initial.text;
+  // Reloads wait for start-up, and run one at a time.
+  let queue: Promise<unknown> = starting.catch(() => undefined);
+  const reload = async (trigger: string): Promise<void> => {
+    const ambassador = await starting;
+    let next: RunSettings;
+    try {
+      next = loadRunSettings(cmd, io);
+    } catch (err) {
+      const message = errorMessage(err);
+      // A file watch fires on every save: say it once per broken text.
+      const text = file === undefined ? undefined : readOrUndefined(file);
+      if (trigger === 'file' && text !== undefined && text === lastText) return;
+      lastText = text;
+      log.error('config reload refused, the running config stays', { file, trigger, key: /key "([^"]+)"/.exec(message)?.[1], error: message });
+      return;
+    }
+    if (trigger === 'file' && next.text === lastText) return;
+    lastText = next.text;
+    const result = await ambassador.reload(next.config, { etcd: next.etcd, registrations: next.registrations });
+    for (const attribute of PROCESS_SETTINGS) {
+      if (JSON.stringify(next.layered[attribute]?.value) !== JSON.stringify(applied.layered[attribute]?.value)) result.restartNeeded.push(flagName(attribute));
+    }
+    applied = next;
+    log.info('config reloaded', { file, trigger, ...result });
+    if (result.restartNeeded.length > 0) {
+      log.warn('config changes that take effect only after a restart: the running values stay', { file, settings: result.restartNeeded });
+    }
+  };
+  const schedule = (trigger: string): void => {
+    queue = queue.then(() => reload(trigger)).catch((err: unknown) => log.error('config reload failed', { file, trigger, error: errorMessage(err) }));
+  };
+  const closers: (() => void)[] = [];
+  if (file !== undefined) {
+    try {
+      const watch = watchFile(file, () => schedule('file'), {
+        onError: (err) => log.warn('cannot watch the config file any more: reload with the reload signal', { file, error: errorMessage(err) }),
+      });
+      closers.push(() => watch.close());
+    } catch (err) {
+      log.warn('cannot watch the config file: reload with the reload signal', { file, error: errorMessage(err) });
+    }
+  }
+  // With a supervised command, every signal but SIGTERM and SIGINT belongs to the child unless --reload-signal claims one.
+  const signal = initial.config.reloadSignal ?? (supervised ? undefined : 'SIGHUP');
+  if (signal !== undefined) closers.push(io.onSignal(signal, () => schedule(`signal ${signal}`)));
+  return { close: () => closers.forEach((close) => close()) };
+}
+
+function readOrUndefined(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }

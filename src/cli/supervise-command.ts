@@ -14,6 +14,8 @@ export interface SuperviseCommandOptions {
   signalGroup: boolean;
   /** Become a child subreaper (PR_SET_CHILD_SUBREAPER) when not PID 1. */
   subreaper: boolean;
+  /** Signals srvlink keeps for itself (`--reload-signal`): not forwarded. */
+  keep?: readonly NodeJS.Signals[];
 }
 
 /** `srvlink run -- CMD`: the command's life, tied to the ambassador's. */
@@ -53,6 +55,7 @@ export function superviseCommand(commandLine: readonly string[], options: Superv
           logger: log,
           // The first SIGTERM/SIGINT waits until registrations are withdrawn (docs/architecture.md §4.6).
           hold: ['SIGTERM', 'SIGINT'],
+          keep: options.keep ?? [],
         });
   let running = false;
   return {

@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import { ConfigError } from '../core/errors.js';
+import { unknownKeyMessage } from './nearest-key.js';
 import type { OptionSource } from './option-source.js';
 
 /** A setting as the layers gave it: the raw value and where it came from. */
@@ -12,7 +13,7 @@ export interface LayeredValue {
  * Parse a config file's text (YAML, or JSON, which is YAML) into a mapping of
  * keys to raw values. Keys are the long flag names without dashes
  * (`cluster-dns: [10.0.0.2]`). Pure; throws `ConfigError` naming the file
- * and, for an unknown key, the keys that exist.
+ * and, for an unknown key, the nearest valid one.
  */
 export function parseConfigFile(text: string, file: string, knownKeys: readonly string[]): Record<string, unknown> {
   let doc: unknown;
@@ -27,10 +28,21 @@ export function parseConfigFile(text: string, file: string, knownKeys: readonly 
   }
   for (const key of Object.keys(doc)) {
     if (!knownKeys.includes(key)) {
-      throw new ConfigError(`unknown key "${key}" in config file "${file}": expected one of ${knownKeys.join(', ')}`);
+      throw new ConfigError(unknownKeyMessage(key, `config file "${file}"`, knownKeys));
     }
   }
   return doc as Record<string, unknown>;
+}
+
+/**
+ * The keys a config file may hold: the long names of a command's options
+ * (`--connect-timeout` → `connect-timeout`), so a new flag is a new key at
+ * once. `--config` itself, `--help` and `--version` are not settings.
+ */
+export function configFileKeys(longFlags: readonly (string | undefined)[]): string[] {
+  // `--no-x` sets the attribute of `--x`: its key is `x: false`.
+  const keys = longFlags.flatMap((flag) => (flag === undefined ? [] : [flag.replace(/^--(no-)?/, '')]));
+  return [...new Set(keys)].filter((key) => !['config', 'help', 'version'].includes(key));
 }
 
 /**

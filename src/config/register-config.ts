@@ -112,7 +112,8 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
   });
 }
 
-const SPEC_KEYS: readonly (keyof RegisterSpec)[] = ['host', 'priority', 'weight', 'ttl', 'instance', 'check', 'checkSend', 'checkExpect', 'checkInterval', 'checkTimeout', 'rise', 'fall'];
+/** The optional keys of a registration spec, as `RegisterSpec` names them. */
+export const REGISTER_SPEC_KEYS: readonly (keyof RegisterSpec)[] = ['host', 'priority', 'weight', 'ttl', 'instance', 'check', 'checkSend', 'checkExpect', 'checkInterval', 'checkTimeout', 'rise', 'fall'];
 
 /**
  * `NAME:PORT[:key=value...]` of `srvlink run --register` (keys: host,
@@ -135,7 +136,7 @@ export function parseRegisterSpec(value: string, what: string): RegisterSpec {
       continue;
     }
     const key = part.slice(0, equals).trim().replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof RegisterSpec;
-    if (!SPEC_KEYS.includes(key)) {
+    if (!REGISTER_SPEC_KEYS.includes(key)) {
       throw new ConfigError(`invalid ${what} "${value}": unknown key "${part.slice(0, equals)}", expected one of host, priority, weight, ttl, instance, check, check-send, check-expect, check-interval, check-timeout, rise, fall`);
     }
     spec[key] = part.slice(equals + 1);

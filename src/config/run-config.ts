@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { parseCidr, type Cidr } from '../core/cidr.js';
-import { parseRegisterSpec, type RegisterSpec } from './register-config.js';
+import type { RegisterSpec } from './register-config.js';
+import { registerEntries } from './register-entries.js';
+import { unknownKeyMessage } from './nearest-key.js';
 import { ConfigError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { formatHostPort, parseHostPort, parsePort, type HostPort } from '../core/host-port.js';
@@ -66,7 +68,15 @@ export interface RunConfig {
   readonly register: readonly RegisterSpec[];
   /** etcd key prefix of the SkyDNS layout, for etcd discovery and registration. */
   readonly prefix: string;
+  /**
+   * The signal that reloads the config file (`--reload-signal`); undefined:
+   * SIGHUP when no command is supervised, none when one is (its signals are the child's).
+   */
+  readonly reloadSignal: NodeJS.Signals | undefined;
 }
+
+/** Signals `--reload-signal` may name: those a user sends on purpose and nothing else needs. */
+export const RELOAD_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
 /** Defaults, as `--help` shows them. */
 export const RUN_DEFAULTS = {
@@ -99,7 +109,8 @@ export type RunSetting =
   | 'upstream'
   | 'writeResolvConf'
   | 'allowFrom'
-  | 'register';
+  | 'register'
+  | 'reloadSignal';
 
 /**
  * Validate the layered settings of `srvlink run` (pure). Every error is a
@@ -198,10 +209,16 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   if (writeResolvConf && (!dnsListen || dnsListen.port !== 53)) {
     throw new ConfigError('invalid --write-resolv-conf: resolv.conf can only point at a stub on port 53 (see --dns-listen)');
   }
-  const registerValue = get('register');
-  const register = (Array.isArray(registerValue.value) ? registerValue.value.map(String) : registerValue.value === undefined ? [] : [String(registerValue.value)])
-    .flatMap((v) => (registerValue.source.from === 'env' ? v.split(',') : [v]))
-    .map((v) => parseRegisterSpec(v.trim(), describeSource(registerValue.source)));
+  const register = registerEntries(get('register'));
+
+  const reloadSignalValue = get('reloadSignal');
+  let reloadSignal: NodeJS.Signals | undefined;
+  if (reloadSignalValue.value !== undefined) {
+    const name = String(reloadSignalValue.value).trim().toUpperCase();
+    const full = name.startsWith('SIG') ? name : `SIG${name}`;
+    if (!(RELOAD_SIGNALS as readonly string[]).includes(full)) throw invalid(reloadSignalValue, `expected one of ${RELOAD_SIGNALS.join(', ')}`);
+    reloadSignal = full as NodeJS.Signals;
+  }
 
   const allowFromValue = get('allowFrom');
   const allowFrom = listOf(allowFromValue).map((v) => parseCidr(v, describeSource(allowFromValue.source)));
@@ -231,6 +248,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     allowFrom: Object.freeze(allowFrom),
     register: Object.freeze(register),
     prefix: parsePrefix(String(get('prefix').value), describeSource(get('prefix').source)),
+    reloadSignal,
   });
 }
 
@@ -339,6 +357,8 @@ function assignAddresses(parsed: ParsedMapping[], defaultHost: string, source: O
   });
 }
 
+const MAP_ENTRY_KEYS = ['listen', 'service', 'aliases'];
+
 /**
  * `--map` values: strings (`[ADDR:]PORT=SERVICE`, comma lists from the
  * environment) or, in a config file, objects `{listen, service, aliases}`.
@@ -348,8 +368,9 @@ function mapEntries(layered: LayeredValue): MapEntry[] {
   return items.flatMap((item): MapEntry[] => {
     if (item === null || typeof item !== 'object') return listOf({ ...layered, value: item }).map((text) => ({ text, aliases: [] }));
     const entry = item as Record<string, unknown>;
-    const unknown = Object.keys(entry).find((key) => !['listen', 'service', 'aliases'].includes(key));
-    if (unknown !== undefined || entry.listen === undefined || typeof entry.service !== 'string') {
+    const unknown = Object.keys(entry).find((key) => !MAP_ENTRY_KEYS.includes(key));
+    if (unknown !== undefined) throw new ConfigError(unknownKeyMessage(unknown, `${describeSource(layered.source)}, entry ${JSON.stringify(entry)}`, MAP_ENTRY_KEYS));
+    if (entry.listen === undefined || typeof entry.service !== 'string') {
       throw invalid({ ...layered, value: item }, 'expected "[ADDR:]PORT=SERVICE" or {listen: "[ADDR:]PORT", service: NAME, aliases: [NAME, ...]}');
     }
     const aliases = entry.aliases === undefined ? [] : Array.isArray(entry.aliases) ? entry.aliases.map(String) : [String(entry.aliases)];

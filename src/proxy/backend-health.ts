@@ -59,11 +59,16 @@ interface Entry {
  * with tables. Only backends with a failure on record take memory.
  */
 export class BackendHealth {
-  readonly #options: BackendHealthOptions;
+  #options: BackendHealthOptions;
   readonly #entries = new Map<string, Entry>();
 
   constructor(options: BackendHealthOptions) {
     this.#options = options;
+  }
+
+  /** New thresholds (a config reload); backends on record keep their counts, the next ejection uses these. */
+  configure(options: Omit<BackendHealthOptions, 'now'>): void {
+    this.#options = { ...options, now: this.#options.now };
   }
 
   /** Whether `key` is ejected right now. */

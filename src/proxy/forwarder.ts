@@ -60,6 +60,16 @@ export const FORWARDER_DEFAULTS = {
   drainTimeout: 10_000,
 } as const;
 
+/** The settings `reconfigure()` can change on a running forwarder. */
+export interface ForwarderSettings {
+  connectTimeout: number;
+  idleTimeout: number | undefined;
+  maxConnections: number;
+  ejectAfter: number;
+  ejectBase: number;
+  drainTimeout: number;
+}
+
 /** One address of one backend, in dialing order. */
 interface Candidate {
   host: string;
@@ -85,10 +95,10 @@ export class Forwarder implements Service<HostPort> {
   readonly #name: string;
   readonly #listen: HostPort;
   readonly #source: BackendSource;
-  readonly #connectTimeout: number;
-  readonly #idleTimeout: number | undefined;
-  readonly #maxConnections: number;
-  readonly #drainTimeout: number;
+  #connectTimeout: number;
+  #idleTimeout: number | undefined;
+  #maxConnections: number;
+  #drainTimeout: number;
   readonly #random: () => number;
   readonly #dial: DialFunction;
   readonly #log: Logger;
@@ -113,12 +123,7 @@ export class Forwarder implements Service<HostPort> {
   constructor(options: ForwarderOptions) {
     const name = options.name;
     if (typeof name !== 'string' || name === '') throw new ConfigError(`invalid forwarder name "${String(name)}": expected a non-empty label`);
-    const check = (what: string, value: unknown, min: number, unit: string): number => {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
-        throw new ConfigError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER_MS}`);
-      }
-      return value;
-    };
+    const check = (what: string, value: unknown, min: number, unit: string): number => checkSetting(name, what, value, min, unit);
     const listen = options.listen;
     if (typeof listen?.host !== 'string' || listen.host === '' || !Number.isInteger(listen.port) || listen.port < 0 || listen.port > 65535) {
       throw new ConfigError(`invalid listen address "${listen ? `${String(listen.host)}:${String(listen.port)}` : String(listen)}" for forwarder "${name}": expected a host and a port 0-65535`);
@@ -152,6 +157,28 @@ export class Forwarder implements Service<HostPort> {
     this.#rejectLog = new LogThrottle({ interval: 5000, now });
     this.#serverErrorLog = new LogThrottle({ interval: 5000, now });
     this.#failureLog = new LogThrottle({ interval: 10_000, burst: 10, now });
+  }
+
+  /**
+   * Apply changed settings (a config reload) without touching open
+   * connections: new connections dial with the new timeout and get the new
+   * idle timeout, the connection limit and ejection thresholds apply from
+   * now on, a later drain uses the new drain timeout.
+   */
+  reconfigure(settings: ForwarderSettings): void {
+    const check = (what: string, value: unknown, min: number, unit: string): number => checkSetting(this.#name, what, value, min, unit);
+    const connectTimeout = check('connectTimeout', settings.connectTimeout, 1, 'ms');
+    const idleTimeout = settings.idleTimeout === undefined ? undefined : check('idleTimeout', settings.idleTimeout, 1, 'ms');
+    const maxConnections = check('maxConnections', settings.maxConnections, 1, 'connections');
+    const drainTimeout = check('drainTimeout', settings.drainTimeout, 0, 'ms');
+    const ejectAfter = check('ejectAfter', settings.ejectAfter, 1, 'failures');
+    const ejectBase = check('ejectBase', settings.ejectBase, 1, 'ms');
+    this.#health.configure({ ejectAfter, ejectBase, ejectMax: Math.max(FORWARDER_DEFAULTS.ejectMax, ejectBase) });
+    this.#connectTimeout = connectTimeout;
+    this.#idleTimeout = idleTimeout;
+    this.#maxConnections = maxConnections;
+    this.#drainTimeout = drainTimeout;
+    if (this.#server) this.#server.maxConnections = maxConnections;
   }
 
   /** Listen; resolves once listening, rejects with `ERR_LISTEN` (e.g. port taken). */
@@ -444,4 +471,12 @@ export class Forwarder implements Service<HostPort> {
     const suppressed = this.#failureLog.take();
     if (suppressed !== undefined) this.#log.warn(msg, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
+}
+
+/** A whole number setting in range, or a `ConfigError` naming the forwarder. */
+function checkSetting(name: string, what: string, value: unknown, min: number, unit: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
+    throw new ConfigError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER_MS}`);
+  }
+  return value;
 }

@@ -60,12 +60,25 @@ export class StubServer extends DnsServer {
   /** The cache shared by the forwarders. */
   readonly cache: DnsCache;
   readonly #abort: AbortController;
+  readonly #setAliases: (aliases: ReadonlyMap<string, AliasAddresses>) => void;
 
-  constructor(options: DnsServerOptions, parts: { stubStats: StubStats; cache: DnsCache; abort: AbortController }) {
+  constructor(
+    options: DnsServerOptions,
+    parts: { stubStats: StubStats; cache: DnsCache; abort: AbortController; setAliases: (aliases: ReadonlyMap<string, AliasAddresses>) => void },
+  ) {
     super(options);
     this.stubStats = parts.stubStats;
     this.cache = parts.cache;
     this.#abort = parts.abort;
+    this.#setAliases = parts.setAliases;
+  }
+
+  /**
+   * Answer these alias names from now on (mappings added or removed by a
+   * config reload). Validated first: a `ConfigError` leaves the old ones.
+   */
+  setAliases(aliases: ReadonlyMap<string, AliasAddresses>): void {
+    this.#setAliases(aliases);
   }
 
   override close(): Promise<void> {
@@ -108,7 +121,13 @@ export function createStub(options: StubOptions): StubServer {
 
   const handlers: DnsHandler[] = [countReplies(stats), createQueryCheckHandler()];
   if (options.allowFrom !== undefined) handlers.push(createAllowFromHandler(options.allowFrom));
-  handlers.push(createAliasHandler(options.aliases ?? new Map(), { stats, ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) }));
+  const aliasOptions = { stats, ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) };
+  let aliasHandler = createAliasHandler(options.aliases ?? new Map(), aliasOptions);
+  // A level of indirection so that a reload can swap the table without rebuilding the chain.
+  handlers.push({ name: 'alias', handle: (request, next) => aliasHandler.handle(request, next) });
+  const setAliases = (aliases: ReadonlyMap<string, AliasAddresses>): void => {
+    aliasHandler = createAliasHandler(aliases, aliasOptions);
+  };
   const forward = { cache, stats, logger: logger.child({ component: 'dns-stub' }), signal: abort.signal };
   // A cluster zone held in memory (the etcd index) answers before any forwarder.
   if (options.clusterZone !== undefined) handlers.push(options.clusterZone);
@@ -125,7 +144,7 @@ export function createStub(options: StubOptions): StubServer {
   if (options.upstreamResolver !== undefined) {
     handlers.push(createForwardHandler({ ...forward, name: 'upstream', match: 'all', resolver: options.upstreamResolver }));
   }
-  return new StubServer({ listen: options.listen, handlers, logger, ...options.server }, { stubStats: stats, cache, abort });
+  return new StubServer({ listen: options.listen, handlers, logger, ...options.server }, { stubStats: stats, cache, abort, setAliases });
 }
 
 /** Counts queries and REFUSED replies, whoever gave them (allow-from, query-check, the fallback). */

@@ -86,6 +86,12 @@ describe('parseRunConfig', () => {
       'name "b" would lead to two listeners (127.0.0.1:2181 and 127.0.0.1:2182)',
     );
     expect(() => parseRunConfig({ ...cli({ domain: 'env1.skydns.local' }), map: file([{ port: 2181, service: 'a' }]) })).toThrowError(
+      'unknown key "port" in key "map" in f.yaml, entry {"port":2181,"service":"a"}: expected one of listen, service, aliases',
+    );
+    expect(() => parseRunConfig({ ...cli({ domain: 'env1.skydns.local' }), map: file([{ listen: 2181, service: 'a', alias: ['b'] }]) })).toThrowError(
+      'did you mean "aliases"?',
+    );
+    expect(() => parseRunConfig({ ...cli({ domain: 'env1.skydns.local' }), map: file([{ service: 'a' }]) })).toThrowError(
       'expected "[ADDR:]PORT=SERVICE" or {listen: "[ADDR:]PORT", service: NAME, aliases: [NAME, ...]}',
     );
   });
@@ -166,13 +172,14 @@ describe('parseRunConfig', () => {
 });
 
 describe('config file layering', () => {
-  it('parses YAML and JSON, refusing unknown keys with the list of known ones', () => {
+  it('parses YAML and JSON, refusing unknown keys with the nearest known one', () => {
     expect(parseConfigFile('domain: env1.skydns.local\nmap: ["2181=zookeeper"]\n', 'a.yaml', ['domain', 'map'])).toEqual({
       domain: 'env1.skydns.local',
       map: ['2181=zookeeper'],
     });
     expect(parseConfigFile('{"domain": "x.y"}', 'a.json', ['domain'])).toEqual({ domain: 'x.y' });
-    expect(() => parseConfigFile('domian: x', 'a.yaml', ['domain', 'map'])).toThrowError('unknown key "domian" in config file "a.yaml": expected one of domain, map');
+    expect(() => parseConfigFile('domian: x', 'a.yaml', ['domain', 'map'])).toThrowError('unknown key "domian" in config file "a.yaml": did you mean "domain"?');
+    expect(() => parseConfigFile('zzzzzz: x', 'a.yaml', ['domain', 'map'])).toThrowError('unknown key "zzzzzz" in config file "a.yaml": expected one of domain, map');
     expect(() => parseConfigFile('- a\n- b', 'a.yaml', ['domain'])).toThrowError('expected a mapping of settings, got a list');
     expect(() => parseConfigFile('domain: [unclosed', 'a.yaml', ['domain'])).toThrowError(/cannot read config file "a.yaml"/);
   });
