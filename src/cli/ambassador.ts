@@ -17,7 +17,7 @@ import { StaticBackendSource } from '../discovery/static-backend-source.js';
 import { DnsClient } from '../dns/client.js';
 import type { DnsMessage } from '../dns/codec.js';
 import type { DnsHandler } from '../dns/handler.js';
-import { readResolvConf, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
+import { STUB_RESOLV_CONF_HEADER, originalText, parseResolvConf, readResolvConfText, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
 import { Forwarder, type ForwarderSettings } from '../proxy/forwarder.js';
 import type { Registration, RegistrationState } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
@@ -114,8 +114,11 @@ interface Route {
 export async function startAmbassador(config: RunConfig, options: AmbassadorOptions): Promise<Ambassador> {
   const log = options.logger;
   // Read once, before anything could rewrite it: the container's resolvers
-  // are the default cluster DNS and upstreams, never the stub itself.
-  const resolvConf = readResolvConf(config.resolvConf);
+  // are the default cluster DNS and upstreams, never the stub itself. A file
+  // srvlink wrote before (a container restart) gives the original it keeps.
+  const resolvConfText = originalText(readResolvConfText(config.resolvConf));
+  const resolvConf = parseResolvConf(resolvConfText);
+  let resolvConfWritten = false;
   const systemResolvers = withoutStub(resolvConf.nameservers, config.dnsListen);
   const clusterDnsOf = (c: RunConfig): HostPort[] => (c.clusterDns.length > 0 ? [...c.clusterDns] : systemResolvers);
   const clusterClientOf = (c: RunConfig): DnsClient | undefined => {
@@ -183,6 +186,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       await Promise.all(routes.map((r) => r.source.close()));
       await zone?.close();
       etcdClient?.close();
+      if (resolvConfWritten) restoreResolvConf(config.resolvConf, resolvConfText, log);
       if (reason !== undefined) log.info('stopped');
     })();
     return closing;
@@ -202,7 +206,10 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
         clusterDns: clusterDnsOf(config).map(formatHostPort),
         upstream: upstreamOf(config, systemResolvers).map(formatHostPort),
       });
-      if (config.writeResolvConf) writeStubResolvConf(config, resolvConf, stub.address(), log);
+      if (config.writeResolvConf) {
+        writeStubResolvConf(config, resolvConf, resolvConfText, stub.address(), log);
+        resolvConfWritten = true;
+      }
     }
   } catch (err) {
     await close();
@@ -509,11 +516,26 @@ class LateZone implements ZoneStore {
   }
 }
 
-/** Point resolv.conf at the stub, the environment as search domain, its options kept. */
-function writeStubResolvConf(config: RunConfig, old: ResolvConf, stub: HostPort, log: Logger): void {
+/** Point resolv.conf at the stub, the environment as search domain, its options kept, the original in comments. */
+function writeStubResolvConf(config: RunConfig, old: ResolvConf, original: string, stub: HostPort, log: Logger): void {
   const host = reachableAddress(stub.host);
-  rewriteFileInPlace(config.resolvConf, stubResolvConf(old, host, [config.domain]));
-  log.info('resolv.conf points at the stub', { file: config.resolvConf, nameserver: host, search: config.domain });
+  rewriteFileInPlace(config.resolvConf, stubResolvConf(old, host, [config.domain], original));
+  log.info('resolv.conf points at the stub', { file: config.resolvConf, nameserver: host, search: config.domain, upstream: old.nameservers.map(formatHostPort) });
+}
+
+/** Put the container's resolv.conf back as it was, unless someone else rewrote it meanwhile. */
+function restoreResolvConf(path: string, original: string, log: Logger): void {
+  const now = readResolvConfText(path);
+  if (!now.startsWith(STUB_RESOLV_CONF_HEADER)) {
+    log.warn('resolv.conf was changed by someone else: left as it is', { file: path });
+    return;
+  }
+  try {
+    rewriteFileInPlace(path, original);
+    log.info('resolv.conf restored', { file: path });
+  } catch (err) {
+    log.warn('cannot restore resolv.conf', { file: path, error: errorMessage(err) });
+  }
 }
 
 /** Nameservers other than the stub itself (docs/architecture.md §4.1: "never itself"). */
