@@ -427,6 +427,8 @@ export class Forwarder implements Service<HostPort> {
     const seen = new Set<string>();
     const candidates: Candidate[] = [];
     for (const backend of orderBackends(set.backends, this.#random)) {
+      // Port 0 is nothing to dial (discovery leaves such records out; a source that does not is no reason to eject).
+      if (backend.port === 0) continue;
       for (const host of backend.addresses) {
         const key = formatHostPort({ host, port: backend.port });
         if (seen.has(key)) continue;

@@ -62,6 +62,11 @@ export function parseSkydnsRecord(key: string, value: unknown): SkydnsRecord {
   const fail = (problem: string): SrvlinkError =>
     new SrvlinkError('ERR_SKYDNS_RECORD', `cannot read skydns record at key "${key}": ${problem}`);
 
+  // The key names the record (its segments reversed are the labels): a name that cannot go on the
+  // wire is one bad record, skipped and counted, not a reply that fails for the whole service.
+  const badKey = keyNameProblem(key);
+  if (badKey !== undefined) throw fail(badKey);
+
   let decoded: unknown = value;
   if (typeof value === 'string') {
     try {
@@ -129,6 +134,31 @@ export function parseSkydnsRecord(key: string, value: unknown): SkydnsRecord {
     group: string('group'),
     mail: mail ?? false,
   });
+}
+
+/** The longest name on the wire, octets (RFC 1035 §2.3.4), counting each label's length octet and the root. */
+const MAX_NAME_OCTETS = 255;
+/** The longest label, octets (RFC 1035 §2.3.4). */
+const MAX_LABEL_OCTETS = 63;
+
+/**
+ * Why the labels of `key` cannot make a DNS name, or undefined. Every
+ * segment (a dot inside one makes more labels) must be 1-63 octets and the
+ * whole at most 255 octets on the wire. The prefix's segments are counted
+ * too: the store does not know where the prefix ends, and a name within a
+ * few octets of the limit is refused a little early rather than served broken.
+ */
+function keyNameProblem(key: string): string | undefined {
+  const labels = key.split('/').filter((segment) => segment !== '').flatMap((segment) => segment.split('.'));
+  let octets = 1;
+  for (const label of labels) {
+    const length = Buffer.byteLength(label);
+    if (length === 0) return `key segment ${quote(label)} holds an empty label`;
+    if (length > MAX_LABEL_OCTETS) return `key segment ${quote(label)} is not a DNS label: ${length} octets, at most ${MAX_LABEL_OCTETS}`;
+    octets += length + 1;
+  }
+  if (octets > MAX_NAME_OCTETS) return `the name of the key is ${octets} octets, at most ${MAX_NAME_OCTETS}`;
+  return undefined;
 }
 
 /** The known fields, exact name first, then a case-insensitive match (Go encoding/json); null → missing. */

@@ -59,6 +59,24 @@ describe('parseSkydnsRecord', () => {
     expect(parseSkydnsRecord(KEY, { host: '10.0.0.1', port: 80 })).toMatchObject({ host: '10.0.0.1', port: 80 });
   });
 
+  it.each([
+    ['an instance segment over 63 octets', `/skydns/local/skydns/_tcp/_pg/${'x'.repeat(70)}`, 'is not a DNS label: 70 octets, at most 63'],
+    ['a dotted segment with a label over 63 octets', `/skydns/local/skydns/a.${'x'.repeat(64)}`, 'is not a DNS label: 64 octets'],
+    ['multi-byte characters over 63 octets', `/skydns/local/${'é'.repeat(32)}`, '64 octets'],
+    ['a name over 255 octets', `/skydns/local/${Array.from({ length: 5 }, () => 'y'.repeat(60)).join('/')}`, 'octets, at most 255'],
+    ['an empty label inside a segment', '/skydns/local/a..b', 'holds an empty label'],
+  ])('refuses a key whose name cannot go on the wire: %s', (_what, key, problem) => {
+    expect(() => parseSkydnsRecord(key, '{"host":"10.0.0.1"}')).toThrow(problem);
+  });
+
+  it.each([
+    ['a 63-octet label', `/skydns/local/${'x'.repeat(63)}`],
+    ['a wildcard segment', '/skydns/local/skydns/*'],
+    ['an empty segment (skipped, as in CoreDNS)', '/skydns//local/x/'],
+  ])('accepts a key with %s', (_what, key) => {
+    expect(parseSkydnsRecord(key, '{"host":"10.0.0.1"}').address).toBe('10.0.0.1');
+  });
+
   it('returns a frozen record', () => {
     expect(Object.isFrozen(parseSkydnsRecord(KEY, '{"host":"10.0.0.1"}'))).toBe(true);
   });
