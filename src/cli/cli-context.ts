@@ -58,6 +58,15 @@ export function commandLogger(io: CliIo, command: Command, levelOverride?: strin
   return createLogger({ level: level as LogLevel, write: (line) => void io.stderr.write(line) });
 }
 
+/**
+ * The logger for what the CLI itself says on stderr (a failed command, a
+ * usage error from the parser): the same one-JSON-object-per-line format as
+ * every command's log, so that stderr is one format throughout.
+ */
+export function cliLogger(io: CliIo): Logger {
+  return createLogger({ write: (line) => void io.stderr.write(line) });
+}
+
 /** Where each option of `command` got its value, for error messages that name what the user typed. */
 export function optionSources(command: Command): Record<string, OptionSource> {
   const sources: Record<string, OptionSource> = {};
@@ -73,14 +82,17 @@ export function optionSources(command: Command): Record<string, OptionSource> {
 
 /**
  * Run a command's body at the CLI boundary: a `ConfigError` becomes exit code 2,
- * any other failure exit code 1, each with one line on stderr.
+ * any other failure exit code 1, each with one log line on stderr (`cliLogger`)
+ * whose `msg` is the error's message.
  */
 export async function runGuarded(io: CliIo, name: string, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (err) {
-    io.stderr.write(`srvlink ${name}: ${errorMessage(err)}\n`);
-    return err instanceof ConfigError ? ExitCode.USAGE : ExitCode.FAILURE;
+    const exitCode = err instanceof ConfigError ? ExitCode.USAGE : ExitCode.FAILURE;
+    const code = (err as { code?: unknown } | undefined)?.code;
+    cliLogger(io).error(errorMessage(err), { command: name, exitCode, ...(typeof code === 'string' ? { code } : {}) });
+    return exitCode;
   }
 }
 

@@ -20,7 +20,8 @@ export function withEtcdOptions(command: Command, description = 'etcd client URL
 /**
  * An etcd client for `config`: TLS material and the password read here, at
  * start, so a missing file is a clear configuration error (exit 2). The
- * password is never logged.
+ * password is never logged (the logger strips credentials from every URL it
+ * writes, `redactUrl`); one given in an endpoint URL is used as the auth.
  */
 export function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Etcd3 {
   const read = (file: string, what: string): Buffer => {
@@ -30,8 +31,12 @@ export function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Et
       throw new ConfigError(`cannot read ${what} "${file}": ${errorMessage(err)}`);
     }
   };
+  // Credentials in a URL (`http://user:password@host:2379`) are auth, not part of the address:
+  // gRPC would take them for a host name. Taken out here; --etcd-user, when given, wins.
+  const urls = config.endpoints.map((endpoint) => new URL(endpoint));
+  const inUrl = urls.find((url) => url.username !== '');
   const options: IOptions = {
-    hosts: [...config.endpoints],
+    hosts: urls.map((url) => `${url.protocol}//${url.host}`),
     dialTimeout: 3000,
     // etcd3's default breaker waits 5 s before trying a failed member again; a restarted etcd
     // should be used again within a second.
@@ -52,6 +57,8 @@ export function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Et
     const password = config.passwordFile !== undefined ? read(config.passwordFile, '--etcd-password-file').toString('utf8').trim() : env.SRVLINK_ETCD_PASSWORD;
     if (password === undefined) throw new ConfigError('missing etcd password for --etcd-user: set SRVLINK_ETCD_PASSWORD or give --etcd-password-file');
     options.auth = { username: config.user, password };
+  } else if (inUrl !== undefined) {
+    options.auth = { username: decodeURIComponent(inUrl.username), password: decodeURIComponent(inUrl.password) };
   }
   return new Etcd3(options);
 }

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode, processIo, withCommonOptions, type CliIo } from './cli-context.js';
+import { cliLogger, ExitCode, processIo, withCommonOptions, type CliIo } from './cli-context.js';
 import { dnsCommand } from './dns-command.js';
 import { resolveCommand } from './resolve-command.js';
 import { registerCommand } from './register-command.js';
@@ -18,15 +18,25 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
   const setExit = (code: number): void => {
     exitCode = code;
   };
+  const log = cliLogger(io);
   const program = new Command('srvlink')
     .description(
       'Reach services on dynamically assigned ports through plain local ports and names, ' +
         'using DNS SRV records kept in etcd in the SkyDNS layout.',
     )
     .version(VERSION)
-    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
+    // stderr is one JSON object per line, the parser's errors included: the message as `msg`,
+    // the usage text shown for a missing command as one field.
+    .configureOutput({
+      writeOut: (s) => void io.stdout.write(s),
+      writeErr: (s) => {
+        const text = s.trim();
+        // Commander writes here the help of a command called without a subcommand, and nothing else.
+        if (text !== '') log.error(text.startsWith('Usage:') ? 'missing command' : text, text.startsWith('Usage:') ? { exitCode: ExitCode.USAGE, usage: text } : { exitCode: ExitCode.USAGE });
+      },
+      outputError: (s) => log.error(s.trim().replace(/^error: /, ''), { exitCode: ExitCode.USAGE, hint: 'add --help for usage' }),
+    })
     .exitOverride()
-    .showHelpAfterError('(add --help for usage)')
     .enablePositionalOptions();
   for (const command of [runCommand(io, setExit), registerCommand(io, setExit), dnsCommand(io, setExit), resolveCommand(io, setExit)]) {
     // Output, exit override and help-after-error apply to every command.

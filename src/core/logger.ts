@@ -1,3 +1,5 @@
+import { redactUrl } from './redact-url.js';
+
 /** Severity levels, lowest first. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -48,8 +50,10 @@ export const silentLogger: Logger = {
   child: () => silentLogger,
 };
 
+/** Errors as their message and code; bigints as text; never a URL's credentials (`redactUrl`), whatever field holds one. */
 function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { message: value.message, code: (value as NodeJS.ErrnoException).code };
+  if (value instanceof Error) return { message: redactUrl(value.message), code: (value as NodeJS.ErrnoException).code };
   if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'string') return redactUrl(value);
   return value;
 }

@@ -98,7 +98,7 @@ describe('srvlink dns (a process, queried with dig)', () => {
     const port = (taken.address() as { port: number }).port;
     const result = await runSrvlink(['dns', '--listen', `127.0.0.1:${port}`]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`cannot listen on "127.0.0.1:${port}": the port is already in use`);
+    expect(result.messages).toContain(`cannot listen on "127.0.0.1:${port}": the port is already in use`);
   });
 
   it.each([
@@ -111,7 +111,8 @@ describe('srvlink dns (a process, queried with dig)', () => {
     [['dns', '--log-level', 'loud', '--listen', '127.0.0.1:0'], {}, /invalid --log-level "loud"/],
   ])('exits 2 for bad usage: %j %j', async (args, env, message) => {
     const result = await runSrvlink(args, { env });
-    expect(result.stderr).toMatch(message);
+    expect(result.messages).toMatch(message);
+    expect(result.lines.filter((line) => line.level !== 'error')).toEqual([]);
     expect(result.code).toBe(2);
   });
 

@@ -252,7 +252,7 @@ describe('srvlink register: usage', () => {
     [['--service', 'zookeeper', '--port', '2181', '--etcd', 'localhost'], {}, 'invalid --etcd "localhost"'],
   ])('exits 2 for %j', async (args, env, message) => {
     const result = await runSrvlink(['register', '--etcd', 'http://127.0.0.1:1', '--domain', DOMAIN, '--host', '127.0.0.1', ...args], { env });
-    expect(result.stderr).toContain(message);
+    expect(result.messages).toContain(message);
     expect(result.code).toBe(2);
   });
 });
@@ -263,7 +263,7 @@ describe('srvlink register: etcd auth', () => {
     expect((await etcd.etcdctl(['user', 'add', 'root:s3cret-pw'])).code).toBe(0);
     expect((await etcd.etcdctl(['auth', 'enable'])).code).toBe(0);
     const noPassword = await runSrvlink(['register', '--etcd', etcd.endpoints.join(','), '--domain', DOMAIN, '--service', 'zookeeper', '--port', '2181', '--etcd-user', 'root']);
-    expect(noPassword.stderr).toContain('missing etcd password for --etcd-user: set SRVLINK_ETCD_PASSWORD or give --etcd-password-file');
+    expect(noPassword.messages).toContain('missing etcd password for --etcd-user: set SRVLINK_ETCD_PASSWORD or give --etcd-password-file');
     expect(noPassword.code).toBe(2);
     const withEnv = spawnSrvlink(
       ['register', '--etcd', etcd.endpoints.join(','), '--domain', DOMAIN, '--service', 'zookeeper', '--host', '127.0.0.1', '--port', '2182', '--instance', 'auth2', '--etcd-user', 'root'],
@@ -296,7 +296,7 @@ describe('srvlink with etcd over TLS', () => {
     expect([...zk.logs, ...proc.logs].filter((l) => l.level === 'raw')).toEqual([]);
     // An https endpoint without the CA is a usage error, not a hang.
     const noCa = await runSrvlink(['dns', '--listen', '127.0.0.1:0', '--etcd', etcd.endpoints.join(',')]);
-    expect(noCa.stderr).toContain('missing --etcd-cacert');
+    expect(noCa.messages).toContain('missing --etcd-cacert');
     expect(noCa.code).toBe(2);
   });
 });

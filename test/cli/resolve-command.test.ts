@@ -77,7 +77,7 @@ describe('srvlink resolve', () => {
 
     const missing = await runSrvlink(['resolve', 'nosuch', '--domain', 'env1.skydns.local', '--cluster-dns', server]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr.trim()).toBe(`srvlink resolve: cannot resolve "_nosuch._tcp.env1.skydns.local." SRV via ${server}: no such name (NXDOMAIN)`);
+    expect(missing.messages).toBe(`cannot resolve "_nosuch._tcp.env1.skydns.local." SRV via ${server}: no such name (NXDOMAIN)`);
   });
 
   it('fails with exit code 1 and one line when the server never answers', async () => {
@@ -88,9 +88,9 @@ describe('srvlink resolve', () => {
     const server = formatHostPort({ host: '127.0.0.1', port: silent.address().port });
     const result = await runSrvlink(['resolve', SRV, '--cluster-dns', server, '--timeout', '300ms']);
     expect(result.code).toBe(1);
-    expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toMatch(/^srvlink resolve: cannot resolve "_zookeeper\._tcp\.env1\.skydns\.local\." SRV/);
-    expect(result.stderr).toContain(server);
+    expect(result.lines).toEqual([expect.objectContaining({ level: 'error', command: 'resolve', exitCode: 1 })]);
+    expect(result.messages).toMatch(/^cannot resolve "_zookeeper\._tcp\.env1\.skydns\.local\." SRV/);
+    expect(result.messages).toContain(server);
   });
 
   it('fails with exit code 1 and one line when nothing listens on the port', async () => {
@@ -98,8 +98,8 @@ describe('srvlink resolve', () => {
     const server = `127.0.0.1:${await unusedPort()}`;
     const result = await runSrvlink(['resolve', SRV, '--cluster-dns', server, '--timeout', '1s']);
     expect(result.code).toBe(1);
-    expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toContain(server);
+    expect(result.lines).toHaveLength(1);
+    expect(result.messages).toContain(server);
   });
 
   it.each([
@@ -110,7 +110,7 @@ describe('srvlink resolve', () => {
     [['resolve'], /missing required argument 'service'/],
   ])('exits 2 for bad usage: %j', async (args, message) => {
     const result = await runSrvlink(args);
-    expect(result.stderr).toMatch(message);
+    expect(result.messages).toMatch(message);
     expect(result.code).toBe(2);
   });
 });

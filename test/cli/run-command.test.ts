@@ -223,7 +223,7 @@ describe('srvlink run: lifecycle and usage', () => {
     onTestFinished(() => void taken.close());
     const port = (taken.address() as { port: number }).port;
     const result = await runSrvlink(['run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', '--discovery', 'static', '--map', `${port}=zookeeper`, '--backend', 'zookeeper=127.0.0.1:1']);
-    expect(result.stderr).toContain(`srvlink run: cannot listen on "127.0.0.1:${port}": the port is already in use`);
+    expect(result.messages).toContain(`cannot listen on "127.0.0.1:${port}": the port is already in use`);
     expect(result.code).toBe(1);
   });
 
@@ -237,7 +237,7 @@ describe('srvlink run: lifecycle and usage', () => {
     [[], { SRVLINK_MAP: '2181' }, 'invalid SRVLINK_MAP (for --map) "2181"'],
   ])('exits 2 for bad usage: %j %j', async (args, env, message) => {
     const result = await runSrvlink(['run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', ...args], { env });
-    expect(result.stderr).toContain(message);
+    expect(result.messages).toContain(message);
     expect(result.code).toBe(2);
   });
 
@@ -258,7 +258,7 @@ describe('srvlink run: lifecycle and usage', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'domain: env1.skydns.local\nmapping: ["2181=zookeeper"]\n');
     const result = await runSrvlink(['run', '--config', bad]);
-    expect(result.stderr).toContain(`unknown key "mapping" in config file "${bad}"`);
+    expect(result.messages).toContain(`unknown key "mapping" in config file "${bad}"`);
     expect(result.code).toBe(2);
   });
 

@@ -108,8 +108,35 @@ export function spawnSrvlink(args: string[], options: SpawnSrvlinkOptions = {}):
   };
 }
 
+/** What a finished `srvlink` run left: exit code, output, and stderr read as log lines. */
+export interface SrvlinkRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stderr, one parsed JSON object per line (a line that is not JSON has level `raw`). */
+  lines: LogLine[];
+  /** The `msg` of every stderr line, one per line: what a user reads. */
+  messages: string;
+}
+
+/** Parse stderr text into log lines; a line that is not one JSON object becomes `{ level: 'raw', msg: text }`. */
+export function parseLogLines(text: string): LogLine[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      try {
+        const parsed = JSON.parse(line) as unknown;
+        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as LogLine;
+      } catch {
+        // Not JSON: kept raw below.
+      }
+      return { level: 'raw', msg: line };
+    });
+}
+
 /** Run `srvlink ARGS...` to completion. */
-export async function runSrvlink(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runSrvlink(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<SrvlinkRun> {
   const child = spawn(process.execPath, [SRVLINK_MAIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -118,7 +145,8 @@ export async function runSrvlink(args: string[], options: { env?: NodeJS.Process
   const timer = setTimeout(() => child.kill('SIGKILL'), PROCESS_TIMEOUT);
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   clearTimeout(timer);
-  return { code: code ?? 128 + (signal ? signalNumber(signal) : 0), stdout, stderr };
+  const lines = parseLogLines(stderr);
+  return { code: code ?? 128 + (signal ? signalNumber(signal) : 0), stdout, stderr, lines, messages: lines.map((line) => line.msg).join('\n') };
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
