@@ -5,6 +5,7 @@ import type { EtcdConfig } from '../config/etcd-config.js';
 import type { RegisterConfig } from '../config/register-config.js';
 import { RESTART_SETTINGS, mappingKey, planReload } from '../config/reload-plan.js';
 import type { Mapping, RunConfig } from '../config/run-config.js';
+import { abortable, deferred } from '../core/abort.js';
 import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import { listenError } from '../core/listen-error.js';
@@ -136,12 +137,14 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   // Every mapped service's environment is answered from etcd, the cluster domain or not.
   const zoneResolverOf = (c: RunConfig): Resolver | undefined =>
     zone
-      ? createZoneResolver({
-          zones: [c.clusterDomain, ...c.mappings.map((m) => environmentOf(m.srvName))],
-          prefix: c.prefix,
-          store: zone,
-          unavailable: () => zone.unavailable,
-        })
+      ? zone.gate(
+          createZoneResolver({
+            zones: [c.clusterDomain, ...c.mappings.map((m) => environmentOf(m.srvName))],
+            prefix: c.prefix,
+            store: zone,
+            unavailable: () => zone.unavailable,
+          }),
+        )
       : undefined;
   let zoneResolver = zoneResolverOf(config);
   const sourceFor = (mapping: Mapping, c: RunConfig): BackendSource => {
@@ -154,6 +157,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       ttlMax: c.ttlMax,
       staleMax: c.staleMax,
       logger: log.child({ service: mapping.srvName }),
+      discovery: c.discovery,
     });
   };
   const routeFor = (mapping: Mapping, c: RunConfig): Route => {
@@ -203,7 +207,8 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       log.info('dns stub listening', {
         address: formatHostPort(stub.address()),
         clusterDomain: config.clusterDomain,
-        clusterDns: clusterDnsOf(config).map(formatHostPort),
+        // With etcd discovery the cluster DNS only stands in until the zone is read, and only when named.
+        ...(config.discovery === 'dns' || config.clusterDns.length > 0 ? { clusterDns: clusterDnsOf(config).map(formatHostPort) } : {}),
         upstream: upstreamOf(config, systemResolvers).map(formatHostPort),
       });
       if (config.writeResolvConf) {
@@ -217,7 +222,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   }
   // Discovery starts after the listeners: a cluster DNS or etcd that is down must not stop start-up.
   if (zone && etcdClient) {
-    void openEtcdZone(etcdClient, config.prefix, log, stop).then((store) => {
+    void openEtcdZone(etcdClient, config.prefix, log, stop, () => zone.failed()).then((store) => {
       if (!store) return;
       zone.attach(store);
       // Push (docs/architecture.md §4.2): every change of the index reaches the forwarders at once.
@@ -228,6 +233,22 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     });
   }
   for (const route of routes) await route.source.start();
+  // Ready once every mapping has its first answer (or its first failure):
+  // connections that came meanwhile waited for it (docs/architecture.md §4.2).
+  const first = new Map(
+    await abortable(
+      Promise.all(
+        routes.map(async (route) => {
+          const found = await route.source.current().then(
+            (set) => `${set.backends.length} backend${set.backends.length === 1 ? '' : 's'}`,
+            (err: unknown) => errorMessage(err),
+          );
+          return [route, found] as const;
+        }),
+      ),
+      stop,
+    ).catch(() => []),
+  );
   if (options.beforeRegister) {
     try {
       await options.beforeRegister();
@@ -249,6 +270,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       srvName: route.mapping.srvName,
       aliases: c.dnsListen ? route.mapping.aliases : undefined,
       discovery: c.discovery,
+      ...(first.has(route) ? { backends: first.get(route) } : {}),
     });
   };
   for (const route of routes) logListening(route, config);
@@ -257,16 +279,16 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     listeners: listenersOf().map((l) => `${formatHostPort(l.address)}=${l.srvName}`),
     settings: {
       discovery: config.discovery,
-      clusterDns: clusterDnsOf(config).map(formatHostPort),
+      // Only what applies to the discovery in use.
+      ...(config.discovery === 'dns' ? { clusterDns: clusterDnsOf(config).map(formatHostPort), dnsTimeout: config.dnsTimeout } : {}),
+      ...(config.discovery === 'etcd' ? { etcd: options.etcd?.endpoints, prefix: config.prefix } : {}),
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout ?? 'off',
       maxConns: config.maxConns,
       ejectAfter: config.ejectAfter,
       ejectTime: config.ejectTime,
       drainTimeout: config.drainTimeout,
-      ttlMin: config.ttlMin,
-      ttlMax: config.ttlMax,
-      staleMax: config.staleMax,
+      ...(config.discovery === 'static' ? {} : { ttlMin: config.ttlMin, ttlMax: config.ttlMax, staleMax: config.staleMax }),
     },
   });
 
@@ -477,6 +499,8 @@ function createDnsStub(
 class LateZone implements ZoneStore {
   readonly prefix: string;
   #store: EtcdZoneStore | undefined;
+  /** Resolved once etcd has answered the first read, or failed it: until then, queries wait. */
+  readonly #settled = deferred();
 
   constructor(prefix: string) {
     this.prefix = prefix;
@@ -484,6 +508,26 @@ class LateZone implements ZoneStore {
 
   attach(store: EtcdZoneStore): void {
     this.#store = store;
+    this.#settled.resolve();
+  }
+
+  /** An attempt to read the zone failed: queries stop waiting and fail (unavailable) until it is read. */
+  failed(): void {
+    this.#settled.resolve();
+  }
+
+  /**
+   * `resolver`, whose queries wait for the first read of the zone (or its
+   * first failure), so that a connection at start-up gets backends instead of
+   * an answer from an empty zone.
+   */
+  gate(resolver: Resolver): Resolver {
+    return {
+      query: async (name, type, options) => {
+        await (options?.signal ? abortable(this.#settled.promise, options.signal) : this.#settled.promise);
+        return resolver.query(name, type, options);
+      },
+    };
   }
 
   get unavailable(): string | undefined {

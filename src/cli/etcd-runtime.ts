@@ -15,9 +15,9 @@ const ZONE_WARN_EVERY = 30_000;
 /**
  * Read the SkyDNS zone from etcd, retrying until etcd answers (a cluster DNS
  * may start before etcd does). Resolves with the loaded store, or undefined
- * when `stop` aborts first.
+ * when `stop` aborts first. `onFailure` hears of every failed attempt.
  */
-export async function openEtcdZone(client: Etcd3, prefix: string, log: Logger, stop: AbortSignal): Promise<EtcdZoneStore | undefined> {
+export async function openEtcdZone(client: Etcd3, prefix: string, log: Logger, stop: AbortSignal, onFailure?: (err: unknown) => void): Promise<EtcdZoneStore | undefined> {
   // The first failure is a warning, then a reminder every half minute with the count in between.
   const warnings = new LogThrottle({ interval: ZONE_WARN_EVERY });
   for (let attempt = 1; !stop.aborted; attempt++) {
@@ -27,6 +27,7 @@ export async function openEtcdZone(client: Etcd3, prefix: string, log: Logger, s
       return store;
     } catch (err) {
       await store.close();
+      onFailure?.(err);
       const suppressed = warnings.take();
       if (suppressed !== undefined) log.warn('cannot read the zone from etcd yet, retrying', { prefix, attempt, error: errorMessage(err), ...(suppressed > 0 ? { suppressed } : {}) });
       await abortableSleep(backoffDelay(attempt, { min: 250, max: 5000 }), stop);

@@ -25,6 +25,8 @@ export interface DnsBackendSourceOptions {
   /** Delay before asking again after a failed refresh, in ms. Default min(ttlMin, 1000). */
   retryInterval?: number;
   logger?: Logger;
+  /** The discovery its log lines name (`discovery` field and messages): `etcd` when the resolver answers from the etcd zone. Default `dns`. */
+  discovery?: string;
   /** Clock in ms since the epoch (`Date.now` by default); a seam for tests. Timers stay real. */
   now?: () => number;
 }
@@ -98,6 +100,7 @@ export class DnsBackendSource implements BackendSource {
   readonly #staleMax: number;
   readonly #retryInterval: number;
   readonly #log: Logger;
+  readonly #discovery: string;
   readonly #now: () => number;
   readonly #listeners = new Set<(set: BackendSet) => void>();
   /**
@@ -135,7 +138,8 @@ export class DnsBackendSource implements BackendSource {
     }
     this.#staleMax = checkMs('staleMax', options.staleMax ?? DEFAULT_STALE_MAX, 0, Number.MAX_SAFE_INTEGER);
     this.#retryInterval = checkMs('retryInterval', options.retryInterval ?? Math.min(this.#ttlMin, DEFAULT_RETRY_CAP), 1);
-    this.#log = (options.logger ?? silentLogger).child({ discovery: 'dns', name: this.#name });
+    this.#discovery = options.discovery ?? 'dns';
+    this.#log = (options.logger ?? silentLogger).child({ discovery: this.#discovery, name: this.#name });
     this.#now = options.now ?? Date.now;
     this.#warnings = new LogThrottle({ interval: Number.POSITIVE_INFINITY, now: this.#now, maxCauses: MAX_WARNED_TARGETS });
   }
@@ -239,7 +243,7 @@ export class DnsBackendSource implements BackendSource {
         }
       } catch (err) {
         // A bug here must not become an unhandled rejection, nor stop the refresh loop.
-        this.#log.error('dns discovery refresh failed unexpectedly', { error: errorMessage(err) });
+        this.#log.error(`${this.#discovery} discovery refresh failed unexpectedly`, { error: errorMessage(err) });
         this.#schedule(this.#retryInterval);
       } finally {
         if (this.#abort === controller) this.#abort = undefined;
@@ -305,7 +309,7 @@ export class DnsBackendSource implements BackendSource {
     this.#expiresAt = now + ttl;
     this.#expiredLogged = false;
     if (this.#failures > 0) {
-      this.#log.info(this.#set?.stale ? 'dns discovery recovered, backends fresh again' : 'dns discovery recovered', {
+      this.#log.info(this.#set?.stale ? `${this.#discovery} discovery recovered, backends fresh again` : `${this.#discovery} discovery recovered`, {
         failures: this.#failures,
       });
     }

@@ -317,8 +317,10 @@ export class Forwarder implements Service<HostPort> {
     const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
     let set: BackendSet;
     try {
-      // A forced drain must not wait on a source that never answers.
-      set = await abortable(this.#source.current(), this.#hardStop.signal);
+      // A forced drain must not wait on a source that never answers; and a
+      // client that comes before the first backend set (start-up) waits for
+      // it, but no longer than it would wait for a backend to accept.
+      set = await abortable(this.#source.current(), AbortSignal.any([this.#hardStop.signal, AbortSignal.timeout(this.#connectTimeout)]));
     } catch (err) {
       if (this.#hardStop.signal.aborted) {
         client.destroy();
