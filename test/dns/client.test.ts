@@ -47,7 +47,7 @@ beforeEach(() => {
  */
 async function expectHandles(expected: Record<string, number>): Promise<void> {
   const started = performance.now();
-  while (!isDeepStrictEqual(handles(), expected) && performance.now() - started < 2000) {
+  while (!isDeepStrictEqual(handles(), expected) && performance.now() - started < 10_000) {
     await new Promise((resolve) => setImmediate(resolve));
   }
   expect(handles()).toEqual(expected);
