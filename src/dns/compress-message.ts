@@ -72,17 +72,24 @@ export function compressMessage(input: Buffer, options: CompressOptions = {}): C
   const out = Buffer.allocUnsafe(input.length);
   input.copy(out, 0, 0, HEADER);
   const counts = [input.readUInt16BE(4), input.readUInt16BE(6), input.readUInt16BE(8), input.readUInt16BE(10)] as const;
-  /** Suffix bytes (latin1) → offset in `out` where they were written. */
-  const table = new Map<string, number>();
+  /**
+   * Known suffixes: the key of a suffix is its first label's bytes (latin1)
+   * and the id of the rest (`0` for the root), so keys stay short however
+   * long names are; the value is the suffix's id and where it was written.
+   */
+  const table = new Map<string, { id: number; offset: number }>();
+  let nextId = 1;
   /** Keys added for the record being copied, undone when it does not fit. */
   let added: string[] = [];
   let pos = HEADER;
   let off = HEADER;
   let hasSrv = false;
+  const starts: number[] = [];
+  const keys: string[] = [];
 
   /** Copy the name at `pos` in `input`, pointing at an earlier copy of its longest known suffix. */
   const copyName = (compress: boolean): void => {
-    const starts: number[] = [];
+    starts.length = 0;
     let end = pos;
     for (;;) {
       const length = input[end];
@@ -92,24 +99,60 @@ export function compressMessage(input: Buffer, options: CompressOptions = {}): C
       starts.push(end);
       end += length + 1;
     }
-    for (const start of starts) {
-      const key = input.toString('latin1', start, end + 1);
-      const pointer = compress ? table.get(key) : undefined;
-      if (pointer !== undefined) {
-        out.writeUInt16BE(0xc000 | pointer, off);
-        off += 2;
-        pos = end + 1;
-        return;
+    // From the root up: the longest suffix written before, and the key of each label.
+    keys.length = starts.length;
+    let rest = 0;
+    let known = starts.length;
+    let pointer: number | undefined;
+    for (let i = starts.length - 1; i >= 0; i--) {
+      const start = starts[i] as number;
+      const key = `${rest} ${input.toString('latin1', start + 1, start + 1 + (input[start] as number))}`;
+      keys[i] = key;
+      const entry = known === i + 1 ? table.get(key) : undefined;
+      if (entry === undefined) {
+        // Unknown from here up: the ids of the new suffixes are given as they are written.
+        rest = -1;
+        continue;
       }
-      if (off <= MAX_POINTER && !table.has(key)) {
-        table.set(key, off);
-        added.push(key);
-      }
+      rest = entry.id;
+      known = i;
+      pointer = entry.offset;
+    }
+    // Write the labels before the known suffix (all of them when not compressing), then a pointer or the root.
+    const writeUpTo = compress && pointer !== undefined ? known : starts.length;
+    const offsets: number[] = [];
+    for (let i = 0; i < writeUpTo; i++) {
+      const start = starts[i] as number;
+      offsets.push(off);
       const length = input[start] as number;
       input.copy(out, off, start, start + length + 1);
       off += length + 1;
     }
-    out[off++] = 0;
+    if (writeUpTo < starts.length) {
+      out.writeUInt16BE(0xc000 | (pointer as number), off);
+      off += 2;
+    } else {
+      out[off++] = 0;
+    }
+    // Remember the suffixes just written that were not known (their keys chain from the root).
+    let chain = 0;
+    for (let i = starts.length - 1; i >= 0; i--) {
+      const start = starts[i] as number;
+      const key = i >= known ? (keys[i] as string) : `${chain} ${input.toString('latin1', start + 1, start + 1 + (input[start] as number))}`;
+      const entry = table.get(key);
+      if (entry !== undefined) {
+        chain = entry.id;
+        continue;
+      }
+      const at = offsets[i];
+      if (at === undefined || at > MAX_POINTER) {
+        // Not written here (behind a pointer), or too far to point at: nothing above it can be remembered.
+        break;
+      }
+      chain = nextId++;
+      table.set(key, { id: chain, offset: at });
+      added.push(key);
+    }
     pos = end + 1;
   };
 

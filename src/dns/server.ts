@@ -269,8 +269,17 @@ export class DnsServer implements Service<HostPort> {
     });
     socket.on('drain', () => {
       conn.blocked = false;
-      pump();
+      schedule();
     });
+    let scheduled = false;
+    const schedule = (): void => {
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        pump();
+      });
+    };
     /** Start what the limits allow; read again only when nothing waits. */
     const pump = (): void => {
       while (!conn.blocked && conn.pending < maxPipeline && conn.queue.length > 0 && !socket.destroyed) {
@@ -294,7 +303,10 @@ export class DnsServer implements Service<HostPort> {
             conn.idle.refresh();
             if (!socket.write(frameMessage(reply))) conn.blocked = true;
           }
-          pump();
+          // On the next turn of the event loop, not now: while the kernel takes every write at
+          // once, answering a queue of pipelined queries would otherwise be one chain of
+          // microtasks, and no other connection (or UDP client) would be read until it ended.
+          schedule();
         });
     };
     socket.on('data', (chunk: Buffer) => {
