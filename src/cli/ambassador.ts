@@ -29,6 +29,11 @@ import type { AliasAddresses } from '../stub/alias-handler.js';
 import { defaultAllowFrom } from '../stub/allow-from.js';
 import { createStub, type StubServer } from '../stub/create-stub.js';
 import type { DnsResolver } from '../stub/forward-handler.js';
+import type { AccessLog } from '../admin/access-log.js';
+import { AdminMetrics } from '../admin/admin-metrics.js';
+import type { AdminServer } from '../admin/admin-server.js';
+import type { ChildSnapshot } from '../admin/admin-source.js';
+import { dnsListenerSnapshot, mappingSnapshot, startAdminServer, stubSnapshot, watchRegistration, zoneSnapshot } from './admin-runtime.js';
 import { createEtcdClient } from './etcd-client.js';
 import { openEtcdZone, startRegistration } from './etcd-runtime.js';
 
@@ -98,6 +103,12 @@ export interface AmbassadorOptions {
    * started is closed and the error is thrown.
    */
   beforeRegister?: () => Promise<void>;
+  /** The admin endpoint's address (`--admin`); undefined: none. Read at start only. */
+  admin?: HostPort | undefined;
+  /** Where closed connections are logged (`--access-log`), opened by the caller. */
+  accessLog?: AccessLog | undefined;
+  /** The supervised child for `/status`, once the supervisor runs one. */
+  child?: () => ChildSnapshot | undefined;
 }
 
 /** One mapping at work: its forwarder and the source it asks, which a reload may swap. */
@@ -114,6 +125,8 @@ interface Route {
  */
 export async function startAmbassador(config: RunConfig, options: AmbassadorOptions): Promise<Ambassador> {
   const log = options.logger;
+  // Metrics observed where decisions are made: only with an admin endpoint to show them.
+  const metrics = options.admin ? new AdminMetrics() : undefined;
   // Read once, before anything could rewrite it: the container's resolvers
   // are the default cluster DNS and upstreams, never the stub itself. A file
   // srvlink wrote before (a container restart) gives the original it keeps.
@@ -126,7 +139,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     const servers = clusterDnsOf(c);
     if (c.discovery !== 'dns') return undefined;
     if (servers.length === 0) throw new ConfigError(`missing --cluster-dns: ${c.resolvConf} names no nameserver other than the stub itself to find services with`);
-    return new DnsClient({ servers, timeout: c.dnsTimeout, logger: log.child({ component: 'dns-client' }) });
+    return new DnsClient({ servers, timeout: c.dnsTimeout, logger: log.child({ component: 'dns-client' }), ...exchangeObserver(metrics, 'discovery') });
   };
   let running = config;
   let clusterClient = clusterClientOf(config);
@@ -162,7 +175,19 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   };
   const routeFor = (mapping: Mapping, c: RunConfig): Route => {
     const source = new SwappableBackendSource(sourceFor(mapping, c));
-    const forwarder = new Forwarder({ name: mapping.srvName, listen: mapping.listen, source, ...forwarderSettings(c), logger: log.child({ service: mapping.srvName }) });
+    const forwarder = new Forwarder({
+      name: mapping.srvName,
+      listen: mapping.listen,
+      source,
+      ...forwarderSettings(c),
+      logger: log.child({ service: mapping.srvName }),
+      observer: {
+        dialed: (_backend, ok, ms) => {
+          if (ok) metrics?.observeDial(mapping.srvName, ms);
+        },
+        closed: (record) => options.accessLog?.write({ mapping: mapping.srvName, ...record }),
+      },
+    });
     return { mapping, forwarder, source };
   };
   let routes: Route[] = config.mappings.map((mapping) => routeFor(mapping, config));
@@ -171,9 +196,15 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
 
   let stub: StubServer | undefined;
   // The stub's resolvers by indirection: a reload may point them elsewhere without a new stub.
-  let stubResolvers = stubResolversOf(config, clusterDnsOf(config), systemResolvers, log);
+  let stubResolvers = stubResolversOf(config, clusterDnsOf(config), systemResolvers, log, metrics);
   let registrations: { config: RegisterConfig; registration: Registration }[] = [];
+  /** Registrations asked for and not started yet (start-up, reload). */
+  let pendingRegistrations: RegisterConfig[] = [...(options.registrations ?? [])];
   let closing: Promise<void> | undefined;
+  let admin: AdminServer | undefined;
+  let etcdStore: EtcdZoneStore | undefined;
+  /** What `/status` shows of each registration, by registration. */
+  const registrationStatus = new WeakMap<Registration, ReturnType<typeof watchRegistration>>();
   const deregister = async (): Promise<void> => {
     const withdrawn = registrations;
     registrations = [];
@@ -191,6 +222,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       await zone?.close();
       etcdClient?.close();
       if (resolvConfWritten) restoreResolvConf(config.resolvConf, resolvConfText, log);
+      await admin?.close();
       if (reason !== undefined) log.info('stopped');
     })();
     return closing;
@@ -198,7 +230,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   try {
     for (const route of routes) await route.forwarder.start();
     if (config.dnsListen) {
-      stub = createDnsStub(config, config.dnsListen, aliasTable(routes), stubResolvers, log, zone);
+      stub = createDnsStub(config, config.dnsListen, aliasTable(routes), stubResolvers, log, zone, metrics);
       try {
         await stub.start();
       } catch (err) {
@@ -216,6 +248,43 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
         resolvConfWritten = true;
       }
     }
+    if (options.admin && metrics) {
+      const dnsListen = config.dnsListen;
+      admin = await startAdminServer(
+        options.admin,
+        {
+          snapshot: async ({ probe = false } = {}) => ({
+            command: 'run',
+            pid: process.pid,
+            uptime: process.uptime(),
+            mappings: await Promise.all(
+              routes.map((r) =>
+                mappingSnapshot({
+                  listen: r.mapping.listen,
+                  service: r.mapping.service,
+                  srvName: r.mapping.srvName,
+                  discovery: running.discovery,
+                  forwarder: r.forwarder,
+                  source: r.source,
+                  refresh: r.source.inner instanceof DnsBackendSource ? r.source.inner.state() : undefined,
+                }),
+              ),
+            ),
+            dnsListeners: stub && dnsListen ? [dnsListenerSnapshot('stub', stub, dnsListen)] : [],
+            stub: stub ? await stubSnapshot(stub, metrics, probe) : undefined,
+            zone: zone ? zoneSnapshot(config.prefix, etcdStore) : undefined,
+            // A registration not started yet is not in place either.
+            registrations: [
+              ...registrations.map((r) => registrationStatus.get(r.registration)?.() ?? { key: r.registration.key, state: r.registration.state, renewals: 0 }),
+              ...pendingRegistrations.map((spec) => ({ key: spec.key, state: 'idle', renewals: 0 })),
+            ],
+            child: options.child?.(),
+          }),
+        },
+        metrics,
+        log,
+      );
+    }
   } catch (err) {
     await close();
     throw err;
@@ -224,6 +293,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   if (zone && etcdClient) {
     void openEtcdZone(etcdClient, config.prefix, log, stop, () => zone.failed()).then((store) => {
       if (!store) return;
+      etcdStore = store;
       zone.attach(store);
       // Push (docs/architecture.md §4.2): every change of the index reaches the forwarders at once.
       store.on('change', () => {
@@ -258,7 +328,13 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     }
   }
   const register = async (specs: readonly RegisterConfig[]): Promise<void> => {
-    for (const spec of specs) registrations.push({ config: spec, registration: await startRegistration(etcdClient as Etcd3, spec, log) });
+    pendingRegistrations = [...specs];
+    for (const spec of specs) {
+      const registration = await startRegistration(etcdClient as Etcd3, spec, log);
+      registrationStatus.set(registration, watchRegistration(registration));
+      registrations.push({ config: spec, registration });
+      pendingRegistrations = pendingRegistrations.filter((pending) => pending !== spec);
+    }
   };
   await register(options.registrations ?? []);
   const listenersOf = (): AmbassadorListener[] =>
@@ -362,7 +438,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     if (stub) {
       stub.setAliases(aliasTable(routes));
       if (plan.resolvers) {
-        const resolvers = stubResolversOf(applied, clusterDnsOf(applied), systemResolvers, log);
+        const resolvers = stubResolversOf(applied, clusterDnsOf(applied), systemResolvers, log, metrics);
         for (const which of ['cluster', 'upstream'] as const) {
           if ((stubResolvers[which] === undefined) !== (resolvers[which] === undefined)) restartNeeded.push(which === 'cluster' ? 'cluster-dns' : 'upstream');
         }
@@ -456,9 +532,13 @@ interface StubResolvers {
 }
 
 /** The stub's two resolvers for a config. One attempt per server: an app's resolver gives up after 5 s (glibc), so the stub must answer (stale or SERVFAIL) well before that. */
-function stubResolversOf(config: RunConfig, clusterDns: HostPort[], systemResolvers: HostPort[], log: Logger): StubResolvers {
+function stubResolversOf(config: RunConfig, clusterDns: HostPort[], systemResolvers: HostPort[], log: Logger, metrics: AdminMetrics | undefined): StubResolvers {
   const client = (servers: HostPort[], component: string): ResolverSlot | undefined =>
-    servers.length > 0 ? new ResolverSlot(new DnsClient({ servers, timeout: config.dnsTimeout, attempts: 1, logger: log.child({ component }) })) : undefined;
+    servers.length > 0
+      ? new ResolverSlot(
+          new DnsClient({ servers, timeout: config.dnsTimeout, attempts: 1, logger: log.child({ component }), ...exchangeObserver(metrics, component.replace('stub-', '')) }),
+        )
+      : undefined;
   return { cluster: client(clusterDns, 'stub-cluster'), upstream: client(upstreamOf(config, systemResolvers), 'stub-upstream') };
 }
 
@@ -473,6 +553,7 @@ function createDnsStub(
   resolvers: StubResolvers,
   log: Logger,
   zone: LateZone | undefined,
+  metrics: AdminMetrics | undefined,
 ): StubServer {
   const loopback = isLoopback(listen.host);
   return createStub({
@@ -488,7 +569,13 @@ function createDnsStub(
     cacheSize: config.dnsCacheSize,
     staleMax: config.staleMax,
     logger: log.child({ component: 'dns-stub' }),
+    ...(metrics ? { server: { onReply: (type: string | undefined, rcode: number) => metrics.observeDnsReply('stub', type, rcode) } } : {}),
   });
+}
+
+/** A DNS client's `onExchange` option feeding `metrics` under `role` (cluster, upstream, discovery); none without metrics. */
+function exchangeObserver(metrics: AdminMetrics | undefined, role: string): { onExchange?: (server: string, outcome: string, ms: number) => void } {
+  return metrics ? { onExchange: (server, outcome, ms) => metrics.observeExchange(role, server, outcome, ms) } : {};
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { ConfigError, errorMessage } from '../core/errors.js';
-import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../core/logger.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../core/logger.js';
 import type { OptionSource } from '../config/option-source.js';
 
 /** Exit codes (docs/architecture.md §3). */
@@ -46,7 +46,9 @@ export function envOption(flags: string, description: string, env: string): Opti
 
 /** Options every command has. */
 export function withCommonOptions(command: Command): Command {
-  return command.addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`).env('SRVLINK_LOG_LEVEL').default('info'));
+  return command
+    .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`).env('SRVLINK_LOG_LEVEL').default('info'))
+    .addOption(new Option('--log-format <format>', 'log lines: json (one object per line) or text (readable)').env('SRVLINK_LOG_FORMAT').default('json'));
 }
 
 /** A logger at the level of `--log-level` (or SRVLINK_LOG_LEVEL), writing to the io's stderr. */
@@ -55,7 +57,17 @@ export function commandLogger(io: CliIo, command: Command, levelOverride?: strin
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new ConfigError(`invalid --log-level "${level}": expected one of ${LOG_LEVELS.join(', ')}`);
   }
-  return createLogger({ level: level as LogLevel, write: (line) => void io.stderr.write(line) });
+  const format = logFormat(command);
+  return createLogger({ level: level as LogLevel, format, write: (line) => void io.stderr.write(line) });
+}
+
+/** The value of `--log-format` (or SRVLINK_LOG_FORMAT), checked. */
+export function logFormat(command: Command): LogFormat {
+  const format = (command.opts() as { logFormat?: string }).logFormat ?? 'json';
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new ConfigError(`invalid --log-format "${format}": expected one of ${LOG_FORMATS.join(', ')}`);
+  }
+  return format as LogFormat;
 }
 
 /**

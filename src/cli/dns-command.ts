@@ -13,14 +13,19 @@ import { MemoryZoneStore } from '../skydns/memory-zone-store.js';
 import { RecordsFileStore } from '../skydns/records-file-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
 import type { ZoneStore } from '../skydns/zone-store.js';
-import { ExitCode, collect, commandLogger, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { AdminMetrics } from '../admin/admin-metrics.js';
+import type { AdminServer } from '../admin/admin-server.js';
+import { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
+import { openAdminSettings, withAdminOptions } from './admin-options.js';
+import { dnsListenerSnapshot, startAdminServer, zoneSnapshot } from './admin-runtime.js';
+import { ExitCode, collect, commandLogger, logFormat, optionSources, runGuarded, type CliIo } from './cli-context.js';
 import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
 import { openEtcdZone } from './etcd-runtime.js';
 
 /** `srvlink dns`: SkyDNS / CoreDNS-etcd compatible authoritative server for the cluster domain. */
 export function dnsCommand(io: CliIo, setExit: (code: number) => void): Command {
   const command = new Command('dns');
-  withEtcdOptions(command, 'serve the layout from etcd (client URLs, repeatable or comma-separated)');
+  withAdminOptions(withEtcdOptions(command, 'serve the layout from etcd (client URLs, repeatable or comma-separated)'), undefined);
   return command
     .summary('serve the SkyDNS layout as DNS (SkyDNS / CoreDNS-etcd compatible)')
     .description(
@@ -56,6 +61,14 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
           const etcdConfig = parseEtcdConfig(cmd.opts(), sources, false);
           if (etcdConfig && config.records !== undefined) throw new ConfigError('invalid --records with --etcd: give one source of records');
           const log = commandLogger(io, cmd);
+          const opts = cmd.opts() as { admin?: string; accessLog?: string };
+          const adminSettings = await openAdminSettings(
+            io,
+            { admin: sources.admin && { value: opts.admin, source: sources.admin }, accessLog: undefined },
+            logFormat(cmd),
+            log,
+          );
+          const metrics = adminSettings.admin ? new AdminMetrics() : undefined;
           let store: ZoneStore & { close?: () => Promise<void> };
           let source: string;
           let client: Etcd3 | undefined;
@@ -83,13 +96,42 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             listen: config.listen,
             handlers: [createQueryCheckHandler(), createZoneHandler({ zones: config.zones, prefix: config.prefix, store })],
             logger: log,
+            ...(metrics ? { onReply: (type: string | undefined, rcode: number) => metrics.observeDnsReply('dns', type, rcode) } : {}),
           });
+          let admin: AdminServer | undefined;
           try {
             await server.start();
           } catch (err) {
             await store.close?.();
             client?.close();
             throw listenError(formatHostPort(config.listen), err);
+          }
+          if (adminSettings.admin && metrics) {
+            const zone = store instanceof EtcdZoneStore ? store : undefined;
+            try {
+              admin = await startAdminServer(
+                adminSettings.admin,
+                {
+                  snapshot: () =>
+                    Promise.resolve({
+                      command: 'dns',
+                      pid: process.pid,
+                      uptime: process.uptime(),
+                      mappings: [],
+                      dnsListeners: [dnsListenerSnapshot('dns', server, config.listen)],
+                      zone: zone ? zoneSnapshot(config.prefix, zone) : undefined,
+                      registrations: [],
+                    }),
+                },
+                metrics,
+                log,
+              );
+            } catch (err) {
+              await server.close();
+              await store.close?.();
+              client?.close();
+              throw err;
+            }
           }
           log.info('dns server listening', {
             address: formatHostPort(server.address()),
@@ -101,6 +143,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
           const signal = await stopSignal;
           await shutdown(log, signal, server, store);
           client?.close();
+          await admin?.close();
           return ExitCode.OK;
         }),
       );

@@ -4,6 +4,7 @@ import { dnsCommand } from './dns-command.js';
 import { resolveCommand } from './resolve-command.js';
 import { registerCommand } from './register-command.js';
 import { runCommand } from './run-command.js';
+import { statusCommand } from './status-command.js';
 
 /** Version printed by `srvlink --version`. */
 export const VERSION = '0.1.0';
@@ -38,7 +39,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     })
     .exitOverride()
     .enablePositionalOptions();
-  for (const command of [runCommand(io, setExit), registerCommand(io, setExit), dnsCommand(io, setExit), resolveCommand(io, setExit)]) {
+  for (const command of [runCommand(io, setExit), registerCommand(io, setExit), dnsCommand(io, setExit), resolveCommand(io, setExit), statusCommand(io, setExit)]) {
     // Output, exit override and help-after-error apply to every command.
     program.addCommand(withCommonOptions(command.copyInheritedSettings(program)));
   }
@@ -50,6 +51,7 @@ Examples:
   srvlink register --etcd http://10.0.0.5:2379 --domain env1.skydns.local --service web --port '$PORT0'
   srvlink dns --listen 127.0.0.1:5353 --etcd http://10.0.0.5:2379
   srvlink resolve zookeeper --domain env1.skydns.local --cluster-dns 127.0.0.1:5353
+  srvlink status                      # what the srvlink run on this host is doing
 
 Every command has --help with its options and examples.
 

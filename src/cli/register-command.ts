@@ -6,7 +6,10 @@ import { describeSource, flagName } from '../config/option-source.js';
 import { parseRegisterConfig, type RegisterSpec } from '../config/register-config.js';
 import { ConfigError } from '../core/errors.js';
 import { defaultHost } from '../registry/default-host.js';
-import { ExitCode, commandLogger, envOption, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { AdminMetrics } from '../admin/admin-metrics.js';
+import { openAdminSettings, withAdminOptions } from './admin-options.js';
+import { startAdminServer, watchRegistration } from './admin-runtime.js';
+import { ExitCode, commandLogger, envOption, logFormat, optionSources, runGuarded, type CliIo } from './cli-context.js';
 import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
 import { startRegistration } from './etcd-runtime.js';
 
@@ -17,7 +20,7 @@ export function registerCommand(io: CliIo, setExit: (code: number) => void): Com
     .description(
       'Write /skydns/<reversed domain>/_tcp/_<service>/<instance> = {host, port, priority, weight, ttl} under an etcd lease of --ttl seconds, kept alive. With --check the key exists only while the check passes (--rise passes in a row to add it, --fall failures to remove it). If etcd is unreachable past the lease, the key is registered again as soon as etcd answers. SIGTERM or SIGINT revoke the lease: the key is gone at once.',
     );
-  withEtcdOptions(command)
+  withAdminOptions(withEtcdOptions(command), undefined)
     .addOption(envOption('--domain <domain>', "the instance's environment, e.g. env1.skydns.local (required)", 'SRVLINK_DOMAIN'))
     .addOption(envOption('--service <name>', 'service name, e.g. zookeeper (required)', 'SRVLINK_SERVICE'))
     .addOption(envOption('--host <host>', 'address to publish; $VAR allowed (default: first non-loopback IPv4)', 'SRVLINK_HOST'))
@@ -64,7 +67,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad 
       setExit(
         await runGuarded(io, 'register', async () => {
           const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
-          const opts = cmd.opts() as RegisterSpec & { domain?: string; prefix: string; etcd?: string[] };
+          const opts = cmd.opts() as RegisterSpec & { domain?: string; prefix: string; etcd?: string[]; admin?: string };
           const sources = optionSources(cmd);
           const what = (field: string): string => describeSource(sources[field] ?? { flag: `--${flagName(field)}`, from: 'cli' });
           const etcdConfig = parseEtcdConfig(cmd.opts(), sources);
@@ -78,13 +81,44 @@ Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad 
             what,
           });
           const log = commandLogger(io, cmd);
+          const adminSettings = await openAdminSettings(io, { admin: sources.admin && { value: opts.admin, source: sources.admin } }, logFormat(cmd), log);
           const client = createEtcdClient(etcdConfig as NonNullable<typeof etcdConfig>, io.env);
-          const registration = await startRegistration(client, config, log);
-          log.info('registration started', { key: config.key, value: config.value, ttl: config.ttl, check: config.check !== undefined });
-          const signal = await stopSignal;
-          log.info('deregistering', { signal, key: config.key });
-          await registration.close();
-          client.close();
+          let status: (() => ReturnType<ReturnType<typeof watchRegistration>>) | undefined;
+          const metrics = adminSettings.admin ? new AdminMetrics() : undefined;
+          // Up before the registration: /readyz says 503 until the key is in place.
+          const admin =
+            adminSettings.admin && metrics
+              ? await startAdminServer(
+                  adminSettings.admin,
+                  {
+                    snapshot: () =>
+                      Promise.resolve({
+                        command: 'register',
+                        pid: process.pid,
+                        uptime: process.uptime(),
+                        mappings: [],
+                        dnsListeners: [],
+                        registrations: [status?.() ?? { key: config.key, state: 'idle', renewals: 0 }],
+                      }),
+                  },
+                  metrics,
+                  log,
+                ).catch((err: unknown) => {
+                  client.close();
+                  throw err;
+                })
+              : undefined;
+          try {
+            const registration = await startRegistration(client, config, log);
+            status = watchRegistration(registration);
+            log.info('registration started', { key: config.key, value: config.value, ttl: config.ttl, check: config.check !== undefined });
+            const signal = await stopSignal;
+            log.info('deregistering', { signal, key: config.key });
+            await registration.close();
+          } finally {
+            client.close();
+            await admin?.close();
+          }
           return ExitCode.OK;
         }),
       );

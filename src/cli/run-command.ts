@@ -14,7 +14,8 @@ import { parseDuration } from '../core/duration.js';
 import { startAmbassador, type Ambassador } from './ambassador.js';
 import { superviseCommand, type SupervisedRun } from './supervise-command.js';
 import { withEtcdOptions } from './etcd-client.js';
-import { ExitCode, collect, commandLogger, envOption, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { openAdminSettings, withAdminOptions } from './admin-options.js';
+import { ExitCode, collect, commandLogger, envOption, logFormat, optionSources, runGuarded, type CliIo } from './cli-context.js';
 
 /** `srvlink run`: the ambassador. */
 export function runCommand(io: CliIo, setExit: (code: number) => void): Command {
@@ -125,6 +126,7 @@ with a command, the command's status, 127 command not found, 126 not executable.
           const stopping = new AbortController();
           void stopSignal.then(() => stopping.abort());
           const { layered } = settings;
+          const adminSettings = await openAdminSettings(io, { admin: layered.admin, accessLog: layered.accessLog }, logFormat(cmd), log);
           const supervised: SupervisedRun | undefined =
             commandLine.length > 0 || layered.subreaper?.value === true
               ? superviseCommand(commandLine, {
@@ -143,6 +145,8 @@ with a command, the command's status, 127 command not found, 126 not executable.
             registrations: settings.registrations,
             env: io.env,
             stop: stopping.signal,
+            admin: adminSettings.admin,
+            accessLog: adminSettings.accessLog,
             ...(supervised ? { beforeRegister: () => supervised.start(stopping.signal) } : {}),
           });
           // Before start-up ends: a reload signal sent as soon as "ready" is logged must not kill the process.
@@ -153,6 +157,7 @@ with a command, the command's status, 127 command not found, 126 not executable.
           } catch (err) {
             reloader.close();
             supervised?.close();
+            await adminSettings.close();
             const status = supervised?.failure(err);
             if (status === undefined) throw err;
             return status;
@@ -160,17 +165,19 @@ with a command, the command's status, 127 command not found, 126 not executable.
           if (supervised?.running) {
             const status = await supervised.wait(stopSignal, ambassador);
             reloader.close();
+            await adminSettings.close();
             return status;
           }
           const signal = await stopSignal;
           reloader.close();
           await ambassador.close(signal);
           supervised?.close();
+          await adminSettings.close();
           return ExitCode.OK;
         }),
       );
     });
-  return withEtcdOptions(command, 'etcd client URLs for --discovery etcd and --register');
+  return withAdminOptions(withEtcdOptions(command, 'etcd client URLs for --discovery etcd and --register'), '127.0.0.1:9053', true);
 }
 
 /** Settings read once for the whole process (the logger, the supervisor): a change waits for a restart. */

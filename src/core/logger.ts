@@ -6,6 +6,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type LogFields = Record<string, unknown>;
 
+/** How lines look: one JSON object (for machines, the default), or readable text (for people at a terminal). */
+export const LOG_FORMATS = ['json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** One structured line per event (docs/architecture.md §4.7). */
 export interface Logger {
   debug(msg: string, fields?: LogFields): void;
@@ -21,6 +25,8 @@ export interface LoggerOptions {
   /** Where lines go; stderr by default so stdout stays the command's own output. */
   write?: (line: string) => void;
   now?: () => Date;
+  /** Default `json`. */
+  format?: LogFormat;
 }
 
 /** Create a logger that writes one JSON object per line. */
@@ -30,7 +36,8 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
   const now = options.now ?? (() => new Date());
   const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (LOG_LEVELS.indexOf(level) < threshold) return;
-    write(`${JSON.stringify({ time: now().toISOString(), level, msg, ...bound, ...fields }, replacer)}\n`);
+    const line = { time: now().toISOString(), level, msg, ...bound, ...fields };
+    write(options.format === 'text' ? textLine(line) : `${JSON.stringify(line, replacer)}\n`);
   };
   return {
     debug: (msg, fields) => emit('debug', msg, fields),
@@ -49,6 +56,20 @@ export const silentLogger: Logger = {
   error: () => undefined,
   child: () => silentLogger,
 };
+
+/** `2026-01-02T03:04:05.678Z WARN  backend ejected mapping=_zk._tcp.env1. backend=10.0.0.2:2181`: one line, fields as key=value. */
+function textLine({ time, level, msg, ...fields }: { time: string; level: LogLevel; msg: string } & LogFields): string {
+  const parts = [time, level.toUpperCase().padEnd(5), redactUrl(msg)];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    // Strings are quoted when they would run into the next field; everything else is its JSON.
+    if (typeof value === 'string') {
+      const text = redactUrl(value);
+      parts.push(`${key}=${/^[^\s"=]+$/.test(text) ? text : JSON.stringify(text)}`);
+    } else parts.push(`${key}=${JSON.stringify(value, replacer) ?? String(value)}`);
+  }
+  return `${parts.join(' ').replace(/[\r\n]+/g, ' ')}\n`;
+}
 
 /** Errors as their message and code; bigints as text; never a URL's credentials (`redactUrl`), whatever field holds one. */
 function replacer(_key: string, value: unknown): unknown {

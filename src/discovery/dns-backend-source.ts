@@ -41,6 +41,10 @@ export interface DnsBackendSourceState {
   lastError: string | undefined;
   /** Refreshes failed in a row. */
   failures: number;
+  /** Lookups finished since start (answered or failed). */
+  refreshes: number;
+  /** Of those, failed. */
+  refreshFailures: number;
 }
 
 const DEFAULT_TTL_MIN = 1000;
@@ -114,6 +118,8 @@ export class DnsBackendSource implements BackendSource {
   #expiresAt = 0;
   #lastError: unknown;
   #failures = 0;
+  #refreshes = 0;
+  #refreshFailures = 0;
   #expiredLogged = false;
   /** Records of the current set skipped for having port 0. */
   #portless = 0;
@@ -211,6 +217,8 @@ export class DnsBackendSource implements BackendSource {
       expiresAt: this.#set === undefined ? undefined : this.#expiresAt,
       lastError: this.#lastError === undefined ? undefined : errorMessage(this.#lastError),
       failures: this.#failures,
+      refreshes: this.#refreshes,
+      refreshFailures: this.#refreshFailures,
     };
   }
 
@@ -231,11 +239,15 @@ export class DnsBackendSource implements BackendSource {
         try {
           lookup = await lookupSrv(this.#resolver, this.#name, { signal: controller.signal });
         } catch (err) {
-          if (!this.#closed) this.#onFailure(err);
+          if (!this.#closed) {
+            this.#refreshes += 1;
+            this.#onFailure(err);
+          }
           return;
         }
         // A lookup aborted by close() may still return (failed address queries contribute nothing).
         if (this.#closed) return;
+        this.#refreshes += 1;
         try {
           this.#onAnswer(lookup);
         } catch (err) {
@@ -348,6 +360,7 @@ export class DnsBackendSource implements BackendSource {
   }
 
   #onFailure(err: unknown): void {
+    this.#refreshFailures += 1;
     this.#lastError = err;
     this.#failures += 1;
     const now = this.#now();

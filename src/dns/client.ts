@@ -1,7 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect as tcpConnect, isIP } from 'node:net';
-import { ConfigError, DnsQueryError } from '../core/errors.js';
+import { performance } from 'node:perf_hooks';
+import { ConfigError, DnsQueryError, errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import {
@@ -32,7 +33,12 @@ export interface DnsClientOptions {
   random?: () => number;
   /** Skip UDP and ask over TCP only (RFC 7766 §5). */
   tcpOnly?: boolean;
+  /** Told how each exchange with one server went and how long it took, ms (metrics); not called when aborted. */
+  onExchange?: (server: string, outcome: DnsExchangeOutcome, ms: number) => void;
 }
+
+/** How one exchange with one server ended: `answer` is a usable answer; the rest move on to the next server. */
+export type DnsExchangeOutcome = 'answer' | 'server-failure' | 'timeout' | 'network' | 'invalid';
 
 /** Options of one exchange. */
 export interface DnsExchangeOptions {
@@ -119,6 +125,7 @@ export class DnsClient {
   readonly #logger: Logger;
   readonly #random: () => number;
   readonly #tcpOnly: boolean;
+  readonly #onExchange: DnsClientOptions['onExchange'];
   readonly #stats: DnsClientStats = {
     queries: 0,
     sent: 0,
@@ -160,6 +167,7 @@ export class DnsClient {
     this.#logger = options.logger ?? silentLogger;
     this.#random = options.random ?? (() => randomInt(0x10000));
     this.#tcpOnly = options.tcpOnly ?? false;
+    this.#onExchange = options.onExchange;
   }
 
   /** A snapshot of the counters. */
@@ -239,6 +247,7 @@ export class DnsClient {
         const address = this.#addresses[index] as string;
         const where = formatHostPort(server);
         let transport: 'udp' | 'tcp' = this.#tcpOnly ? 'tcp' : 'udp';
+        const started = performance.now();
         let outcome = await this.#attempt(transport, outgoing, question, server, address, signal);
         if (outcome.kind === 'answer' && outcome.message.flags.tc && transport === 'udp') {
           // RFC 1035 §4.2.1, RFC 7766 §5: a truncated UDP answer is asked again over TCP, same server.
@@ -247,6 +256,7 @@ export class DnsClient {
           transport = 'tcp';
           outcome = await this.#attempt(transport, outgoing, question, server, address, signal);
         }
+        this.#observe(where, outcome, performance.now() - started);
         switch (outcome.kind) {
           case 'aborted':
             throw aborted();
@@ -295,6 +305,18 @@ export class DnsClient {
     const message = `${describeFailures(failures, this.#timeout)} (${rounds} per server)`;
     const causes = failures.flatMap((f) => (f.failure.kind === 'network' ? [f.failure.error] : []));
     throw failed(FAILURE_CODES[top] ?? 'ERR_DNS_UNREACHABLE', message, { cause: causes.at(-1), rcode: lastRcode });
+  }
+
+  /** Tell `onExchange` how the exchange with one server went; an observer that throws is ignored. */
+  #observe(server: string, outcome: AttemptOutcome, ms: number): void {
+    if (this.#onExchange === undefined || outcome.kind === 'aborted') return;
+    const kind =
+      outcome.kind !== 'answer' ? outcome.kind : outcome.message.flags.tc || RETRY_RCODES.has(outcome.message.rcode) ? 'server-failure' : 'answer';
+    try {
+      this.#onExchange(server, kind, ms);
+    } catch (err) {
+      this.#logger.debug('dns exchange observer failed', { error: errorMessage(err) });
+    }
   }
 
   /** One attempt: a fresh ID, a fresh socket, closed before the outcome is returned. */

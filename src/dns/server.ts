@@ -48,6 +48,8 @@ export interface DnsServerOptions {
    * past it the connection is not read until one is answered. Default 16.
    */
   maxTcpPipeline?: number;
+  /** Told the question type (undefined when unreadable) and rcode of every reply, where the rcode is decided (metrics). */
+  onReply?: (type: string | undefined, rcode: number) => void;
 }
 
 /** RFC 6891 §6.1.3: the highest EDNS version srvlink implements. */
@@ -366,6 +368,7 @@ export class DnsServer implements Service<HostPort> {
       query = decodeMessage(buf);
     } catch {
       this.stats.formerr++;
+      this.#observe(undefined, Rcode.FORMERR);
       return encodeMessage(
         createMessage({ id: header.id, response: true, opcode: header.opcode, rcode: Rcode.FORMERR, flags: { rd: header.rd } }),
       );
@@ -398,7 +401,18 @@ export class DnsServer implements Service<HostPort> {
       this.stats.servfail++;
       this.#log.warn('cannot encode dns reply', { name: query.questions[0]?.name, error: errorMessage(err) });
       wire = encodeMessage(createMessage({ id: query.id, response: true, opcode: query.opcode, rcode: Rcode.SERVFAIL, flags: { rd: query.flags.rd } }));
+      reply = { ...reply, rcode: Rcode.SERVFAIL };
     }
+    this.#observe(query.questions[0]?.type, reply.rcode);
     return wire;
+  }
+
+  /** Tell `onReply`; an observer that throws must not cost the reply. */
+  #observe(type: string | undefined, rcode: number): void {
+    try {
+      this.#options.onReply?.(type, rcode);
+    } catch (err) {
+      this.#log.debug('dns reply observer failed', { error: errorMessage(err) });
+    }
   }
 }

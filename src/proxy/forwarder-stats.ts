@@ -6,6 +6,8 @@ export interface BackendStats {
   active: number;
   /** Dials to it that failed (refused, timed out, unreachable...). */
   connectFailures: number;
+  /** Times it was ejected. */
+  ejections: number;
   /** Bytes from clients to it. */
   bytesIn: number;
   /** Bytes from it to clients. */
@@ -32,6 +34,12 @@ export interface ForwarderStats {
   failed: number;
   /** Of `failed`: the source had no usable set (ERR_DISCOVERY). */
   discoveryErrors: number;
+  /** Of `failed`: the set was usable but held no address to dial. */
+  noBackend: number;
+  /** Dials that failed with another backend left to try (the next one was dialed). */
+  failovers: number;
+  /** Backends ejected (each ejection once). */
+  ejections: number;
   /** Dials that failed, over all backends. */
   connectFailures: number;
   /** Forwarded connections closed by the idle timeout. */
@@ -53,6 +61,9 @@ export function createForwarderStats(): ForwarderStats {
     forwarded: 0,
     failed: 0,
     discoveryErrors: 0,
+    noBackend: 0,
+    failovers: 0,
+    ejections: 0,
     connectFailures: 0,
     idleTimeouts: 0,
     bytesIn: 0,

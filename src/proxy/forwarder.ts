@@ -14,7 +14,7 @@ import { orderBackends } from '../discovery/order-backends.js';
 import { BackendHealth, type BackendHealthEntry, type HealthChange } from './backend-health.js';
 import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
-import { spliceSockets } from './splice-sockets.js';
+import { spliceSockets, type SpliceResult } from './splice-sockets.js';
 
 export interface ForwarderOptions {
   /** The mapping's label in logs (e.g. `127.0.0.1:2181=zookeeper`). */
@@ -48,6 +48,35 @@ export interface ForwarderOptions {
   dial?: DialFunction;
   /** Clock for ejection and log throttling, ms, monotonic. Default `performance.now`. */
   now?: () => number;
+  /** Told of every dial and every finished connection (metrics, access log). */
+  observer?: ForwarderObserver;
+}
+
+/** How a client connection ended, for the access log. */
+export type ConnectionOutcome = SpliceResult['end'] | 'no-backend' | 'unreachable' | 'discovery-failed' | 'aborted';
+
+/** One finished client connection (the access log's line). */
+export interface ConnectionRecord {
+  /** `address:port` of the client. */
+  client: string;
+  /** The backend it was forwarded to, if any. */
+  backend: string | undefined;
+  /** Backends whose dial failed before that, in order. */
+  tried: readonly string[];
+  /** Bytes from the client to the backend, and back. */
+  bytesIn: number;
+  bytesOut: number;
+  /** From accept to close, ms. */
+  ms: number;
+  outcome: ConnectionOutcome;
+}
+
+/** Observation points where the forwarder decides; called synchronously, a throwing observer is ignored. */
+export interface ForwarderObserver {
+  /** A dial ended: connected (`ok`) or failed, after `ms`. */
+  dialed?(backend: string, ok: boolean, ms: number): void;
+  /** A client connection is over, forwarded or not. */
+  closed?(record: ConnectionRecord): void;
 }
 
 /** The defaults of the optional settings, for help texts and config. */
@@ -106,6 +135,7 @@ export class Forwarder implements Service<HostPort> {
   readonly #rejectLog: LogThrottle;
   readonly #serverErrorLog: LogThrottle;
   readonly #failureLog: LogThrottle;
+  readonly #observer: ForwarderObserver;
   /** Every open client socket (from accept to close). */
   readonly #clients = new Set<Socket>();
   /** Connections not finished yet: accepted, and not both closed and accounted for. */
@@ -157,6 +187,7 @@ export class Forwarder implements Service<HostPort> {
     this.#rejectLog = new LogThrottle({ interval: 5000, now });
     this.#serverErrorLog = new LogThrottle({ interval: 5000, now });
     this.#failureLog = new LogThrottle({ interval: 10_000, burst: 10, now });
+    this.#observer = options.observer ?? {};
   }
 
   /**
@@ -315,6 +346,9 @@ export class Forwarder implements Service<HostPort> {
   async #forward(client: Socket): Promise<void> {
     const started = performance.now();
     const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
+    const tried: string[] = [];
+    const end = (outcome: ConnectionOutcome, backend?: string, bytesIn = 0, bytesOut = 0): void =>
+      this.#observe(() => this.#observer.closed?.({ client: from, backend, tried, bytesIn, bytesOut, ms: performance.now() - started, outcome }));
     let set: BackendSet;
     try {
       // A forced drain must not wait on a source that never answers; and a
@@ -324,18 +358,22 @@ export class Forwarder implements Service<HostPort> {
     } catch (err) {
       if (this.#hardStop.signal.aborted) {
         client.destroy();
+        end('aborted');
         return;
       }
       this.stats.failed++;
       this.stats.discoveryErrors++;
+      end('discovery-failed');
       this.#warnFailure(`cannot find backends for "${this.#name}": ${errorMessage(err)}`, { error: errorMessage(err) });
       client.destroy();
       return;
     }
-    if (client.destroyed) return;
+    if (client.destroyed) return end('aborted');
     const all = this.#candidates(set);
     if (all.length === 0) {
       this.stats.failed++;
+      this.stats.noBackend++;
+      end('no-backend');
       this.#warnFailure(`no backends for "${set.name}" (${set.status})`, { service: set.name, status: set.status });
       client.destroy();
       return;
@@ -345,9 +383,9 @@ export class Forwarder implements Service<HostPort> {
     const healthy = all.filter((candidate) => !this.#health.isEjected(candidate.key));
     const candidates = healthy.length > 0 ? healthy : all;
     const skipped = all.length - candidates.length;
-    const tried: string[] = [];
+    const reasons: string[] = [];
     for (const candidate of candidates) {
-      if (client.destroyed) return;
+      if (client.destroyed) return end('aborted');
       const dialStart = performance.now();
       let backend: Socket;
       try {
@@ -355,35 +393,60 @@ export class Forwarder implements Service<HostPort> {
       } catch (err) {
         if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
           client.destroy();
-          return;
+          return end('aborted');
         }
+        this.#observe(() => this.#observer.dialed?.(candidate.key, false, performance.now() - dialStart));
         this.stats.connectFailures++;
         this.#backendStats(candidate.key).connectFailures++;
-        tried.push(`${candidate.key}: ${err instanceof DialError ? err.reason : errorMessage(err)}`);
+        // Moving on to the next backend is a failover; the last failure is not.
+        if (candidate !== candidates[candidates.length - 1]) this.stats.failovers++;
+        tried.push(candidate.key);
+        reasons.push(`${candidate.key}: ${err instanceof DialError ? err.reason : errorMessage(err)}`);
         this.#logHealth(this.#health.recordFailure(candidate.key), set.name);
         this.#log.debug('cannot dial backend', { service: set.name, backend: candidate.key, error: errorMessage(err) });
         continue;
       }
+      const dialTime = performance.now() - dialStart;
+      this.#observe(() => this.#observer.dialed?.(candidate.key, true, dialTime));
       this.#logHealth(this.#health.recordSuccess(candidate.key), set.name);
       if (client.destroyed) {
         // The client left (or a forced drain took it) while we dialed.
         backend.destroy();
-        return;
+        return end('aborted', candidate.key);
       }
-      await this.#splice(client, backend, candidate, set.name, from, performance.now() - dialStart, started);
+      const result = await this.#splice(client, backend, candidate, set.name, from, dialTime, started);
+      end(result.end, candidate.key, result.bytesIn, result.bytesOut);
       return;
     }
     this.stats.failed++;
-    const listed = tried.slice(0, MAX_TRIED_LISTED).join(', ') + (tried.length > MAX_TRIED_LISTED ? `, and ${tried.length - MAX_TRIED_LISTED} more` : '');
+    const listed = reasons.slice(0, MAX_TRIED_LISTED).join(', ') + (reasons.length > MAX_TRIED_LISTED ? `, and ${reasons.length - MAX_TRIED_LISTED} more` : '');
     this.#warnFailure(`cannot reach any backend of "${set.name}" (tried ${listed}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`, {
       service: set.name,
-      tried,
+      tried: reasons,
       skipped,
     });
     client.destroy();
+    end('unreachable');
   }
 
-  async #splice(client: Socket, backend: Socket, candidate: Candidate, service: string, from: string, dialTime: number, started: number): Promise<void> {
+  /** Run an observer hook: whatever it throws, forwarding goes on. */
+  #observe(hook: () => void): void {
+    try {
+      hook();
+    } catch (err) {
+      this.#log.debug('forwarder observer failed', { error: errorMessage(err) });
+    }
+  }
+
+  async #splice(
+    client: Socket,
+    backend: Socket,
+    candidate: Candidate,
+    service: string,
+    from: string,
+    dialTime: number,
+    started: number,
+  ): Promise<{ end: SpliceResult['end']; bytesIn: number; bytesOut: number }> {
     this.#backends.add(backend);
     backend.once('close', () => {
       this.#backends.delete(backend);
@@ -422,6 +485,7 @@ export class Forwarder implements Service<HostPort> {
       bytesOut,
       ms: Math.round(performance.now() - started),
     });
+    return { end: result.end, bytesIn, bytesOut };
   }
 
   /** RFC 2782 order, then each backend's addresses in order (same port); duplicates dialed once. */
@@ -444,7 +508,7 @@ export class Forwarder implements Service<HostPort> {
   #backendStats(key: string): BackendStats {
     let entry = this.stats.backends.get(key);
     if (!entry) {
-      entry = { connections: 0, active: 0, connectFailures: 0, bytesIn: 0, bytesOut: 0, dialTime: 0 };
+      entry = { connections: 0, active: 0, connectFailures: 0, ejections: 0, bytesIn: 0, bytesOut: 0, dialTime: 0 };
       this.stats.backends.set(key, entry);
     }
     return entry;
@@ -459,6 +523,8 @@ export class Forwarder implements Service<HostPort> {
 
   #logHealth(change: HealthChange | undefined, service: string): void {
     if (change?.kind === 'ejected') {
+      this.stats.ejections++;
+      this.#backendStats(change.key).ejections++;
       this.#log.warn(`backend "${change.key}" of "${service}" ejected for ${change.duration} ms after ${change.failures} consecutive connect failures`, {
         service,
         backend: change.key,

@@ -47,7 +47,7 @@ export interface StubOptions {
   /** Clock of the cache, ms since the epoch; default `Date.now`. */
   now?: () => number;
   /** Transport limits, passed to `DnsServer` as they are. */
-  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'maxTcpPipeline'>;
+  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'maxTcpPipeline' | 'onReply'>;
 }
 
 /**

@@ -91,7 +91,7 @@ beforeAll(async () => {
   paths.direct = backend;
 
   paths.srvlink = await freePort();
-  start(process.execPath, [MAIN, 'run', '--dns-listen', 'none', '--domain', 'bench.local', '--discovery', 'static', '--map', `${paths.srvlink}=svc`, '--backend', `svc=127.0.0.1:${backend}`, '--log-level', 'warn', '--max-conns', '100000']);
+  start(process.execPath, [MAIN, 'run', '--dns-listen', 'none', '--domain', 'bench.local', '--discovery', 'static', '--map', `${paths.srvlink}=svc`, '--backend', `svc=127.0.0.1:${backend}`, '--log-level', 'warn', '--max-conns', '100000', '--admin', 'none']);
 
   if (existsSync('/usr/bin/socat')) {
     paths.socat = await freePort();

@@ -6,6 +6,13 @@ import { onTestFinished } from 'vitest';
 /** The built executable: tests run what users run (`make test` builds first). */
 export const SRVLINK_MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
+/**
+ * `srvlink run` serves its admin endpoint on 127.0.0.1:9053 by default, a
+ * fixed port parallel tests would fight over: off unless a test asks for it
+ * (`--admin 127.0.0.1:0`, or SRVLINK_ADMIN in `env`).
+ */
+const QUIET_ADMIN = { SRVLINK_ADMIN: 'none' };
+
 /** How long to wait for a process to get ready or to end: generous, machines are noisy. */
 export const PROCESS_TIMEOUT = 30_000;
 
@@ -42,7 +49,7 @@ export interface SpawnSrvlinkOptions {
  * (SIGKILL if it is still alive when the test ends, pass or fail).
  */
 export function spawnSrvlink(args: string[], options: SpawnSrvlinkOptions = {}): SrvlinkProcess {
-  const env = { ...process.env, ...options.env };
+  const env = { ...process.env, ...QUIET_ADMIN, ...options.env };
   const child = options.spawner
     ? options.spawner(process.execPath, [SRVLINK_MAIN, ...args], env)
     : spawn(process.execPath, [SRVLINK_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -137,7 +144,7 @@ export function parseLogLines(text: string): LogLine[] {
 
 /** Run `srvlink ARGS...` to completion. */
 export async function runSrvlink(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<SrvlinkRun> {
-  const child = spawn(process.execPath, [SRVLINK_MAIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [SRVLINK_MAIN, ...args], { env: { ...process.env, ...QUIET_ADMIN, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
