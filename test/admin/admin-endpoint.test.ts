@@ -256,11 +256,11 @@ describe('srvlink run --admin', () => {
       { env: { SRVLINK_ADMIN: formatHostPort(taken.address) } },
     );
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`srvlink run: cannot listen on "${formatHostPort(taken.address)}": the port is already in use`);
+    expect(result.lines).toContainEqual(expect.objectContaining({ msg: `cannot listen on "${formatHostPort(taken.address)}": the port is already in use`, code: 'ERR_LISTEN' }));
     const nobody = await unusedPort();
     const status = await runSrvlink(['status', '--admin', `127.0.0.1:${nobody}`]);
     expect(status.code).toBe(1);
-    expect(status.stderr.trim().split('\n')).toEqual([`srvlink status: cannot get the status of "127.0.0.1:${nobody}": nothing listens there (is srvlink running with --admin?)`]);
+    expect(status.lines.map((l) => l.msg)).toEqual([`cannot get the status of "127.0.0.1:${nobody}": nothing listens there (is srvlink running with --admin?)`]);
   });
 });
 
