@@ -60,7 +60,7 @@ if (code.startsWith('#!')) writeFileSync(bundle, code.slice(code.indexOf('\n') +
 // 2. The single executable: node + the bundle as a blob (https://nodejs.org/api/single-executable-applications.html).
 const blob = join(work, 'sea-prep.blob');
 const seaConfig = join(work, 'sea-config.json');
-writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true }));
+writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' });
 const executable = join(out, 'srvlink');
 copyFileSync(process.execPath, executable);
