@@ -46,8 +46,12 @@ export interface StubOptions {
   logger?: Logger;
   /** Clock of the cache, ms since the epoch; default `Date.now`. */
   now?: () => number;
+  /** RFC 8767 client-response timer of the forwarders, ms; default `STALE_ANSWER_AFTER` (1.8 s). */
+  staleAnswerAfter?: number;
+  /** Longest a client waits for a forwarded answer, ms; default `QUESTION_DEADLINE` (4 s). */
+  questionDeadline?: number;
   /** Transport limits, passed to `DnsServer` as they are. */
-  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'maxTcpPipeline' | 'onReply'>;
+  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'tcpMessageTimeout' | 'maxTcpPipeline' | 'onReply'>;
 }
 
 /**
@@ -128,7 +132,14 @@ export function createStub(options: StubOptions): StubServer {
   const setAliases = (aliases: ReadonlyMap<string, AliasAddresses>): void => {
     aliasHandler = createAliasHandler(aliases, aliasOptions);
   };
-  const forward = { cache, stats, logger: logger.child({ component: 'dns-stub' }), signal: abort.signal };
+  const forward = {
+    cache,
+    stats,
+    logger: logger.child({ component: 'dns-stub' }),
+    signal: abort.signal,
+    ...(options.staleAnswerAfter === undefined ? {} : { staleAnswerAfter: options.staleAnswerAfter }),
+    ...(options.questionDeadline === undefined ? {} : { questionDeadline: options.questionDeadline }),
+  };
   // A cluster zone held in memory (the etcd index) answers before any forwarder.
   if (options.clusterZone !== undefined) handlers.push(options.clusterZone);
   if (options.clusterResolver !== undefined) {

@@ -33,7 +33,33 @@ export interface ForwardHandlerOptions {
    * itself stay answered. Default 256.
    */
   maxInflight?: number;
+  /**
+   * RFC 8767 §5 client-response timer, in ms: when an expired answer is at
+   * hand and the refresh has not answered by then, the client gets the stale
+   * answer at once while the refresh goes on (and updates the cache).
+   * Default `STALE_ANSWER_AFTER` (1.8 s, the value RFC 8767 suggests).
+   */
+  staleAnswerAfter?: number;
+  /**
+   * Longest a client waits for an answer, in ms, whatever the upstreams do
+   * (several servers each timing out add up): past it the question is
+   * answered SERVFAIL (or stale) while the exchange goes on. Default
+   * `QUESTION_DEADLINE` (4 s: before glibc's resolver gives up, at 5 s).
+   */
+  questionDeadline?: number;
 }
+
+/** RFC 8767 §5: "a client response timer ... of 1.8 seconds". */
+export const STALE_ANSWER_AFTER = 1800;
+/** Under glibc's default 5 s per try (resolv.conf `timeout:`), so the app hears an answer, not silence. */
+export const QUESTION_DEADLINE = 4000;
+
+/** What a client's wait for an exchange ended with. */
+type Wait =
+  | { kind: 'answer'; response: DnsMessage }
+  | { kind: 'error'; error: unknown }
+  | { kind: 'stale' }
+  | { kind: 'deadline' };
 
 /** Raised when `maxInflight` exchanges are already on their way. */
 class UpstreamOverload extends SrvlinkError {
@@ -54,7 +80,10 @@ class UpstreamOverload extends SrvlinkError {
  * 4. when the exchange fails (timeouts, unreachable, SERVFAIL or REFUSED from
  *    every server), an expired entry is served with TTL 30 (RFC 8767 §4); with
  *    none, the error is thrown and the server answers SERVFAIL
- *    (`rcodeForError`, the one place errors become rcodes).
+ *    (`rcodeForError`, the one place errors become rcodes);
+ * 5. a client never waits longer than `staleAnswerAfter` when an expired
+ *    entry exists (RFC 8767 §5), nor longer than `questionDeadline` at all;
+ *    the exchange it gave up on still finishes and fills the cache.
  *
  * The query sent upstream always asks for recursion (RD), whatever the client
  * set, so that what is cached is a full answer; it keeps the client's CD bit
@@ -63,6 +92,8 @@ class UpstreamOverload extends SrvlinkError {
 export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler {
   const { name, match, resolver, cache, stats, signal } = options;
   const maxInflight = options.maxInflight ?? 256;
+  const staleAfter = options.staleAnswerAfter ?? STALE_ANSWER_AFTER;
+  const deadline = options.questionDeadline ?? QUESTION_DEADLINE;
   const log = (options.logger ?? silentLogger).child({ forwarder: name });
   const inflight = new Map<string, Promise<DnsMessage>>();
   // One warning when the upstream stops answering, one line when it is back; debug in between.
@@ -105,6 +136,24 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
     return exchange;
   };
 
+  /**
+   * Wait for `exchange`, or for the client-response timer when a stale
+   * answer exists, or for the deadline: whichever comes first. The exchange
+   * may outlive the wait; its rejection is then seen by no one, and must not
+   * count as unhandled.
+   */
+  const waitFor = (exchange: Promise<DnsMessage>, haveStale: boolean): Promise<Wait> =>
+    new Promise<Wait>((resolve) => {
+      const timers = [setTimeout(() => resolve({ kind: 'deadline' }), deadline)];
+      if (haveStale && staleAfter < deadline) timers.push(setTimeout(() => resolve({ kind: 'stale' }), staleAfter));
+      exchange
+        .then(
+          (response) => resolve({ kind: 'answer', response }),
+          (error: unknown) => resolve({ kind: 'error', error }),
+        )
+        .finally(() => timers.forEach(clearTimeout));
+    });
+
   return {
     name,
     async handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
@@ -119,7 +168,21 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
       if (stats) stats.cacheMisses += 1;
       let response: DnsMessage;
       try {
-        response = await fetch(DnsCache.keyOf(query), query);
+        const waited = await waitFor(fetch(DnsCache.keyOf(query), query), cache?.getStale(query) !== undefined);
+        if (waited.kind === 'stale' || waited.kind === 'deadline') {
+          const stale = cache?.getStale(query);
+          if (stale !== undefined) {
+            if (stats) {
+              stats.staleServed += 1;
+              stats.staleOnTimer += 1;
+            }
+            return stale;
+          }
+          if (stats) stats.deadlineExceeded += 1;
+          throw new DnsQueryError('ERR_DNS_TIMEOUT', `cannot resolve "${question.name}" ${question.type}: no answer within ${deadline} ms`);
+        }
+        if (waited.kind === 'error') throw waited.error;
+        response = waited.response;
       } catch (err) {
         if (err instanceof UpstreamOverload) {
           if (stats) stats.shed += 1;

@@ -15,8 +15,12 @@ export interface StubStats {
   coalesced: number;
   /** Upstream exchanges that failed (timeout, unreachable, SERVFAIL everywhere). */
   upstreamFailures: number;
-  /** Failures answered with an expired entry (RFC 8767). */
+  /** Failures answered with an expired entry (RFC 8767), and answers given by the timer below. */
   staleServed: number;
+  /** Stale answers given because the refresh was slower than the client-response timer (RFC 8767 §5). */
+  staleOnTimer: number;
+  /** Questions answered SERVFAIL because no upstream answered within the question deadline. */
+  deadlineExceeded: number;
   /** Replies sent with rcode REFUSED (not allowed, class not served, no upstream). */
   refused: number;
   /** Questions not sent upstream because too many exchanges were already in flight. */
@@ -25,5 +29,5 @@ export interface StubStats {
 
 /** A zeroed `StubStats`. */
 export function createStubStats(): StubStats {
-  return { queries: 0, aliasAnswers: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0, upstreamFailures: 0, staleServed: 0, refused: 0, shed: 0 };
+  return { queries: 0, aliasAnswers: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0, upstreamFailures: 0, staleServed: 0, staleOnTimer: 0, deadlineExceeded: 0, refused: 0, shed: 0 };
 }
