@@ -243,6 +243,14 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
         ...(config.discovery === 'dns' || config.clusterDns.length > 0 ? { clusterDns: clusterDnsOf(config).map(formatHostPort) } : {}),
         upstream: upstreamOf(config, systemResolvers).map(formatHostPort),
       });
+      if (upstreamOf(config, systemResolvers).length === 0) {
+        // Otherwise silent: every name outside the cluster domain would be REFUSED (and counted).
+        log.warn('no upstream dns: names outside the cluster domain will be refused', {
+          resolvConf: config.resolvConf,
+          reason: `${config.resolvConf} names no nameserver other than the stub itself`,
+          fix: 'give --upstream HOST[:PORT]',
+        });
+      }
       if (config.writeResolvConf) {
         writeStubResolvConf(config, resolvConf, resolvConfText, stub.address(), log);
         resolvConfWritten = true;

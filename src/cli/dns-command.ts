@@ -7,6 +7,7 @@ import { listenError } from '../core/listen-error.js';
 import { formatHostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import { createQueryCheckHandler } from '../dns/query-check.js';
+import { Refusals } from '../dns/refusals.js';
 import { DnsServer } from '../dns/server.js';
 import { DEMO_RECORDS } from '../skydns/demo-records.js';
 import { MemoryZoneStore } from '../skydns/memory-zone-store.js';
@@ -92,9 +93,12 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             store = MemoryZoneStore.fromValues(DEMO_RECORDS);
             source = 'embedded demo records';
           }
+          const refusals = new Refusals(log);
           const server = new DnsServer({
             listen: config.listen,
-            handlers: [createQueryCheckHandler(), createZoneHandler({ zones: config.zones, prefix: config.prefix, store })],
+            handlers: [createQueryCheckHandler({ refusals }), createZoneHandler({ zones: config.zones, prefix: config.prefix, store })],
+            // Names outside --zone: REFUSED, counted, the first one logged.
+            fallback: (request) => Promise.resolve(refusals.refuse(request, 'outsideZone')),
             logger: log,
             ...(metrics ? { onReply: (type: string | undefined, rcode: number) => metrics.observeDnsReply('dns', type, rcode) } : {}),
           });
@@ -141,7 +145,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             malformed: store.malformed,
           });
           const signal = await stopSignal;
-          await shutdown(log, signal, server, store);
+          await shutdown(log, signal, server, store, refusals);
           client?.close();
           await admin?.close();
           return ExitCode.OK;
@@ -150,8 +154,8 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
     });
 }
 
-async function shutdown(log: Logger, signal: string, server: DnsServer, store: { close?: () => Promise<void> }): Promise<void> {
-  log.info('dns server stopping', { signal, ...server.stats });
+async function shutdown(log: Logger, signal: string, server: DnsServer, store: { close?: () => Promise<void> }, refusals: Refusals): Promise<void> {
+  log.info('dns server stopping', { signal, ...server.stats, refused: refusals.counts });
   await server.close();
   await store.close?.();
 }

@@ -1,5 +1,6 @@
 import { Rcode, createReply, type DnsMessage } from './codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from './handler.js';
+import type { Refusals } from './refusals.js';
 
 /** RFC 1035 §4.1.1: opcode 0 is a standard query, the only kind srvlink serves. */
 const OPCODE_QUERY = 0;
@@ -27,8 +28,10 @@ const TRANSFER_TYPES: ReadonlySet<string> = new Set(['AXFR', 'IXFR']);
  *   for classes they hold no data for the same way. NOTIMP would tell the
  *   client that standard queries are not implemented at all;
  * - AXFR/IXFR → REFUSED (see `TRANSFER_TYPES`).
+ *
+ * REFUSED replies are counted in `refusals` (reason `unsupported`) when given.
  */
-export function createQueryCheckHandler(): DnsHandler {
+export function createQueryCheckHandler(options: { refusals?: Refusals } = {}): DnsHandler {
   return {
     name: 'query-check',
     handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
@@ -40,6 +43,7 @@ export function createQueryCheckHandler(): DnsHandler {
       }
       // A question built in-process may leave the class out: dns-packet encodes that as IN.
       if ((question.class ?? 'IN') !== 'IN' || TRANSFER_TYPES.has(question.type)) {
+        if (options.refusals) return Promise.resolve(options.refusals.refuse(request, 'unsupported', { ra: true }));
         return Promise.resolve(createReply(query, { rcode: Rcode.REFUSED, flags: { ra: true } }));
       }
       return next();

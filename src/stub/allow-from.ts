@@ -3,6 +3,7 @@ import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { formatCidr, parseCidr, type Cidr } from '../core/cidr.js';
 import { Rcode, createReply, type DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
+import type { Refusals } from '../dns/refusals.js';
 
 /** The setting named in errors about networks given as strings. */
 const WHAT = '--allow-from';
@@ -41,9 +42,10 @@ const PRIVATE: readonly Cidr[] = [
  *
  * IPv4 clients seen through a dual-stack socket (`::ffff:10.0.0.2`, RFC 4291
  * §2.5.5.2) are checked as the IPv4 address they are; a zone index
- * (`fe80::2%eth0`) is ignored.
+ * (`fe80::2%eth0`) is ignored. Refusals are counted in `refusals`
+ * (reason `notAllowed`) when given.
  */
-export function createAllowFromHandler(cidrs: readonly (string | Cidr)[]): DnsHandler {
+export function createAllowFromHandler(cidrs: readonly (string | Cidr)[], options: { refusals?: Refusals } = {}): DnsHandler {
   const allowed = new BlockList();
   for (const entry of cidrs) {
     const cidr = typeof entry === 'string' ? parseCidr(entry, WHAT) : entry;
@@ -53,6 +55,7 @@ export function createAllowFromHandler(cidrs: readonly (string | Cidr)[]): DnsHa
     name: 'allow-from',
     handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
       if (isAllowed(allowed, request.client.address)) return next();
+      if (options.refusals) return Promise.resolve(options.refusals.refuse(request, 'notAllowed'));
       return Promise.resolve(createReply(request.message, { rcode: Rcode.REFUSED }));
     },
   };

@@ -11,6 +11,7 @@ import { createAllowFromHandler } from './allow-from.js';
 import { DnsCache } from './dns-cache.js';
 import { createForwardHandler, type DnsResolver } from './forward-handler.js';
 import { createQueryCheckHandler } from '../dns/query-check.js';
+import { Refusals } from '../dns/refusals.js';
 import { createStubStats, type StubStats } from './stub-stats.js';
 
 export interface StubOptions {
@@ -123,8 +124,10 @@ export function createStub(options: StubOptions): StubServer {
     throw new ConfigError('cannot build the dns stub: a cluster resolver needs a cluster domain (e.g. "skydns.local")');
   }
 
-  const handlers: DnsHandler[] = [countReplies(stats), createQueryCheckHandler()];
-  if (options.allowFrom !== undefined) handlers.push(createAllowFromHandler(options.allowFrom));
+  const refusals = new Refusals(logger.child({ component: 'dns-stub' }));
+  stats.refusals = refusals.counts;
+  const handlers: DnsHandler[] = [countReplies(stats), createQueryCheckHandler({ refusals })];
+  if (options.allowFrom !== undefined) handlers.push(createAllowFromHandler(options.allowFrom, { refusals }));
   const aliasOptions = { stats, ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) };
   let aliasHandler = createAliasHandler(options.aliases ?? new Map(), aliasOptions);
   // A level of indirection so that a reload can swap the table without rebuilding the chain.
@@ -155,7 +158,10 @@ export function createStub(options: StubOptions): StubServer {
   if (options.upstreamResolver !== undefined) {
     handlers.push(createForwardHandler({ ...forward, name: 'upstream', match: 'all', resolver: options.upstreamResolver }));
   }
-  return new StubServer({ listen: options.listen, handlers, logger, ...options.server }, { stubStats: stats, cache, abort, setAliases });
+  // What no handler took: a name outside the cluster domain with no upstream to send it to
+  // (resolv.conf names only the stub). Never silent: counted, and logged the first time.
+  const fallback = (request: DnsRequest): Promise<DnsMessage> => Promise.resolve(refusals.refuse(request, 'noUpstream', { ra: true }));
+  return new StubServer({ listen: options.listen, handlers, logger, fallback, ...options.server }, { stubStats: stats, cache, abort, setAliases });
 }
 
 /** Counts queries and REFUSED replies, whoever gave them (allow-from, query-check, the fallback). */

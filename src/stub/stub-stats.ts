@@ -1,3 +1,5 @@
+import type { RefusalCounts } from '../dns/refusals.js';
+
 /**
  * What the stub did since it started, as plain counters that its handlers
  * increment (metrics come later and read them). Every field only grows.
@@ -23,11 +25,13 @@ export interface StubStats {
   deadlineExceeded: number;
   /** Replies sent with rcode REFUSED (not allowed, class not served, no upstream). */
   refused: number;
+  /** The stub's own refusals by reason (the first of each is logged, the rest only counted). */
+  refusals: RefusalCounts;
   /** Questions not sent upstream because too many exchanges were already in flight. */
   shed: number;
 }
 
 /** A zeroed `StubStats`. */
 export function createStubStats(): StubStats {
-  return { queries: 0, aliasAnswers: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0, upstreamFailures: 0, staleServed: 0, staleOnTimer: 0, deadlineExceeded: 0, refused: 0, shed: 0 };
+  return { queries: 0, aliasAnswers: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0, upstreamFailures: 0, staleServed: 0, staleOnTimer: 0, deadlineExceeded: 0, refused: 0, refusals: { noUpstream: 0, notAllowed: 0, outsideZone: 0, unsupported: 0 }, shed: 0 };
 }
