@@ -1,0 +1,137 @@
+/**
+ * DNS abuse against both DNS servers srvlink runs, as processes: `srvlink
+ * dns` and the stub of `srvlink run` (forwarding the cluster domain to that
+ * server). After each scenario the process is alive, answers a correct query
+ * (dig, a client we did not write) and its memory is bounded. Each prints one
+ * summary line. The random-packet flood at larger scale is test/stub/stub-fuzz.
+ */
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { parseHostPort, type HostPort } from '../../src/core/host-port.js';
+import { createMessage, encodeMessage } from '../../src/dns/codec.js';
+import { frameMessage } from '../../src/dns/tcp-framing.js';
+import { dig } from '../helpers/dig.js';
+import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const BIG = '_big._tcp.env1.skydns.local';
+
+function rss(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+}
+
+interface Target {
+  name: string;
+  proc: SrvlinkProcess;
+  address: HostPort;
+}
+
+async function startTargets(): Promise<Target[]> {
+  const file = join(tempDir(), 'records.yaml');
+  writeFileSync(file, Array.from({ length: 1500 }, (_, i) => `/skydns/local/skydns/env1/_tcp/_big/i${i}: {host: 10.3.${i >> 8}.${i & 0xff}, port: ${20000 + i}}`).join('\n'));
+  const dns = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--records', file]);
+  const dnsAddress = parseHostPort(String((await dns.waitForLog((l) => l.msg === 'dns server listening')).address), 'address');
+  const run = spawnSrvlink([
+    'run', '--domain', 'env1.skydns.local', '--discovery', 'static', '--map', '127.0.0.1:0=zookeeper', '--backend', 'zookeeper=127.0.0.1:1',
+    '--dns-listen', '127.0.0.1:0', '--cluster-dns', `127.0.0.1:${dnsAddress.port}`, '--upstream', `127.0.0.1:${dnsAddress.port}`,
+  ]);
+  const stubAddress = parseHostPort(String((await run.waitForLog((l) => l.msg === 'dns stub listening')).address), 'address');
+  return [
+    { name: 'srvlink dns', proc: dns, address: dnsAddress },
+    { name: 'stub', proc: run, address: stubAddress },
+  ];
+}
+
+/** Alive, answering a correct query over UDP and TCP, memory within `baseline` + 128 MiB. */
+async function expectHealthy(target: Target, baseline: number): Promise<void> {
+  expect(target.proc.child.exitCode).toBeNull();
+  const udp = await dig(target.address, 'i1._big._tcp.env1.skydns.local', 'A');
+  expect(udp.answer.map((r) => r.data)).toEqual(['10.3.0.1']);
+  const tcp = await dig(target.address, 'i2._big._tcp.env1.skydns.local', 'A', ['+tcp']);
+  expect(tcp.answer.map((r) => r.data)).toEqual(['10.3.0.2']);
+  expect(rss(target.proc.child.pid as number) - baseline).toBeLessThan(128 * 2 ** 20);
+}
+
+async function tcp(address: HostPort): Promise<Socket> {
+  const socket = connect({ host: address.host, port: address.port });
+  socket.on('error', () => undefined);
+  onTestFinished(() => void socket.destroy());
+  await once(socket, 'connect');
+  return socket;
+}
+
+describe('dns abuse against srvlink dns and the stub', () => {
+  it('random and mutated packets, huge length prefixes, half-open connections, never-reading clients, answers over 64 KiB', async () => {
+    const targets = await startTargets();
+    const valid = encodeMessage(createMessage({ id: 1, flags: { rd: true }, questions: [{ name: 'i1._big._tcp.env1.skydns.local', type: 'A' }] }));
+    const packets = fc.sample(
+      fc.oneof(
+        fc.uint8Array({ minLength: 1, maxLength: 512 }).map((b) => Buffer.from(b)),
+        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }).map((edits) => {
+          const copy = Buffer.from(valid);
+          for (const [at, value] of edits) copy[at] = value;
+          return copy;
+        }),
+      ),
+      { numRuns: 3000, seed: 8 },
+    );
+    for (const target of targets) {
+      const pid = target.proc.child.pid as number;
+      await expectHealthy(target, rss(pid));
+      const baseline = rss(pid);
+
+      // Random and mutated packets over UDP, then framed over TCP.
+      const udp = createSocket('udp4');
+      udp.bind(0, '127.0.0.1');
+      await once(udp, 'listening');
+      let udpAnswers = 0;
+      udp.on('message', () => (udpAnswers += 1));
+      for (const packet of packets) udp.send(packet, target.address.port, target.address.host);
+      const stream = await tcp(target.address);
+      let tcpBytes = 0;
+      stream.on('data', (chunk: Buffer) => (tcpBytes += chunk.length));
+      stream.write(Buffer.concat(packets.map((p) => frameMessage(p))));
+      await expectHealthy(target, baseline);
+      udp.close();
+      console.log(`dns-abuse random-packets (${target.name}): ${packets.length * 2} packets, ${udpAnswers} answered over udp, ${tcpBytes} bytes over tcp, 0 crashes`);
+
+      // Huge length prefixes: a frame of 65,535 announced, a few bytes sent, on 50 connections.
+      const huge = await Promise.all(Array.from({ length: 50 }, () => tcp(target.address)));
+      for (const socket of huge) socket.write(Buffer.from([0xff, 0xff, 1, 2, 3]));
+      await expectHealthy(target, baseline);
+      console.log(`dns-abuse huge-length-prefix (${target.name}): ${huge.length} connections, 0 answered, 0 crashes`);
+      for (const socket of huge) socket.destroy();
+
+      // Half-open connections: 2,000 connected, nothing sent (past 256 the oldest idle ones make room).
+      const halfOpen: Socket[] = [];
+      for (let i = 0; i < 2000; i++) halfOpen.push(await tcp(target.address));
+      await expectHealthy(target, baseline);
+      const closedByServer = halfOpen.filter((s) => s.destroyed || s.readableEnded).length;
+      console.log(`dns-abuse half-open (${target.name}): ${halfOpen.length} connections, ${closedByServer} closed by the server so far, 0 crashes`);
+      for (const socket of halfOpen) socket.destroy();
+
+      // A pipelining client that never reads, asking for the 64 KiB answer.
+      const greedy = await tcp(target.address);
+      greedy.pause();
+      const big = frameMessage(encodeMessage(createMessage({ id: 2, questions: [{ name: BIG, type: 'SRV' }] })));
+      let written = 0;
+      for (let i = 0; i < 2000 && greedy.write(big); i++) written++;
+      await expectHealthy(target, baseline);
+      console.log(`dns-abuse never-reading (${target.name}): 1 connection, ${written} queries written, 0 crashes`);
+      greedy.destroy();
+
+      // Answers over 64 KiB uncompressed: dig over UDP (truncated) then TCP.
+      const answer = await dig(target.address, BIG, 'SRV', ['+tcp', '+ignore']);
+      expect(answer.status).toBe('NOERROR');
+      expect(answer.answer.length).toBeGreaterThan(1000);
+      await expectHealthy(target, baseline);
+      console.log(`dns-abuse large-answer (${target.name}): 1 query, ${answer.answer.length} records answered, 0 crashes`);
+      expect(target.proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
+    }
+  }, 120_000);
+});
