@@ -3,6 +3,9 @@ import { stat } from 'node:fs/promises';
 import { errorMessage } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 
+/** How soon after a change event the file's identity is checked again, ms. */
+const CHANGE_CHECK_MS = 1000;
+
 /** One closed client connection, as the access log writes it. */
 export interface AccessRecord {
   /** The mapping's SRV name. */
@@ -52,6 +55,7 @@ export class AccessLog {
   #inode: number | undefined;
   #watcher: FSWatcher | undefined;
   #failed = false;
+  #checkTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** Reopens one after the other. */
   #reopening: Promise<void> = Promise.resolve();
@@ -100,6 +104,7 @@ export class AccessLog {
     this.#closed = true;
     await this.#reopening;
     this.#watcher?.close();
+    clearTimeout(this.#checkTimer);
     const stream = this.#stream;
     this.#stream = undefined;
     if (stream) await new Promise<void>((resolve) => stream.end(() => resolve()));
@@ -129,12 +134,24 @@ export class AccessLog {
     this.#watcher?.close();
     try {
       this.#watcher = watch(path, { persistent: false }, (event) => {
+        // A move is a rename; a removal of a file we hold open is only an attribute change
+        // (its link count), like our own writes: those are checked at most once a second.
         if (event === 'rename') void this.#checkMoved(path);
+        else this.#checkSoon(path);
       });
       this.#watcher.on('error', () => undefined);
     } catch (err) {
       this.#log.warn(`cannot watch access log "${path}": ${errorMessage(err)}; reopened on SIGUSR1 only`, { file: path });
     }
+  }
+
+  #checkSoon(path: string): void {
+    if (this.#checkTimer) return;
+    this.#checkTimer = setTimeout(() => {
+      this.#checkTimer = undefined;
+      void this.#checkMoved(path);
+    }, CHANGE_CHECK_MS);
+    this.#checkTimer.unref();
   }
 
   async #checkMoved(path: string): Promise<void> {
