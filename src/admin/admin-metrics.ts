@@ -252,32 +252,27 @@ export class AdminMetrics {
   }
 
   #counter(name: string, help: string, labelNames: string[], read: (snapshot: AdminSnapshot) => Iterable<Sample>): void {
-    const snapshot = (): AdminSnapshot | undefined => this.#snapshot;
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect(this: Counter) {
-        this.reset();
-        const s = snapshot();
-        if (s) for (const [labels, value] of read(s)) this.inc(labels, value);
-      },
-    });
+    this.#fromSnapshot('counter', name, help, labelNames, read);
   }
 
   #gauge(name: string, help: string, labelNames: string[], read: (snapshot: AdminSnapshot) => Iterable<Sample>): void {
+    this.#fromSnapshot('gauge', name, help, labelNames, read);
+  }
+
+  /** A metric whose `collect()` refills it from the scrape's snapshot: reset first, so series of what is gone disappear. */
+  #fromSnapshot(kind: 'counter' | 'gauge', name: string, help: string, labelNames: string[], read: (snapshot: AdminSnapshot) => Iterable<Sample>): void {
     const snapshot = (): AdminSnapshot | undefined => this.#snapshot;
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect(this: Gauge) {
-        this.reset();
-        const s = snapshot();
-        if (s) for (const [labels, value] of read(s)) this.set(labels, value);
-      },
-    });
+    const collect = function (this: Counter | Gauge): void {
+      this.reset();
+      const s = snapshot();
+      if (!s) return;
+      for (const [labels, value] of read(s)) {
+        if (this instanceof Gauge) this.set(labels, value);
+        else this.inc(labels, value);
+      }
+    };
+    const config = { name, help, labelNames, registers: [this.registry], collect };
+    if (kind === 'counter') new Counter(config);
+    else new Gauge(config);
   }
 }

@@ -23,6 +23,11 @@ async function echo(address: HostPort, payload: Buffer): Promise<Buffer> {
   return reply;
 }
 
+/** `srvlink run` with one mapping to `backend`, static discovery, no stub. */
+function staticRun(backend: HostPort): string[] {
+  return ['run', '--domain', 'env1.skydns.local', '--discovery', 'static', '--dns-listen', 'none', '--map', '127.0.0.1:0=zookeeper', '--backend', `zookeeper=${formatHostPort(backend)}`];
+}
+
 /** `promtool check metrics` (Prometheus's own linter) on `page`: its complaints, empty when it accepts. */
 async function promtoolCheck(page: string): Promise<string> {
   const child = execFile('promtool', ['check', 'metrics']);
@@ -178,17 +183,7 @@ describe('srvlink run --admin', () => {
   it('is scraped by a real Prometheus while traffic flows: up == 1 and the connection counter equals the connections made', async () => {
     const backend = await startEchoBackend();
     const { admin, listeners } = await spawnWithAdmin([
-      'run',
-      '--domain',
-      'env1.skydns.local',
-      '--discovery',
-      'static',
-      '--dns-listen',
-      'none',
-      '--map',
-      '127.0.0.1:0=zookeeper',
-      '--backend',
-      `zookeeper=127.0.0.1:${backend.address.port}`,
+      ...staticRun(backend.address),
     ]);
     const prometheus = await startPrometheus([admin]);
     const listener = listeners[0] as HostPort;
@@ -218,17 +213,7 @@ describe('srvlink run --admin', () => {
     // A backend that accepts and never answers: every forwarded connection stays open.
     const silent = await startTcpBackend(() => undefined);
     const { admin, listeners } = await spawnWithAdmin([
-      'run',
-      '--domain',
-      'env1.skydns.local',
-      '--discovery',
-      'static',
-      '--dns-listen',
-      'none',
-      '--map',
-      '127.0.0.1:0=zookeeper',
-      '--backend',
-      `zookeeper=127.0.0.1:${silent.address.port}`,
+      ...staticRun(silent.address),
       '--max-conns',
       '100',
     ]);
