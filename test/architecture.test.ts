@@ -1,5 +1,5 @@
 /**
- * Imports point one way (STYLE.md): cli → features → discovery → dns → core.
+ * Imports point one way (docs/architecture.md §4): cli → features → discovery → dns → core.
  * A feature does not import another feature; what two share moves down.
  * This reads the import lines of src/ and keeps that true.
  */

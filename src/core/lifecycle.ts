@@ -1,5 +1,5 @@
 /**
- * The shape of every long-lived part (STYLE.md): `start()` resolves once it
+ * The shape of every long-lived part (docs/architecture.md §4): `start()` resolves once it
  * is listening, `address()` tells where, `close()` is graceful and safe to
  * call twice.
  */
