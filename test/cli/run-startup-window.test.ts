@@ -1,12 +1,32 @@
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { startEtcd } from '../helpers/etcd.js';
-import { freePort } from '../helpers/free-port.js';
 import { spawnSrvlink } from '../helpers/srvlink-process.js';
 import { startTcpBackend } from '../helpers/tcp-backends.js';
 
 const DOMAIN = 'env1.skydns.local';
 const KEY = '/skydns/local/skydns/env1/_tcp/_web/w1';
+
+/**
+ * A free port below the kernel's ephemeral range (32768 and up): the loops
+ * below connect to it thousands of times before anything listens, and a
+ * connect whose own source port were the same port would connect to itself
+ * and hold it; no test is handed such a port by a bind to port 0 either.
+ */
+async function quietPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return port;
+    }
+  }
+}
 
 type Outcome = 'refused' | 'answered' | 'closed unanswered';
 
@@ -34,7 +54,7 @@ describe('srvlink run --discovery etcd: no start-up window', () => {
     const etcd = await startEtcd();
     const backend = await startTcpBackend((socket) => socket.end('hello from w1\n'));
     expect((await etcd.etcdctl(['put', KEY, JSON.stringify({ host: '127.0.0.1', port: backend.address.port })])).code).toBe(0);
-    const port = await freePort();
+    const port = await quietPort();
 
     const outcomes: Outcome[] = [];
     let stopLoop = false;
