@@ -7,7 +7,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { startDnsmasq, type DnsmasqSrv } from '../helpers/dnsmasq.js';
 import { runSrvlink, spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
-import { connectTcp, readAll, readLine, startEchoBackend, startNamedBackend, startTcpBackend, unusedPort } from '../helpers/tcp-backends.js';
+import { connectTcp, readAll, startEchoBackend, startNamedBackend, startTcpBackend, unusedPort, whoAnswers } from '../helpers/tcp-backends.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -41,16 +41,6 @@ async function startRun(clusterDns: HostPort, extra: string[] = []): Promise<{ p
   ]);
   const line = await proc.waitForLog((l) => l.msg === 'listening');
   return { proc, address: parseHostPort(String(line.address), 'address') };
-}
-
-/** Connect through srvlink and read the named backend's first line. */
-async function whoAnswers(address: HostPort): Promise<string> {
-  const socket = await connectTcp(address);
-  try {
-    return await readLine(socket);
-  } finally {
-    socket.destroy();
-  }
 }
 
 async function tally(address: HostPort, count: number): Promise<Record<string, number>> {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { spawnSrvlink, type LogLine, type SrvlinkProcess } from '../helpers/srvlink-process.js';
-import { connectTcp, readLine, startEchoBackend, startNamedBackend } from '../helpers/tcp-backends.js';
+import { connectTcp, startEchoBackend, startNamedBackend, whoAnswers } from '../helpers/tcp-backends.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -36,15 +36,6 @@ function listenerOf(proc: SrvlinkProcess, srvName: string, after = 0): Promise<H
   return proc
     .waitForLog((l) => l.msg === 'listening' && l.srvName === `_${srvName}._tcp.${DOMAIN}.` && proc.logs.indexOf(l) >= after)
     .then((l) => parseHostPort(String(l.address), 'address'));
-}
-
-async function whoAnswers(address: HostPort): Promise<string> {
-  const socket = await connectTcp(address);
-  try {
-    return await readLine(socket);
-  } finally {
-    socket.destroy();
-  }
 }
 
 /**

@@ -1,9 +1,9 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { onTestFinished } from 'vitest';
 import { freePort } from './free-port.js';
+import { spawnServer } from './server-process.js';
 import { tempDir } from './temp-dir.js';
 import { waitFor } from './wait-for.js';
 
@@ -58,30 +58,13 @@ export async function startPostgres(options: { tls?: { cert: string; key: string
   const port = await freePort();
   const settings = ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'logging_collector=off'];
   if (tls) settings.push('-c', 'ssl=on', '-c', `ssl_cert_file=${tls.cert}`, '-c', `ssl_key_file=${tls.key}`);
-  const child: ChildProcess = spawn('setpriv', [...user, '--pdeathsig', 'KILL', join(bin, 'postgres'), '-D', data, '-k', dir, '-p', String(port), ...settings], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.on('error', (err) => (log += `cannot start postgres: ${err.message}\n`));
-  child.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const server: PostgresServer = {
-    port,
-    log: () => log,
-    kill: async (signal) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      if (signal === 'SIGKILL' || signal === 'SIGTERM') child.kill('SIGCONT');
-      child.kill(signal);
-      if (signal === 'SIGKILL' || signal === 'SIGTERM') await exited;
-    },
-  };
-  onTestFinished(() => server.kill('SIGKILL'));
+  const spawned = spawnServer(join(bin, 'postgres'), ['-D', data, '-k', dir, '-p', String(port), ...settings], { cwd: dir, setpriv: user });
+  const { child, log } = spawned;
+  const server: PostgresServer = { port, log, kill: spawned.kill };
   await waitFor(
     () => {
-      if (child.exitCode !== null) throw new Error(`postgres exited with ${child.exitCode}: ${log}`);
-      return log.includes('database system is ready to accept connections');
+      if (child.exitCode !== null) throw new Error(`postgres exited with ${child.exitCode}: ${log()}`);
+      return log().includes('database system is ready to accept connections');
     },
     { what: `postgres on port ${port}`, interval: 50, timeout: 30_000 },
   );

@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { onTestFinished } from 'vitest';
 import { freePort } from './free-port.js';
+import { spawnServer } from './server-process.js';
 import { waitFor } from './wait-for.js';
 
 /** A redis-server of its own (Debian's redis-server) on a loopback port, no persistence. */
@@ -18,28 +18,13 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', ''];
   if (options.password !== undefined) args.push('--requirepass', options.password);
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', 'redis-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.on('error', (err) => (log += `cannot start redis-server: ${err.message}\n`));
-  child.stdout.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const server: RedisServer = {
-    port,
-    child,
-    log: () => log,
-    kill: async (signal) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      if (signal === 'SIGKILL' || signal === 'SIGTERM') child.kill('SIGCONT');
-      child.kill(signal);
-      if (signal === 'SIGKILL' || signal === 'SIGTERM') await exited;
-    },
-  };
-  onTestFinished(() => server.kill('SIGKILL'));
+  const spawned = spawnServer('redis-server', args);
+  const { child, log } = spawned;
+  const server: RedisServer = { port, child, log, kill: spawned.kill };
   await waitFor(
     async () => {
-      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${log}`);
-      return /Ready to accept connections/.test(log) || (await accepts(port));
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${log()}`);
+      return /Ready to accept connections/.test(log()) || (await accepts(port));
     },
     { what: `redis-server on port ${port}`, interval: 50 },
   );

@@ -303,3 +303,13 @@ export function waitDisconnected(socket: Socket, timeout = WAIT_TIMEOUT): Promis
     socket.resume();
   });
 }
+
+/** Connect to `address` (a forwarder in front of named backends) and read which backend answers: its first line. */
+export async function whoAnswers(address: HostPort): Promise<string> {
+  const socket = await connectTcp(address);
+  try {
+    return await readLine(socket);
+  } finally {
+    socket.destroy();
+  }
+}
