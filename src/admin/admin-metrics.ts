@@ -179,13 +179,14 @@ export class AdminMetrics {
     this.#counter('srvlink_connections_rejected_total', 'Client connections closed at once because --max-conns were open, per mapping.', M, mappings((m) => m.connections.rejected));
     this.#counter('srvlink_connections_forwarded_total', 'Client connections connected to a backend, per mapping.', M, mappings((m) => m.connections.forwarded));
     this.#counter('srvlink_connections_failed_total', 'Client connections closed because no backend could be used, per mapping.', M, mappings((m) => m.connections.failed));
-    this.#counter('srvlink_no_backend_closes_total', 'Client connections closed without a backend, by reason: discovery (no usable set), empty (a set without addresses), unreachable (every dial failed).', ['mapping', 'reason'], (s) =>
+    this.#counter('srvlink_no_backend_closes_total', 'Client connections closed without a backend, by reason: discovery (no usable set), empty (a set without addresses), unreachable (every dial failed), deadline (--dial-deadline ran out first).', ['mapping', 'reason'], (s) =>
       s.mappings.flatMap((m) => {
         const c = m.connections;
         return [
           [{ mapping: m.srvName, reason: 'discovery' }, c.discoveryErrors],
           [{ mapping: m.srvName, reason: 'empty' }, c.noBackend],
-          [{ mapping: m.srvName, reason: 'unreachable' }, Math.max(0, c.failed - c.discoveryErrors - c.noBackend)],
+          [{ mapping: m.srvName, reason: 'unreachable' }, Math.max(0, c.failed - c.discoveryErrors - c.noBackend - c.deadlineCloses)],
+          [{ mapping: m.srvName, reason: 'deadline' }, c.deadlineCloses],
         ] as const;
       }),
     );

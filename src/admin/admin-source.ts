@@ -68,10 +68,12 @@ export interface ConnectionCounters {
   /** Closed at once: over `--max-conns`. */
   rejected: number;
   forwarded: number;
-  /** Closed without a backend: `discoveryErrors` + `noBackend` + every dial failed. */
+  /** Closed without a backend: `discoveryErrors` + `noBackend` + `deadlineCloses` + every dial failed. */
   failed: number;
   discoveryErrors: number;
   noBackend: number;
+  /** Closed because `--dial-deadline` ran out before a backend answered. */
+  deadlineCloses: number;
   connectFailures: number;
   failovers: number;
   ejections: number;

@@ -112,6 +112,7 @@ export async function mappingSnapshot(parts: MappingParts, now = Date.now()): Pr
       failed: stats.failed,
       discoveryErrors: stats.discoveryErrors,
       noBackend: stats.noBackend,
+      deadlineCloses: stats.deadlineCloses,
       connectFailures: stats.connectFailures,
       failovers: stats.failovers,
       ejections: stats.ejections,

@@ -367,6 +367,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       ...(config.discovery === 'dns' ? { clusterDns: clusterDnsOf(config).map(formatHostPort), dnsTimeout: config.dnsTimeout } : {}),
       ...(config.discovery === 'etcd' ? { etcd: options.etcd?.endpoints, prefix: config.prefix } : {}),
       connectTimeout: config.connectTimeout,
+      dialDeadline: config.dialDeadline,
       idleTimeout: config.idleTimeout ?? 'off',
       maxConns: config.maxConns,
       ejectAfter: config.ejectAfter,
@@ -493,6 +494,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
 function forwarderSettings(c: RunConfig): ForwarderSettings {
   return {
     connectTimeout: c.connectTimeout,
+    dialDeadline: c.dialDeadline,
     idleTimeout: c.idleTimeout,
     maxConnections: c.maxConns,
     ejectAfter: c.ejectAfter,

@@ -40,6 +40,13 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     )
     .addOption(envOption('--backend <service=host:port,...>', 'static backends of a service, repeatable', 'SRVLINK_BACKEND').argParser(collect))
     .addOption(envOption('--connect-timeout <duration>', 'give up dialing a backend after this long', 'SRVLINK_CONNECT_TIMEOUT').default(RUN_DEFAULTS.connectTimeout))
+    .addOption(
+      envOption(
+        '--dial-deadline <duration>',
+        'longest a client waits for a backend, all failovers included (one dial still gets at most --connect-timeout); then it is closed',
+        'SRVLINK_DIAL_DEADLINE',
+      ).default(RUN_DEFAULTS.dialDeadline),
+    )
     .addOption(envOption('--idle-timeout <duration>', 'close a connection idle this long (off: never)', 'SRVLINK_IDLE_TIMEOUT').default(RUN_DEFAULTS.idleTimeout))
     .addOption(envOption('--max-conns <n>', 'open connections per mapping; more are closed at once', 'SRVLINK_MAX_CONNS').default(RUN_DEFAULTS.maxConns))
     .addOption(envOption('--eject-after <n>', 'connect failures in a row that eject a backend', 'SRVLINK_EJECT_AFTER').default(RUN_DEFAULTS.ejectAfter))

@@ -26,7 +26,7 @@ export interface ReloadPlan {
   readonly removed: readonly Mapping[];
   /** Mappings that stay: same address, same service; their forwarder and connections stay. */
   readonly kept: readonly { before: Mapping; after: Mapping }[];
-  /** Connect/idle timeouts, limits, ejection or drain changed: kept forwarders are reconfigured. */
+  /** Connect/idle timeouts, the dial deadline, limits, ejection or drain changed: kept forwarders are reconfigured. */
   readonly forwarderSettings: boolean;
   /** How backends are found changed (discovery dns↔static, cluster DNS, static backends, TTLs): kept mappings get a new source. */
   readonly discovery: boolean;
@@ -36,7 +36,7 @@ export interface ReloadPlan {
   readonly restartNeeded: readonly string[];
 }
 
-const FORWARDER_FIELDS: readonly (keyof RunConfig)[] = ['connectTimeout', 'idleTimeout', 'maxConns', 'ejectAfter', 'ejectTime', 'drainTimeout'];
+const FORWARDER_FIELDS: readonly (keyof RunConfig)[] = ['connectTimeout', 'dialDeadline', 'idleTimeout', 'maxConns', 'ejectAfter', 'ejectTime', 'drainTimeout'];
 const DISCOVERY_FIELDS: readonly (keyof RunConfig)[] = ['discovery', 'clusterDns', 'backends', 'ttlMin', 'ttlMax', 'staleMax', 'dnsTimeout'];
 const RESOLVER_FIELDS: readonly (keyof RunConfig)[] = ['clusterDns', 'upstream', 'dnsTimeout'];
 

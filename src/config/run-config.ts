@@ -41,6 +41,8 @@ export interface RunConfig {
   /** Static backends by SRV name (discovery `static`). */
   readonly backends: ReadonlyMap<string, readonly StaticBackend[]>;
   readonly connectTimeout: number;
+  /** From accept to a connected backend, however many are tried; past it the client is closed. */
+  readonly dialDeadline: number;
   /** Undefined: no idle timeout. */
   readonly idleTimeout: number | undefined;
   readonly maxConns: number;
@@ -83,6 +85,7 @@ export const RUN_DEFAULTS = {
   listen: '127.0.0.1',
   discovery: 'dns',
   connectTimeout: '2s',
+  dialDeadline: '5s',
   idleTimeout: 'off',
   maxConns: '1024',
   ejectAfter: '3',
@@ -230,6 +233,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     discovery,
     backends,
     connectTimeout: positive('connectTimeout'),
+    dialDeadline: positive('dialDeadline'),
     idleTimeout: idle > 0 ? idle : undefined,
     maxConns: integer('maxConns', 1, 1_000_000),
     ejectAfter: integer('ejectAfter', 1, 1000),

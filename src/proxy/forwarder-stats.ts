@@ -30,12 +30,14 @@ export interface ForwarderStats {
   rejected: number;
   /** Clients connected to a backend. */
   forwarded: number;
-  /** Clients closed because no backend could be used: no set (see `discoveryErrors`), an empty set, or every dial failed. */
+  /** Clients closed because no backend could be used: no set (see `discoveryErrors`), an empty set, every dial failed, or the dial deadline ran out. */
   failed: number;
   /** Of `failed`: the source had no usable set (ERR_DISCOVERY). */
   discoveryErrors: number;
   /** Of `failed`: the set was usable but held no address to dial. */
   noBackend: number;
+  /** Of `failed`: `dialDeadline` ran out before a backend answered (backends left untried, or a dial cut short). */
+  deadlineCloses: number;
   /** Dials that failed with another backend left to try (the next one was dialed). */
   failovers: number;
   /** Backends ejected (each ejection once). */
@@ -62,6 +64,7 @@ export function createForwarderStats(): ForwarderStats {
     failed: 0,
     discoveryErrors: 0,
     noBackend: 0,
+    deadlineCloses: 0,
     failovers: 0,
     ejections: 0,
     connectFailures: 0,

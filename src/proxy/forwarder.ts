@@ -29,6 +29,12 @@ export interface ForwarderOptions {
   source: BackendSource;
   /** Ms to wait for one backend to accept before trying the next. Default 2000. */
   connectTimeout?: number;
+  /**
+   * Ms from accept to a connected backend, whatever the number of backends
+   * tried: past it the client is closed (counted in `stats.deadlineCloses`),
+   * and the dial under way is cut short. Default 5000.
+   */
+  dialDeadline?: number;
   /** Close a forwarded pair after this many ms without a byte either way. Default: off. */
   idleTimeout?: number | undefined;
   /** Open client connections; past it new ones are closed at once. Default 1024. */
@@ -53,7 +59,7 @@ export interface ForwarderOptions {
 }
 
 /** How a client connection ended, for the access log. */
-export type ConnectionOutcome = SpliceResult['end'] | 'no-backend' | 'unreachable' | 'discovery-failed' | 'aborted';
+export type ConnectionOutcome = SpliceResult['end'] | 'no-backend' | 'unreachable' | 'deadline' | 'discovery-failed' | 'aborted';
 
 /** One finished client connection (the access log's line). */
 export interface ConnectionRecord {
@@ -82,6 +88,7 @@ export interface ForwarderObserver {
 /** The defaults of the optional settings, for help texts and config. */
 export const FORWARDER_DEFAULTS = {
   connectTimeout: 2000,
+  dialDeadline: 5000,
   maxConnections: 1024,
   ejectAfter: 3,
   ejectBase: 5000,
@@ -92,6 +99,7 @@ export const FORWARDER_DEFAULTS = {
 /** The settings `reconfigure()` can change on a running forwarder. */
 export interface ForwarderSettings {
   connectTimeout: number;
+  dialDeadline: number;
   idleTimeout: number | undefined;
   maxConnections: number;
   ejectAfter: number;
@@ -125,6 +133,7 @@ export class Forwarder implements Service<HostPort> {
   readonly #listen: HostPort;
   readonly #source: BackendSource;
   #connectTimeout: number;
+  #dialDeadline: number;
   #idleTimeout: number | undefined;
   #maxConnections: number;
   #drainTimeout: number;
@@ -170,6 +179,7 @@ export class Forwarder implements Service<HostPort> {
     this.#listen = { host: listen.host, port: listen.port };
     this.#source = options.source;
     this.#connectTimeout = check('connectTimeout', options.connectTimeout ?? FORWARDER_DEFAULTS.connectTimeout, 1, 'ms');
+    this.#dialDeadline = check('dialDeadline', options.dialDeadline ?? FORWARDER_DEFAULTS.dialDeadline, 1, 'ms');
     this.#idleTimeout = options.idleTimeout === undefined ? undefined : check('idleTimeout', options.idleTimeout, 1, 'ms');
     this.#maxConnections = check('maxConnections', options.maxConnections ?? FORWARDER_DEFAULTS.maxConnections, 1, 'connections');
     this.#drainTimeout = check('drainTimeout', options.drainTimeout ?? FORWARDER_DEFAULTS.drainTimeout, 0, 'ms');
@@ -199,6 +209,7 @@ export class Forwarder implements Service<HostPort> {
   reconfigure(settings: ForwarderSettings): void {
     const check = (what: string, value: unknown, min: number, unit: string): number => checkSetting(this.#name, what, value, min, unit);
     const connectTimeout = check('connectTimeout', settings.connectTimeout, 1, 'ms');
+    const dialDeadline = check('dialDeadline', settings.dialDeadline, 1, 'ms');
     const idleTimeout = settings.idleTimeout === undefined ? undefined : check('idleTimeout', settings.idleTimeout, 1, 'ms');
     const maxConnections = check('maxConnections', settings.maxConnections, 1, 'connections');
     const drainTimeout = check('drainTimeout', settings.drainTimeout, 0, 'ms');
@@ -206,6 +217,7 @@ export class Forwarder implements Service<HostPort> {
     const ejectBase = check('ejectBase', settings.ejectBase, 1, 'ms');
     this.#health.configure({ ejectAfter, ejectBase, ejectMax: Math.max(FORWARDER_DEFAULTS.ejectMax, ejectBase) });
     this.#connectTimeout = connectTimeout;
+    this.#dialDeadline = dialDeadline;
     this.#idleTimeout = idleTimeout;
     this.#maxConnections = maxConnections;
     this.#drainTimeout = drainTimeout;
@@ -345,6 +357,8 @@ export class Forwarder implements Service<HostPort> {
 
   async #forward(client: Socket): Promise<void> {
     const started = performance.now();
+    // One deadline for everything before the splice (docs/architecture.md §4.3): however many backends fail, a client waits no longer.
+    const deadline = started + this.#dialDeadline;
     const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
     const tried: string[] = [];
     const end = (outcome: ConnectionOutcome, backend?: string, bytesIn = 0, bytesOut = 0): void =>
@@ -354,7 +368,8 @@ export class Forwarder implements Service<HostPort> {
       // A forced drain must not wait on a source that never answers; and a
       // client that comes before the first backend set (start-up) waits for
       // it, but no longer than it would wait for a backend to accept.
-      set = await abortable(this.#source.current(), AbortSignal.any([this.#hardStop.signal, AbortSignal.timeout(this.#connectTimeout)]));
+      const wait = Math.min(this.#connectTimeout, this.#dialDeadline);
+      set = await abortable(this.#source.current(), AbortSignal.any([this.#hardStop.signal, AbortSignal.timeout(wait)]));
     } catch (err) {
       if (this.#hardStop.signal.aborted) {
         client.destroy();
@@ -362,9 +377,15 @@ export class Forwarder implements Service<HostPort> {
         return;
       }
       this.stats.failed++;
-      this.stats.discoveryErrors++;
-      end('discovery-failed');
-      this.#warnFailure(`cannot find backends for "${this.#name}": ${errorMessage(err)}`, { error: errorMessage(err) });
+      if (performance.now() >= deadline) {
+        this.stats.deadlineCloses++;
+        end('deadline');
+        this.#warnFailure(`no backend set for "${this.#name}" within the dial deadline (${this.#dialDeadline} ms)`, { dialDeadline: this.#dialDeadline });
+      } else {
+        this.stats.discoveryErrors++;
+        end('discovery-failed');
+        this.#warnFailure(`cannot find backends for "${this.#name}": ${errorMessage(err)}`, { error: errorMessage(err) });
+      }
       client.destroy();
       return;
     }
@@ -384,12 +405,20 @@ export class Forwarder implements Service<HostPort> {
     const candidates = healthy.length > 0 ? healthy : all;
     const skipped = all.length - candidates.length;
     const reasons: string[] = [];
-    for (const candidate of candidates) {
+    /** The deadline ran out with backends left to try, or cut the last dial short. */
+    let outOfTime = false;
+    for (const [index, candidate] of candidates.entries()) {
       if (client.destroyed) return end('aborted');
+      const remaining = Math.ceil(deadline - performance.now());
+      if (remaining <= 0) {
+        outOfTime = true;
+        break;
+      }
+      const timeout = Math.min(this.#connectTimeout, remaining);
       const dialStart = performance.now();
       let backend: Socket;
       try {
-        backend = await dialBackend(this.#dial, candidate.host, candidate.port, { timeout: this.#connectTimeout, signal: this.#hardStop.signal });
+        backend = await dialBackend(this.#dial, candidate.host, candidate.port, { timeout, signal: this.#hardStop.signal });
       } catch (err) {
         if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
           client.destroy();
@@ -398,12 +427,15 @@ export class Forwarder implements Service<HostPort> {
         this.#observe(() => this.#observer.dialed?.(candidate.key, false, performance.now() - dialStart));
         this.stats.connectFailures++;
         this.#backendStats(candidate.key).connectFailures++;
-        // Moving on to the next backend is a failover; the last failure is not.
-        if (candidate !== candidates[candidates.length - 1]) this.stats.failovers++;
+        const last = index === candidates.length - 1;
+        if (err instanceof DialError && err.code === 'ERR_DIAL_TIMEOUT' && timeout < this.#connectTimeout) outOfTime = true;
+        // Moving on to the next backend is a failover; the last failure, or one the deadline ends, is not.
+        if (!last && !outOfTime) this.stats.failovers++;
         tried.push(candidate.key);
         reasons.push(`${candidate.key}: ${err instanceof DialError ? err.reason : errorMessage(err)}`);
         this.#logHealth(this.#health.recordFailure(candidate.key), set.name);
         this.#log.debug('cannot dial backend', { service: set.name, backend: candidate.key, error: errorMessage(err) });
+        if (outOfTime) break;
         continue;
       }
       const dialTime = performance.now() - dialStart;
@@ -420,6 +452,17 @@ export class Forwarder implements Service<HostPort> {
     }
     this.stats.failed++;
     const listed = reasons.slice(0, MAX_TRIED_LISTED).join(', ') + (reasons.length > MAX_TRIED_LISTED ? `, and ${reasons.length - MAX_TRIED_LISTED} more` : '');
+    const untried = candidates.length - reasons.length;
+    if (outOfTime) {
+      this.stats.deadlineCloses++;
+      this.#warnFailure(
+        `no backend of "${set.name}" answered within the dial deadline (${this.#dialDeadline} ms; tried ${listed || 'none'}${untried > 0 ? `; ${untried} not tried` : ''}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`,
+        { service: set.name, tried: reasons, untried, skipped, dialDeadline: this.#dialDeadline },
+      );
+      client.destroy();
+      end('deadline');
+      return;
+    }
     this.#warnFailure(`cannot reach any backend of "${set.name}" (tried ${listed}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`, {
       service: set.name,
       tried: reasons,

@@ -35,6 +35,7 @@ export function mappingSnapshot(srvName: string, backends: BackendSnapshot[], fi
       failed: 0,
       discoveryErrors: 0,
       noBackend: 0,
+      deadlineCloses: 0,
       connectFailures: 0,
       failovers: 0,
       ejections: 0,
