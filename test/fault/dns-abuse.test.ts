@@ -7,7 +7,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -16,14 +16,11 @@ import { parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { createMessage, encodeMessage } from '../../src/dns/codec.js';
 import { frameMessage } from '../../src/dns/tcp-framing.js';
 import { dig } from '../helpers/dig.js';
+import { rss } from '../helpers/proc-stats.js';
 import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const BIG = '_big._tcp.env1.skydns.local';
-
-function rss(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-}
 
 interface Target {
   name: string;
