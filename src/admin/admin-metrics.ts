@@ -248,7 +248,7 @@ export class AdminMetrics {
 
     // The supervised child.
     this.#gauge('srvlink_child_uptime_seconds', 'Seconds the supervised child has been running (label: its pid).', ['pid'], (s) =>
-      s.child?.pid === undefined ? [] : [[{ pid: String(s.child.pid) }, s.child.uptime]],
+      s.child?.pid === undefined || s.child.state === 'exited' ? [] : [[{ pid: String(s.child.pid) }, s.child.uptime]],
     );
   }
 

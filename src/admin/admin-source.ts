@@ -175,13 +175,19 @@ export interface RegistrationSnapshot {
   lastCheck?: { at: string; passed: boolean } | undefined;
 }
 
-/** What the supervisor reports of its child. */
+/**
+ * What the supervisor reports of its child (`run -- CMD`). srvlink never
+ * restarts it: when it ends, srvlink drains and exits with its status (the
+ * container's restart policy decides what comes next), so there is no
+ * restart count; `exited` shows during that drain.
+ */
 export interface ChildSnapshot {
+  command: readonly string[];
+  /** `starting` (listeners coming up), `running`, `stopping` (a stop signal was passed on), `exited`. */
+  state: 'starting' | 'running' | 'stopping' | 'exited';
   pid: number | undefined;
-  /** Seconds since the child started. */
+  /** Seconds the child has run, so far or until it ended. */
   uptime: number;
-  command?: readonly string[] | undefined;
-  restarts?: number | undefined;
-  /** The child's last exit code while it is not running. */
-  exitCode?: number | undefined;
+  /** How it ended, once `exited`: its code or signal, and the status srvlink exits with. */
+  exit?: { code: number | null; signal: string | null; status: number } | undefined;
 }

@@ -1,4 +1,4 @@
-import type { AdminSnapshot, BackendSnapshot } from './admin-source.js';
+import type { AdminSnapshot, BackendSnapshot, ChildSnapshot } from './admin-source.js';
 
 /**
  * `/status` as `srvlink status` prints it: one block per mapping with its
@@ -42,10 +42,19 @@ export function formatStatus(status: AdminSnapshot, now = Date.now()): string {
     lines.push('', `registration ${r.key}: ${r.state}${r.lease ? `, lease ${r.lease}` : ''}, ${r.renewals} renewals${check}`);
   }
   if (status.child) {
-    const child = status.child;
-    lines.push('', `child ${child.pid === undefined ? 'not running' : `pid ${child.pid}, up ${duration(child.uptime)}`}${child.command ? `: ${child.command.join(' ')}` : ''}`);
+    lines.push('', childLine(status.child));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** `child pid 42, running, up 5.2s: java -jar app.jar`; once it ended, how. */
+function childLine(child: ChildSnapshot): string {
+  const pid = child.pid === undefined ? 'child' : `child pid ${child.pid}`;
+  const command = child.command.length > 0 ? `: ${child.command.join(' ')}` : '';
+  if (child.state === 'starting') return `${pid}, starting (after the listeners)${command}`;
+  if (child.state !== 'exited' || !child.exit) return `${pid}, ${child.state}, up ${duration(child.uptime)}${command}`;
+  const how = child.exit.signal !== null ? `killed by ${child.exit.signal}` : `exited with code ${child.exit.code ?? '?'}`;
+  return `${pid}, EXITED after ${duration(child.uptime)}: ${how} (srvlink exits ${child.exit.status} once drained)${command}`;
 }
 
 function backendRow(b: BackendSnapshot, index: number, now: number): string[] {

@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../core/logger.js';
-import type { OptionSource } from '../config/option-source.js';
+import type { LayeredValue } from '../config/config-file.js';
+import { describeSource, flagName, type OptionSource } from '../config/option-source.js';
 
 /** Exit codes (docs/architecture.md §3). */
 export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -51,23 +52,37 @@ export function withCommonOptions(command: Command): Command {
     .addOption(new Option('--log-format <format>', 'log lines: json (one object per line) or text (readable)').env('SRVLINK_LOG_FORMAT').default('json'));
 }
 
-/** A logger at the level of `--log-level` (or SRVLINK_LOG_LEVEL), writing to the io's stderr. */
-export function commandLogger(io: CliIo, command: Command, levelOverride?: string): Logger {
-  const level = levelOverride ?? (command.opts() as { logLevel?: string }).logLevel ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    throw new ConfigError(`invalid --log-level "${level}": expected one of ${LOG_LEVELS.join(', ')}`);
-  }
-  const format = logFormat(command);
-  return createLogger({ level: level as LogLevel, format, write: (line) => void io.stderr.write(line) });
+/**
+ * `--log-level` and `--log-format` as layered from flags, SRVLINK_* and a
+ * config file (`run --config`); without them, what commander parsed.
+ */
+export interface LogSettings {
+  logLevel?: LayeredValue | undefined;
+  logFormat?: LayeredValue | undefined;
 }
 
-/** The value of `--log-format` (or SRVLINK_LOG_FORMAT), checked. */
-export function logFormat(command: Command): LogFormat {
-  const format = (command.opts() as { logFormat?: string }).logFormat ?? 'json';
-  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
-    throw new ConfigError(`invalid --log-format "${format}": expected one of ${LOG_FORMATS.join(', ')}`);
+/** A logger at the level and in the format of `--log-level` and `--log-format` (or their variables, or the config file), writing to the io's stderr. */
+export function commandLogger(io: CliIo, command: Command, settings: LogSettings = {}): Logger {
+  return createLogger({ level: logLevel(command, settings), format: logFormat(command, settings), write: (line) => void io.stderr.write(line) });
+}
+
+/** The value of `--log-level` (or SRVLINK_LOG_LEVEL, or the config file), checked. */
+export function logLevel(command: Command, settings: LogSettings = {}): LogLevel {
+  return logSetting(command, settings.logLevel, 'logLevel', 'info', LOG_LEVELS) as LogLevel;
+}
+
+/** The value of `--log-format` (or SRVLINK_LOG_FORMAT, or the config file), checked. */
+export function logFormat(command: Command, settings: LogSettings = {}): LogFormat {
+  return logSetting(command, settings.logFormat, 'logFormat', 'json', LOG_FORMATS) as LogFormat;
+}
+
+function logSetting(command: Command, layered: LayeredValue | undefined, attribute: 'logLevel' | 'logFormat', fallback: string, allowed: readonly string[]): string {
+  const value = layered ? layered.value : ((command.opts() as Record<string, unknown>)[attribute] ?? fallback);
+  if (typeof value !== 'string' || !allowed.includes(value)) {
+    const what = layered ? describeSource(layered.source) : `--${flagName(attribute)}`;
+    throw new ConfigError(`invalid ${what} "${String(value)}": expected one of ${allowed.join(', ')}`);
   }
-  return format as LogFormat;
+  return value;
 }
 
 /**

@@ -15,7 +15,7 @@ import { startAmbassador, type Ambassador } from './ambassador.js';
 import { superviseCommand, type SupervisedRun } from './supervise-command.js';
 import { withEtcdOptions } from './etcd-client.js';
 import { openAdminSettings, withAdminOptions } from './admin-options.js';
-import { ExitCode, collect, commandLogger, envOption, logFormat, optionSources, runGuarded, type CliIo } from './cli-context.js';
+import { ExitCode, collect, commandLogger, envOption, logFormat, logLevel, optionSources, runGuarded, type CliIo } from './cli-context.js';
 
 /** `srvlink run`: the ambassador. */
 export function runCommand(io: CliIo, setExit: (code: number) => void): Command {
@@ -129,11 +129,11 @@ with a command, the command's status, 127 command not found, 126 not executable.
           // Listen for signals before anything starts: a SIGTERM during start-up must still drain.
           const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
           const settings = loadRunSettings(cmd, io);
-          const log = commandLogger(io, cmd, settings.logLevel);
+          const log = commandLogger(io, cmd, settings.layered);
           const stopping = new AbortController();
           void stopSignal.then(() => stopping.abort());
           const { layered } = settings;
-          const adminSettings = await openAdminSettings(io, { admin: layered.admin, accessLog: layered.accessLog }, logFormat(cmd), log);
+          const adminSettings = await openAdminSettings(io, { admin: layered.admin, accessLog: layered.accessLog }, logFormat(cmd, settings.layered), log);
           const supervised: SupervisedRun | undefined =
             commandLine.length > 0 || layered.subreaper?.value === true
               ? superviseCommand(commandLine, {
@@ -154,6 +154,7 @@ with a command, the command's status, 127 command not found, 126 not executable.
             stop: stopping.signal,
             admin: adminSettings.admin,
             accessLog: adminSettings.accessLog,
+            ...(supervised ? { child: () => supervised.child() } : {}),
             ...(supervised ? { beforeRegister: () => supervised.start(stopping.signal) } : {}),
           });
           // Before start-up ends: a reload signal sent as soon as "ready" is logged must not kill the process.
@@ -188,14 +189,13 @@ with a command, the command's status, 127 command not found, 126 not executable.
 }
 
 /** Settings read once for the whole process (the logger, the supervisor): a change waits for a restart. */
-const PROCESS_SETTINGS = ['logLevel', 'stopTimeout', 'signalGroup', 'subreaper'];
+const PROCESS_SETTINGS = ['logLevel', 'logFormat', 'stopTimeout', 'signalGroup', 'subreaper'];
 
 /** Everything `run` needs, from flags, environment and the config file: what a reload reads again. */
 interface RunSettings {
   config: RunConfig;
   etcd: EtcdConfig | undefined;
   registrations: RegisterConfig[];
-  logLevel: string | undefined;
   /** Every setting as layered (flags, environment, file), for the settings read outside `RunConfig`. */
   layered: Record<string, LayeredValue>;
   /** The config file's text, undefined without --config. */
@@ -238,8 +238,10 @@ function loadRunSettings(cmd: Command, io: CliIo): RunSettings {
       what: (field) => `${describeSource(registerSource)} "${spec.service ?? ''}:${spec.port ?? ''}" ${flagName(field)}`,
     }),
   );
-  const logLevel = layered.logLevel?.value;
-  return { config, etcd, registrations, logLevel: typeof logLevel === 'string' ? logLevel : undefined, layered, text };
+  // Checked on every read, so that a reload with a bad value is refused like any other.
+  logLevel(cmd, layered);
+  logFormat(cmd, layered);
+  return { config, etcd, registrations, layered, text };
 }
 
 /**

@@ -4,6 +4,7 @@ import { loadNativeAddon } from '../supervisor/load-native-addon.js';
 import { ownChildren } from '../supervisor/own-children.js';
 import { CommandError, Supervisor } from '../supervisor/supervisor.js';
 import { ZombieReaper } from '../supervisor/zombie-reaper.js';
+import type { ChildSnapshot } from '../admin/admin-source.js';
 import type { Ambassador } from './ambassador.js';
 
 export interface SuperviseCommandOptions {
@@ -31,6 +32,8 @@ export interface SupervisedRun {
   wait(stopSignal: Promise<NodeJS.Signals>, ambassador: Ambassador): Promise<number>;
   /** The exit status for a start-up failure of the command (logged once), or undefined for any other error. */
   failure(err: unknown): number | undefined;
+  /** The command for `/status`; undefined without one (only `--subreaper`). */
+  child(): ChildSnapshot | undefined;
   /** Stop reaping. */
   close(): void;
 }
@@ -88,6 +91,17 @@ export function superviseCommand(commandLine: readonly string[], options: Superv
       if (!(err instanceof CommandError)) return undefined;
       log.error('cannot run command', { command, error: err.message, status: err.status });
       return err.status;
+    },
+    child() {
+      if (!supervisor || command === undefined) return undefined;
+      const state = supervisor.state;
+      return {
+        command: [command, ...args],
+        state: state.phase,
+        pid: state.pid,
+        uptime: state.uptime,
+        ...(state.phase === 'exited' ? { exit: { code: state.exit.code, signal: state.exit.signal, status: state.exit.status } } : {}),
+      };
     },
     close() {
       reaper?.close();

@@ -14,6 +14,15 @@ export interface ChildExit {
   status: number;
 }
 
+/**
+ * The command's life: `starting` until it was spawned, `running`,
+ * `stopping` once srvlink passed it a stop signal, `exited` with how it
+ * ended. srvlink never restarts it (the container's restart policy does).
+ */
+export type SupervisedState =
+  | { phase: 'starting' | 'running' | 'stopping'; pid: number | undefined; uptime: number }
+  | { phase: 'exited'; pid: number | undefined; uptime: number; exit: ChildExit };
+
 /** The command could not be executed: `status` is 127 (not found) or 126 (not executable), as a shell says. */
 export class CommandError extends SrvlinkError {
   readonly status: number;
@@ -59,6 +68,9 @@ export class Supervisor {
   #exit: ChildExit | undefined;
   #resolveExited: (exit: ChildExit) => void = () => undefined;
   #held = false;
+  #startedAt: number | undefined;
+  #endedAt: number | undefined;
+  #stopping = false;
   readonly #handlers = new Map<NodeJS.Signals, () => void>();
   /** Resolves once the command has ended (never, if it was never started). */
   readonly exited: Promise<ChildExit>;
@@ -73,6 +85,13 @@ export class Supervisor {
     return this.#child?.pid;
   }
 
+  /** Where the command is in its life, for `/status`. */
+  get state(): SupervisedState {
+    if (this.#exit) return { phase: 'exited', pid: this.pid, uptime: this.#uptime(), exit: this.#exit };
+    if (this.#startedAt === undefined) return { phase: 'starting', pid: undefined, uptime: 0 };
+    return { phase: this.#stopping ? 'stopping' : 'running', pid: this.pid, uptime: this.#uptime() };
+  }
+
   /** Spawn the command and install the signal handlers; rejects with a `CommandError` when it cannot be executed. */
   async start(): Promise<void> {
     if (this.#child) return;
@@ -80,13 +99,17 @@ export class Supervisor {
     const child = spawn(command, [...args], { env, stdio: 'inherit', detached: true });
     this.#child = child;
     await new Promise<void>((resolve, reject) => {
-      child.once('spawn', () => resolve());
+      child.once('spawn', () => {
+        this.#startedAt = performance.now();
+        resolve();
+      });
       child.once('error', (err: NodeJS.ErrnoException) => reject(commandError(command, err)));
     });
     // Errors after the spawn (a kill that fails) are handled where they happen.
     child.on('error', (err) => logger.warn('supervised command error', { command, error: errorMessage(err) }));
     child.once('exit', (code, signal) => {
       this.#exit = { code, signal, status: exitStatus(code, signal) };
+      this.#endedAt = performance.now();
       this.#removeHandlers();
       logger.info('command exited', { command, pid: child.pid, code, signal, status: this.#exit.status });
       this.#resolveExited(this.#exit);
@@ -129,6 +152,7 @@ export class Supervisor {
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<ChildExit> {
     if (this.#exit) return this.#exit;
     this.#held = true;
+    this.#stopping = true;
     this.kill(signal);
     let timer: NodeJS.Timeout | undefined;
     const killed = new Promise<void>((resolve) => {
@@ -141,6 +165,12 @@ export class Supervisor {
     await Promise.race([this.exited, killed]);
     clearTimeout(timer);
     return this.exited;
+  }
+
+  /** Seconds the command has run (until it ended). */
+  #uptime(): number {
+    if (this.#startedAt === undefined) return 0;
+    return ((this.#endedAt ?? performance.now()) - this.#startedAt) / 1000;
   }
 
   #removeHandlers(): void {

@@ -73,6 +73,6 @@ export function fullSnapshot(mappings: MappingSnapshot[]): AdminSnapshot {
     },
     zone: { prefix: '/skydns', loaded: true, connected: true, revision: 17, records: 5, malformed: 1 },
     registrations: [{ key: '/skydns/local/skydns/env1/_tcp/_web/w1', state: 'registered', lease: '7', renewals: 4 }],
-    child: { pid: 43, uptime: 10 },
+    child: { command: ['java', '-jar', 'app.jar'], state: 'running', pid: 43, uptime: 10 },
   };
 }

@@ -252,6 +252,30 @@ describe('srvlink run: lifecycle and usage', () => {
     expect(result.code).toBe(2);
   });
 
+  it('takes log-format and log-level from the config file, and names the key of a bad value', async () => {
+    const echo = await startEchoBackend();
+    const dir = tempDir();
+    const settings = `domain: env1.skydns.local\ndiscovery: static\nmap: ["127.0.0.1:0=zookeeper"]\nbackend: ["zookeeper=${formatHostPort(echo.address)}"]\n`;
+    const file = join(dir, 'srvlink.yaml');
+    writeFileSync(file, `${settings}log-format: text\nlog-level: debug\n`);
+    const proc = spawnSrvlink(['run', '--dns-listen', 'none', '--config', file]);
+    // Text lines are no JSON: the helper keeps them raw.
+    const ready = await proc.waitForLog((l) => l.level === 'raw' && / INFO  srvlink run ready /.test(l.msg));
+    expect(ready.msg).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO  srvlink run ready domain=env1\.skydns\.local\. /);
+    expect(proc.logs.some((l) => / DEBUG /.test(l.msg))).toBe(true);
+    expect(proc.logs.filter((l) => l.level !== 'raw')).toEqual([]);
+    expect(await proc.stop()).toBe(0);
+
+    // A flag still wins over the file.
+    const json = spawnSrvlink(['run', '--dns-listen', 'none', '--config', file, '--log-format', 'json']);
+    expect(await json.waitForLog((l) => l.msg === 'srvlink run ready')).toMatchObject({ level: 'info' });
+
+    writeFileSync(file, `${settings}log-format: yaml\n`);
+    const bad = await runSrvlink(['run', '--dns-listen', 'none', '--config', file]);
+    expect(bad.code).toBe(2);
+    expect(bad.messages).toBe(`invalid key "log-format" in ${file} "yaml": expected one of json, text`);
+  });
+
   it('explains itself in --help', async () => {
     const result = await runSrvlink(['run', '--help']);
     expect(result.code).toBe(0);
