@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import { absoluteName, isDomainName } from '../core/dns-name.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { describeSource, splitList, type OptionSource } from './option-source.js';
 
@@ -37,12 +38,9 @@ export function parseDnsServeConfig(input: DnsServeInput, sources: Partial<Recor
 
 /** A zone name: valid labels, lower-cased, fully qualified. */
 export function parseZone(value: string, what: string): string {
-  const text = value.trim().toLowerCase().replace(/\.$/, '');
-  const label = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
-  if (text === '' || !text.split('.').every((l) => label.test(l)) || text.length > 253) {
-    throw new ConfigError(`invalid ${what} "${value}": expected a domain name like skydns.local.`);
-  }
-  return `${text}.`;
+  const text = value.trim();
+  if (!isDomainName(text)) throw new ConfigError(`invalid ${what} "${value}": expected a domain name like skydns.local.`);
+  return absoluteName(text);
 }
 
 /** An etcd key prefix: starts with `/`, no empty segments, trailing slash dropped. */

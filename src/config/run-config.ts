@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseCidr, type Cidr } from '../core/cidr.js';
+import { canonicalName, isDomainName } from '../core/dns-name.js';
 import type { RegisterSpec } from './register-config.js';
 import { registerEntries } from './register-entries.js';
 import { unknownKeyMessage } from './nearest-key.js';
@@ -295,8 +296,8 @@ function parseMapping({ text: entry, aliases: extra }: MapEntry, domain: string,
   }
   const aliases = [...defaultAliases(service, srvName, domain)];
   for (const alias of extra) {
-    const name = alias.trim().toLowerCase().replace(/\.$/, '');
-    if (!/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(name)) {
+    const name = canonicalName(alias.trim());
+    if (!isDomainName(name)) {
       throw new ConfigError(`invalid ${what} "${entry}": alias "${alias}" is not a valid DNS name`);
     }
     if (!aliases.includes(name)) aliases.push(name);

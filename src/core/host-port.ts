@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { isHostName } from './dns-name.js';
 import { ConfigError } from './errors.js';
 
 export interface HostPort {
@@ -36,7 +37,7 @@ export function parseHostPort(value: string, what: string, defaultPort?: number)
   }
   if (host === '') fail('missing host');
   if (bracketed && isIP(host) !== 6) fail(`"${host}" is not an IPv6 address`);
-  if (isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host)) {
+  if (isIP(host) === 0 && !isHostName(host)) {
     fail(`"${host}" is neither an IP address nor a host name`);
   }
   if (portText === undefined) {

@@ -2,7 +2,7 @@ import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatDuration, MAX_TIMER_MS } from '../core/duration.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
-import { canonicalName } from '../dns/codec.js';
+import { canonicalName } from '../core/dns-name.js';
 import type { Backend, BackendSet, BackendSource } from './backend-source.js';
 import { lookupSrv, type Resolver, type SrvLookup } from './lookup-srv.js';
 

@@ -1,5 +1,5 @@
 import { SrvlinkError } from '../core/errors.js';
-import { canonicalName } from '../dns/codec.js';
+import { canonicalName } from '../core/dns-name.js';
 
 /** Where SkyDNS and CoreDNS keep their records unless told otherwise (CoreDNS plugin/etcd `path`). */
 export const DEFAULT_SKYDNS_PREFIX = '/skydns';

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { DnsQueryError } from '../core/errors.js';
-import { Rcode, canonicalName, rcodeName, type DnsMessage, type DnsRecord, type RecordType } from '../dns/codec.js';
+import { canonicalName } from '../core/dns-name.js';
+import { Rcode, rcodeName, type DnsMessage, type DnsRecord, type RecordType } from '../dns/codec.js';
 
 /** What SRV lookup needs of a DNS client (`DnsClient` fits); a seam for tests. */
 export interface Resolver {

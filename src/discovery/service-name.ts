@@ -1,8 +1,5 @@
 import { ConfigError } from '../core/errors.js';
-import { canonicalName } from '../dns/codec.js';
-
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-const SERVICE_LABEL = /^_[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+import { canonicalName, isHostLabel, isServiceLabel } from '../core/dns-name.js';
 
 /**
  * The SRV name a SERVICE argument stands for (docs/architecture.md §3), fully qualified, lower case:
@@ -18,14 +15,14 @@ export function serviceSrvName(service: string, domain: string): string {
   if (text === '') fail('empty');
   const labels = text.split('.');
   if (labels[0]?.startsWith('_')) {
-    if (!SERVICE_LABEL.test(labels[0]) || !SERVICE_LABEL.test(labels[1] ?? '') || labels.length < 3) {
+    if (!isServiceLabel(labels[0]) || !isServiceLabel(labels[1] ?? '') || labels.length < 3) {
       fail('a full SRV name needs _service._proto.domain');
     }
-    for (const label of labels.slice(2)) if (!LABEL.test(label)) fail(`"${label}" is not a valid DNS label`);
+    for (const label of labels.slice(2)) if (!isHostLabel(label)) fail(`"${label}" is not a valid DNS label`);
     return `${text}.`;
   }
   if (labels.length > 2) fail('too many labels for NAME.ENVIRONMENT');
-  for (const label of labels) if (!LABEL.test(label)) fail(`"${label}" is not a valid DNS label`);
+  for (const label of labels) if (!isHostLabel(label)) fail(`"${label}" is not a valid DNS label`);
   const env = canonicalName(domain);
   if (env === '') fail('no --domain to resolve a short name in');
   const [name, otherEnv] = labels as [string, string | undefined];

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { isDomainName, isHostName } from '../core/dns-name.js';
 import { ConfigError, SrvlinkError } from '../core/errors.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
 import type { Backend, BackendSet, BackendSource } from './backend-source.js';
@@ -113,7 +114,7 @@ export function parseStaticBackends(value: string, what: string): ParsedStaticBa
   if (equals === -1) fail('missing "="');
   const service = value.slice(0, equals).trim();
   if (service === '') fail('missing SERVICE');
-  if (!/^[A-Za-z0-9_.-]+$/.test(service)) fail(`"${service}" is not a service name`);
+  if (!isDomainName(service)) fail(`"${service}" is not a service name`);
   const list = value.slice(equals + 1);
   if (list.trim() === '') fail('missing HOST:PORT');
   const seen = new Set<string>();
@@ -135,7 +136,7 @@ export function parseStaticBackends(value: string, what: string): ParsedStaticBa
 function checkBackend(backend: StaticBackend, name: string): Backend {
   const where = `static backend "${formatHostPort({ host: String(backend.host), port: backend.port })}" of "${name}"`;
   const host = typeof backend.host === 'string' ? backend.host.trim() : '';
-  if (host === '' || (isIP(host) === 0 && !/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(host))) {
+  if (isIP(host) === 0 && !isHostName(host)) {
     throw new ConfigError(`invalid ${where}: "${String(backend.host)}" is neither an IP address nor a host name`);
   }
   const check = (field: 'port' | 'priority' | 'weight', value: number, min: number, max: number): number => {

@@ -5,19 +5,9 @@ import { performance } from 'node:perf_hooks';
 import { ConfigError, DnsQueryError, errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import {
-  EDNS_UDP_SIZE,
-  Rcode,
-  canonicalName,
-  createMessage,
-  decodeHeader,
-  decodeMessage,
-  encodeMessage,
-  rcodeName,
-  type DnsMessage,
-  type DnsQuestion,
-  type RecordType,
-} from './codec.js';
+import { canonicalName } from '../core/dns-name.js';
+import { canonicalAddress } from '../core/ip-address.js';
+import { EDNS_UDP_SIZE, Rcode, createMessage, decodeHeader, decodeMessage, encodeMessage, rcodeName, type DnsMessage, type DnsQuestion, type RecordType } from './codec.js';
 import { FrameDecoder, frameMessage } from './tcp-framing.js';
 
 /** Options of a `DnsClient`; checked once, in the constructor. */
@@ -161,7 +151,7 @@ export class DnsClient {
       throw new ConfigError(`invalid dns client option "attempts": ${attempts}, expected an integer of at least 1`);
     }
     this.#servers = servers.map((s) => ({ host: s.host, port: s.port }));
-    this.#addresses = this.#servers.map((s) => normalizeAddress(s.host));
+    this.#addresses = this.#servers.map((s) => canonicalAddress(s.host));
     this.#timeout = timeout;
     this.#attempts = attempts;
     this.#logger = options.logger ?? silentLogger;
@@ -380,7 +370,7 @@ export class DnsClient {
       });
       socket.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
         // RFC 5452 §9.1: only the address and port the query went to.
-        if (normalizeAddress(rinfo.address) !== expected.address || rinfo.port !== server.port) {
+        if (canonicalAddress(rinfo.address) !== expected.address || rinfo.port !== server.port) {
           this.#ignore(expected, { malformed: false, reason: `from ${rinfo.address}:${rinfo.port}` });
           return;
         }
@@ -550,14 +540,4 @@ function describeFailures(failures: readonly { server: HostPort; failure: Failur
 function displayName(name: string): string {
   if (name === '' || name === '.') return '.';
   return name.endsWith('.') ? name : `${name}.`;
-}
-
-/** One spelling per address, so that `::1` and `0:0::1` compare equal. */
-function normalizeAddress(address: string): string {
-  if (isIP(address) !== 6 || address.includes('%')) return address.toLowerCase();
-  try {
-    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  } catch {
-    return address.toLowerCase();
-  }
 }

@@ -1,6 +1,7 @@
 import * as packet from 'dns-packet';
 import type { Answer, OptAnswer, Question, RecordType } from 'dns-packet';
 import { MalformedMessageError } from '../core/errors.js';
+import { wireNameProblem } from '../core/dns-name.js';
 import { MAX_MESSAGE_SIZE, compressMessage } from './compress-message.js';
 
 /** A resource record as dns-packet models it (OPT excluded: see `DnsMessage.edns`). */
@@ -308,20 +309,6 @@ export function truncate(reply: DnsMessage): DnsMessage {
   return { ...reply, answers: [], authorities: [], additionals: [], flags: { ...reply.flags, tc: true } };
 }
 
-/** Lower-case a name and drop its trailing dot: the key names are compared by (RFC 4343). */
-export function canonicalName(name: string): string {
-  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
-  return trimmed.toLowerCase();
-}
-
-/** Whether `name` is `zone` or below it (both compared canonically). */
-export function isInZone(name: string, zone: string): boolean {
-  const n = canonicalName(name);
-  const z = canonicalName(zone);
-  if (z === '') return true;
-  return n === z || n.endsWith(`.${z}`);
-}
-
 /**
  * dns-packet reads a name as text: a label holding a dot or bytes that are not
  * UTF-8 comes back as a different name. Such a question cannot be answered
@@ -345,13 +332,7 @@ function assertFaithfulQuestion(buf: Uint8Array, question: DnsQuestion | undefin
 
 function assertEncodableName(name: string): void {
   if (name === '.' || name === '') return;
-  const trimmed = name.replace(/^\.|\.$/g, '');
-  // RFC 1035 §2.3.4: labels of 63 octets or less, names of 255 octets or less on the wire.
-  if (Buffer.byteLength(trimmed) + 2 > 255) throw new MalformedMessageError(`cannot encode name "${name}": longer than 255 octets`);
-  for (const label of trimmed.split('.')) {
-    const length = Buffer.byteLength(label);
-    if (length === 0 || length > 63) {
-      throw new MalformedMessageError(`cannot encode name "${name}": label "${label}" must be 1-63 octets`);
-    }
-  }
+  const problem = wireNameProblem(name.replace(/^\.|\.$/g, '').split('.'));
+  if (problem?.kind === 'longName') throw new MalformedMessageError(`cannot encode name "${name}": longer than 255 octets`);
+  if (problem !== undefined) throw new MalformedMessageError(`cannot encode name "${name}": label "${problem.label}" must be 1-63 octets`);
 }

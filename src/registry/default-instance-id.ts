@@ -1,4 +1,4 @@
-import { MAX_LABEL_LENGTH } from './dns-label.js';
+import { MAX_LABEL_OCTETS } from '../core/dns-name.js';
 
 /** The host-name part when the host name has nothing usable in it. */
 const FALLBACK = 'srvlink';
@@ -19,6 +19,6 @@ export function defaultInstanceId(hostname: string, port: number): string {
   const suffix = `-${port}`;
   const clean = (text: string): string => text.replace(/-+/g, '-').replace(/^-+|-+$/g, '');
   let base = clean(hostname.toLowerCase().replace(/[^a-z0-9-]/g, '-'));
-  base = clean(base.slice(0, MAX_LABEL_LENGTH - suffix.length));
+  base = clean(base.slice(0, MAX_LABEL_OCTETS - suffix.length));
   return `${base === '' ? FALLBACK : base}${suffix}`;
 }

@@ -1,6 +1,6 @@
+import { MAX_LABEL_OCTETS, MAX_NAME_LENGTH, hostLabelProblem } from '../core/dns-name.js';
 import { ConfigError } from '../core/errors.js';
 import { DEFAULT_SKYDNS_PREFIX, nameToKey } from '../discovery/key-path.js';
-import { MAX_LABEL_LENGTH, isDnsLabel } from './dns-label.js';
 
 export interface RegistrationKeyOptions {
   /** Where the SkyDNS records live. Default `/skydns` (CoreDNS plugin/etcd `path`). */
@@ -12,9 +12,6 @@ export interface RegistrationKeyOptions {
   /** This instance's id (`--instance`), a DNS label. */
   instance: string;
 }
-
-/** RFC 1035 §2.3.4: a name is at most 255 octets on the wire, 253 characters as text. */
-const MAX_NAME_LENGTH = 253;
 
 /**
  * The etcd key one service instance registers under (docs/architecture.md §4.4): the
@@ -31,18 +28,20 @@ const MAX_NAME_LENGTH = 253;
  */
 export function registrationKey(options: RegistrationKeyOptions): string {
   const { domain, service, instance } = options;
-  if (!isDnsLabel(service)) {
+  const serviceProblem = hostLabelProblem(service);
+  if (serviceProblem !== undefined) {
     const hint = service.startsWith('_') ? 'give it without the leading "_", srvlink adds it' : labelRule('zookeeper');
-    throw new ConfigError(`invalid --service "${service}": ${problem(service)}; ${hint}`);
+    throw new ConfigError(`invalid --service "${service}": ${serviceProblem}; ${hint}`);
   }
-  if (!isDnsLabel(instance)) {
-    throw new ConfigError(`invalid --instance "${instance}": ${problem(instance)}; ${labelRule('zk1')}`);
+  const instanceProblem = hostLabelProblem(instance);
+  if (instanceProblem !== undefined) {
+    throw new ConfigError(`invalid --instance "${instance}": ${instanceProblem}; ${labelRule('zk1')}`);
   }
   const trimmedDomain = domain.endsWith('.') ? domain.slice(0, -1) : domain;
   const domainLabels = trimmedDomain.split('.');
-  const bad = domainLabels.find((label) => !isDnsLabel(label));
+  const bad = domainLabels.find((label) => hostLabelProblem(label) !== undefined);
   if (bad !== undefined) {
-    const why = trimmedDomain === '' ? 'empty' : `label "${bad}": ${problem(bad)}`;
+    const why = trimmedDomain === '' ? 'empty' : `label "${bad}": ${hostLabelProblem(bad)}`;
     throw new ConfigError(`invalid --domain "${domain}": ${why}; expected a DNS name such as env1.skydns.local`);
   }
   const name = `${instance}._${service}._tcp.${trimmedDomain}`;
@@ -54,14 +53,6 @@ export function registrationKey(options: RegistrationKeyOptions): string {
   return nameToKey(name, options.prefix ?? DEFAULT_SKYDNS_PREFIX);
 }
 
-function problem(label: string): string {
-  if (label === '') return 'empty';
-  if (label.length > MAX_LABEL_LENGTH) return `${label.length} characters long, at most ${MAX_LABEL_LENGTH} allowed`;
-  if (/^-|-$/.test(label)) return 'starts or ends with "-"';
-  const odd = /[^A-Za-z0-9-]/.exec(label)?.[0] ?? '';
-  return `holds ${JSON.stringify(odd)}`;
-}
-
 function labelRule(example: string): string {
-  return `expected a DNS label: letters, digits and inner hyphens, at most ${MAX_LABEL_LENGTH} characters (e.g. ${example})`;
+  return `expected a DNS label: letters, digits and inner hyphens, at most ${MAX_LABEL_OCTETS} characters (e.g. ${example})`;
 }

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
+import { isHostName } from '../core/dns-name.js';
 import { ConfigError } from '../core/errors.js';
-import { isDnsLabel } from './dns-label.js';
 
 /**
  * The JSON value of a registration key, as SkyDNS and the CoreDNS etcd
@@ -78,9 +78,5 @@ export function registrationValue(options: RegistrationValueOptions): Registrati
 function isHost(host: string): boolean {
   const family = isIP(host);
   if (family !== 0) return !host.includes('%');
-  const name = host.endsWith('.') ? host.slice(0, -1) : host;
-  if (name === '' || name.length > 253) return false;
-  const labels = name.split('.');
-  // A last label of digits only is a mistyped address such as 10.0.0.256 (RFC 3696 §2).
-  return labels.every(isDnsLabel) && !/^[0-9]+$/.test(labels[labels.length - 1] ?? '');
+  return isHostName(host);
 }

@@ -1,4 +1,5 @@
-import { Rcode, canonicalName, isInZone } from '../dns/codec.js';
+import { canonicalName, isInZone } from '../core/dns-name.js';
+import { Rcode } from '../dns/codec.js';
 import type { DnsQuestion, DnsRecord } from '../dns/codec.js';
 import { DEFAULT_SKYDNS_PREFIX, keyToName, nameToKey } from '../discovery/key-path.js';
 import type { SkydnsRecord } from './skydns-record.js';

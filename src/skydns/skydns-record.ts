@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
+import { MAX_NAME_OCTETS, isHostName, wireNameProblem } from '../core/dns-name.js';
 import { SrvlinkError } from '../core/errors.js';
+import { canonicalAddress, mappedIpv4 } from '../core/ip-address.js';
 
 /**
  * What a record's `host` holds, decided once when the record is read
@@ -136,11 +138,6 @@ export function parseSkydnsRecord(key: string, value: unknown): SkydnsRecord {
   });
 }
 
-/** The longest name on the wire, octets (RFC 1035 §2.3.4), counting each label's length octet and the root. */
-const MAX_NAME_OCTETS = 255;
-/** The longest label, octets (RFC 1035 §2.3.4). */
-const MAX_LABEL_OCTETS = 63;
-
 /**
  * Why the labels of `key` cannot make a DNS name, or undefined. Every
  * segment (a dot inside one makes more labels) must be 1-63 octets and the
@@ -150,15 +147,17 @@ const MAX_LABEL_OCTETS = 63;
  */
 function keyNameProblem(key: string): string | undefined {
   const labels = key.split('/').filter((segment) => segment !== '').flatMap((segment) => segment.split('.'));
-  let octets = 1;
-  for (const label of labels) {
-    const length = Buffer.byteLength(label);
-    if (length === 0) return `key segment ${quote(label)} holds an empty label`;
-    if (length > MAX_LABEL_OCTETS) return `key segment ${quote(label)} is not a DNS label: ${length} octets, at most ${MAX_LABEL_OCTETS}`;
-    octets += length + 1;
+  const problem = wireNameProblem(labels);
+  switch (problem?.kind) {
+    case undefined:
+      return undefined;
+    case 'emptyLabel':
+      return `key segment ${quote(problem.label)} holds an empty label`;
+    case 'longLabel':
+      return `key segment ${quote(problem.label)} is not a DNS label: ${problem.octets} octets, at most 63`;
+    case 'longName':
+      return `the name of the key is ${problem.octets} octets, at most ${MAX_NAME_OCTETS}`;
   }
-  if (octets > MAX_NAME_OCTETS) return `the name of the key is ${octets} octets, at most ${MAX_NAME_OCTETS}`;
-  return undefined;
 }
 
 /** The known fields, exact name first, then a case-insensitive match (Go encoding/json); null → missing. */
@@ -181,29 +180,11 @@ function classifyAddress(host: string): { kind: 'ipv4' | 'ipv6'; address: string
   const family = isIP(host);
   if (family === 4) return { kind: 'ipv4', address: host };
   if (family !== 6 || host.includes('%')) return undefined;
-  // The URL parser writes IPv6 in the RFC 5952 canonical form, so duplicates compare equal.
-  const canonical = new URL(`http://[${host}]`).hostname.slice(1, -1);
   // Go's net.IP.To4 (CoreDNS HostType): an IPv4-mapped address (RFC 4291 §2.5.5.2) is an A record.
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (mapped?.[1] !== undefined && mapped[2] !== undefined) {
-    const high = parseInt(mapped[1], 16);
-    const low = parseInt(mapped[2], 16);
-    return { kind: 'ipv4', address: `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}` };
-  }
-  return { kind: 'ipv6', address: canonical };
-}
-
-/**
- * A host name as SkyDNS data holds them: labels of 1-63 letters, digits,
- * hyphens or underscores (service labels such as `_tcp`), at most 253
- * characters (RFC 1035 §2.3.4). A last label of digits only is refused
- * (RFC 1123 §2.1, RFC 3696 §2): that is a mistyped address such as `10.0.0.256`.
- */
-function isHostName(host: string): boolean {
-  if (host.length > 253) return false;
-  const labels = host.split('.');
-  if (!labels.every((label) => /^[A-Za-z0-9_-]{1,63}$/.test(label))) return false;
-  return !/^[0-9]+$/.test(labels[labels.length - 1] ?? '');
+  const mapped = mappedIpv4(host);
+  if (mapped !== undefined) return { kind: 'ipv4', address: mapped };
+  // One spelling (RFC 5952), so that duplicates compare equal.
+  return { kind: 'ipv6', address: canonicalAddress(host) };
 }
 
 function quote(value: unknown): string {

@@ -1,5 +1,6 @@
 import { ConfigError } from '../core/errors.js';
-import { canonicalName, createReply, isInZone } from '../dns/codec.js';
+import { canonicalName, isInZone } from '../core/dns-name.js';
+import { createReply } from '../dns/codec.js';
 import type { DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { answerZoneQuery } from './answer-zone-query.js';

@@ -1,5 +1,6 @@
 import { SrvlinkError } from '../core/errors.js';
-import { Rcode, canonicalName, createMessage, isInZone, type DnsMessage, type RecordType } from '../dns/codec.js';
+import { canonicalName, isInZone } from '../core/dns-name.js';
+import { Rcode, createMessage, type DnsMessage, type RecordType } from '../dns/codec.js';
 import type { Resolver } from '../discovery/lookup-srv.js';
 import { answerZoneQuery } from './answer-zone-query.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';

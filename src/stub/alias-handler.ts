@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
-import { Rcode, canonicalName, createReply, type DnsMessage, type DnsRecord } from '../dns/codec.js';
+import { canonicalName } from '../core/dns-name.js';
+import { Rcode, createReply, type DnsMessage, type DnsRecord } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import type { StubStats } from './stub-stats.js';
 

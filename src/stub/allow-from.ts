@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { formatCidr, parseCidr, type Cidr } from '../core/cidr.js';
+import { formatIpv6, ipv6Bytes, mappedIpv4 } from '../core/ip-address.js';
 import { Rcode, createReply, type DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import type { Refusals } from '../dns/refusals.js';
@@ -98,15 +99,6 @@ function isAllowed(allowed: BlockList, clientAddress: string): boolean {
   return mapped !== undefined && allowed.check(mapped, 'ipv4');
 }
 
-/** The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2). */
-function mappedIpv4(address: string): string | undefined {
-  const bytes = ipv6Bytes(address);
-  if (bytes === undefined) return undefined;
-  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return undefined;
-  if (bytes[10] !== 0xff || bytes[11] !== 0xff) return undefined;
-  return bytes.subarray(12).join('.');
-}
-
 /** The network an interface is on: its address masked by its netmask. */
 function interfaceNetwork(info: NetworkInterfaceInfo): Cidr | undefined {
   const family = info.family === 'IPv4' ? 'ipv4' : 'ipv6';
@@ -160,38 +152,9 @@ function addressBytes(address: string, family: 'ipv4' | 'ipv6'): Uint8Array | un
   return ipv6Bytes(address);
 }
 
-/** The 16 bytes of an IPv6 address (RFC 4291 §2.2 text forms, embedded IPv4 included). */
-function ipv6Bytes(address: string): Uint8Array | undefined {
-  if (isIP(address) !== 6) return undefined;
-  let text = address.toLowerCase();
-  const lastColon = text.lastIndexOf(':');
-  const last = text.slice(lastColon + 1);
-  if (last.includes('.')) {
-    // RFC 4291 §2.2 form 3: the low 32 bits written as an IPv4 address; rewrite them as two groups.
-    const [a = 0, b = 0, c = 0, d = 0] = last.split('.').map(Number);
-    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = text.split('::');
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
-  const left = parse(head);
-  const right = parse(rest ?? '');
-  const missing = 8 - left.length - right.length;
-  if (missing < 0 || (rest === undefined && missing !== 0)) return undefined;
-  const groups = [...left, ...new Array<number>(missing).fill(0), ...right];
-  const bytes = new Uint8Array(16);
-  groups.forEach((group, i) => {
-    bytes[i * 2] = group >> 8;
-    bytes[i * 2 + 1] = group & 0xff;
-  });
-  return bytes;
-}
-
-/** Text form of an address's bytes; IPv6 compressed the usual way (RFC 5952) by the URL parser. */
+/** Text form of an address's bytes; IPv6 in RFC 5952 form. */
 function formatBytes(bytes: Uint8Array, family: 'ipv4' | 'ipv6'): string {
-  if (family === 'ipv4') return Array.from(bytes).join('.');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
-  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+  return family === 'ipv4' ? Array.from(bytes).join('.') : formatIpv6(bytes);
 }
 
 function stripZone(address: string): string {

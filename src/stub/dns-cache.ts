@@ -1,5 +1,6 @@
 import { ConfigError } from '../core/errors.js';
-import { Rcode, canonicalName, encodeMessage, type DnsMessage, type DnsRecord } from '../dns/codec.js';
+import { canonicalName } from '../core/dns-name.js';
+import { Rcode, encodeMessage, type DnsMessage, type DnsRecord } from '../dns/codec.js';
 import { replyFromResponse } from './reply-from-response.js';
 
 export interface DnsCacheOptions {

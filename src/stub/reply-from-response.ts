@@ -1,4 +1,5 @@
-import { EDNS_UDP_SIZE, canonicalName, createMessage, type DnsMessage, type DnsRecord } from '../dns/codec.js';
+import { canonicalName } from '../core/dns-name.js';
+import { EDNS_UDP_SIZE, createMessage, type DnsMessage, type DnsRecord } from '../dns/codec.js';
 
 export interface ReplyFromResponseOptions {
   /** The TTL each record gets, from the one it has in `response`. Default: unchanged. */

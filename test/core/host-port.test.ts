@@ -10,6 +10,7 @@ describe('parseHostPort', () => {
     ['::1', 53, { host: '::1', port: 53 }],
     ['[fe80::1]', 53, { host: 'fe80::1', port: 53 }],
     ['0.0.0.0:0', undefined, { host: '0.0.0.0', port: 0 }],
+    ['project_web_1:8080', undefined, { host: 'project_web_1', port: 8080 }],
   ])('parses %s', (text, defaultPort, expected) => {
     expect(parseHostPort(text, '--listen', defaultPort)).toEqual(expected);
   });
@@ -21,6 +22,8 @@ describe('parseHostPort', () => {
     ['127.0.0.1:-1', 53, /invalid port "-1"/],
     ['[127.0.0.1]:53', 53, /is not an IPv6 address/],
     ['bad host!:53', 53, /neither an IP address nor a host name/],
+    ['10.0.0.256:53', 53, /"10.0.0.256" is neither an IP address nor a host name/],
+    ['-dns.example:53', 53, /neither an IP address nor a host name/],
     [':53', 53, /missing host/],
   ])('refuses %s', (text, defaultPort, message) => {
     expect(() => parseHostPort(text, '--x', defaultPort)).toThrowError(message);

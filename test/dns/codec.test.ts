@@ -3,13 +3,11 @@ import { describe, expect, it } from 'vitest';
 import {
   EDNS_UDP_SIZE,
   Rcode,
-  canonicalName,
   createMessage,
   createReply,
   decodeHeader,
   decodeMessage,
   encodeMessage,
-  isInZone,
   truncate,
   udpLimit,
   type DnsMessage,
@@ -143,18 +141,4 @@ describe('codec', () => {
     expect(cut.additionals).toEqual([]);
     expect(cut.questions).toEqual(srvResponse.questions);
   });
-
-  it.each([
-    ['ZK.Env1.SkyDNS.local.', 'zk.env1.skydns.local'],
-    ['a.', 'a'],
-    ['b', 'b'],
-  ])('canonicalises %s', (name, canonical) => expect(canonicalName(name)).toBe(canonical));
-
-  it.each([
-    ['zk.env1.skydns.local.', 'skydns.local', true],
-    ['skydns.local', 'SKYDNS.local.', true],
-    ['notskydns.local', 'skydns.local', false],
-    ['example.com', 'skydns.local', false],
-    ['anything', '.', true],
-  ])('isInZone(%s, %s) = %s', (name, zone, expected) => expect(isInZone(name, zone)).toBe(expected));
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isDnsLabel } from '../../src/registry/dns-label.js';
+import { isHostLabel } from '../../src/core/dns-name.js';
 import { defaultInstanceId } from '../../src/registry/default-instance-id.js';
 
 describe('defaultInstanceId', () => {
@@ -23,7 +23,7 @@ describe('defaultInstanceId', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 100 }), fc.integer({ min: 0, max: 65535 }), (hostname, port) => {
         const id = defaultInstanceId(hostname, port);
-        expect(isDnsLabel(id)).toBe(true);
+        expect(isHostLabel(id)).toBe(true);
         expect(id.endsWith(`-${port}`)).toBe(true);
         expect(id).toBe(id.toLowerCase());
       }),
