@@ -193,6 +193,12 @@ export class AdminMetrics {
     this.#counter('srvlink_connect_failures_total', 'Backend dials that failed, per mapping.', M, mappings((m) => m.connections.connectFailures));
     this.#counter('srvlink_failovers_total', 'Failed dials after which the next backend was tried, per mapping.', M, mappings((m) => m.connections.failovers));
     this.#counter('srvlink_ejections_total', 'Backends ejected after consecutive connect failures, per mapping.', M, mappings((m) => m.connections.ejections));
+    this.#counter('srvlink_backend_probes_total', 'Half-open probes: the one trial connection let through to a backend whose ejection ran out, by outcome (success re-admits it, failure ejects it again for twice as long), per mapping.', ['mapping', 'outcome'], (s) =>
+      s.mappings.flatMap((m) => [
+        [{ mapping: m.srvName, outcome: 'success' }, m.connections.probeSuccesses],
+        [{ mapping: m.srvName, outcome: 'failure' }, m.connections.probeFailures],
+      ] as const),
+    );
     this.#counter('srvlink_idle_timeouts_total', 'Forwarded connections closed by --idle-timeout, per mapping.', M, mappings((m) => m.connections.idleTimeouts));
     this.#counter('srvlink_received_bytes_total', 'Bytes from clients forwarded to backends, per mapping.', M, mappings((m) => m.connections.bytesIn));
     this.#counter('srvlink_sent_bytes_total', 'Bytes from backends forwarded to clients, per mapping.', M, mappings((m) => m.connections.bytesOut));

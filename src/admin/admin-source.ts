@@ -77,6 +77,9 @@ export interface ConnectionCounters {
   connectFailures: number;
   failovers: number;
   ejections: number;
+  /** Half-open trials of a backend whose ejection ran out: connected, and failed (ejected again). */
+  probeSuccesses: number;
+  probeFailures: number;
   idleTimeouts: number;
   /** Bytes from clients to backends, and back. */
   bytesIn: number;

@@ -116,6 +116,8 @@ export async function mappingSnapshot(parts: MappingParts, now = Date.now()): Pr
       connectFailures: stats.connectFailures,
       failovers: stats.failovers,
       ejections: stats.ejections,
+      probeSuccesses: stats.probeSuccesses,
+      probeFailures: stats.probeFailures,
       idleTimeouts: stats.idleTimeouts,
       bytesIn: stats.bytesIn,
       bytesOut: stats.bytesOut,

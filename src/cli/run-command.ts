@@ -50,7 +50,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(envOption('--idle-timeout <duration>', 'close a connection idle this long (off: never)', 'SRVLINK_IDLE_TIMEOUT').default(RUN_DEFAULTS.idleTimeout))
     .addOption(envOption('--max-conns <n>', 'open connections per mapping; more are closed at once', 'SRVLINK_MAX_CONNS').default(RUN_DEFAULTS.maxConns))
     .addOption(envOption('--eject-after <n>', 'connect failures in a row that eject a backend', 'SRVLINK_EJECT_AFTER').default(RUN_DEFAULTS.ejectAfter))
-    .addOption(envOption('--eject-time <duration>', 'first ejection; doubles each time a backend is ejected again', 'SRVLINK_EJECT_TIME').default(RUN_DEFAULTS.ejectTime))
+    .addOption(envOption('--eject-time <duration>', 'first ejection; when it runs out one connection probes the backend, its failure ejects it again for twice as long', 'SRVLINK_EJECT_TIME').default(RUN_DEFAULTS.ejectTime))
     .addOption(envOption('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish', 'SRVLINK_DRAIN_TIMEOUT').default(RUN_DEFAULTS.drainTimeout))
     .addOption(envOption('--ttl-min <duration>', 'shortest time a backend set is cached', 'SRVLINK_TTL_MIN').default(RUN_DEFAULTS.ttlMin))
     .addOption(envOption('--ttl-max <duration>', 'longest time a backend set is cached', 'SRVLINK_TTL_MAX').default(RUN_DEFAULTS.ttlMax))

@@ -31,6 +31,14 @@ export type HealthChange =
       ejections: number;
     };
 
+/**
+ * Whether a new connection may dial a backend: `open` (no ejection on
+ * record), `ejected` (skip it), `probe` (its ejection ran out: one trial
+ * connection may dial it, see `startProbe`), `probing` (that trial is under
+ * way: skip it until it ends).
+ */
+export type Admission = 'open' | 'ejected' | 'probe' | 'probing';
+
 /** What is known about one backend, for status pages and tests. */
 export interface BackendHealthEntry {
   key: string;
@@ -38,6 +46,8 @@ export interface BackendHealthEntry {
   ejections: number;
   /** Ms left in the current ejection; 0 when the backend is not ejected. */
   ejectedFor: number;
+  /** A trial connection is dialing it (half-open). */
+  probing: boolean;
 }
 
 interface Entry {
@@ -45,15 +55,18 @@ interface Entry {
   ejections: number;
   /** End of the latest ejection; kept after it expires so one more failure re-ejects at once. */
   until: number | undefined;
+  /** A trial connection holds the backend's one half-open slot. */
+  probing: boolean;
 }
 
 /**
  * Passive health of backends, keyed by `address:port` (docs/architecture.md §4.3): a
  * backend that fails `ejectAfter` connects in a row is ejected for
  * `ejectBase × 2^(ejections − 1)` ms, capped at `ejectMax`. When the
- * ejection has run out the backend is tried again; the very next failure
- * ejects it again for twice as long (it has not proven anything yet), and a
- * success forgets everything.
+ * ejection has run out the backend is half-open: exactly one trial
+ * connection may dial it (`startProbe`) while every other keeps skipping it;
+ * the trial's failure ejects it again for twice as long (it has not proven
+ * anything yet), its success forgets everything.
  *
  * No I/O and no timers: time comes from the injected `now`, so it is tested
  * with tables. Only backends with a failure on record take memory.
@@ -77,9 +90,35 @@ export class BackendHealth {
     return until !== undefined && this.#options.now() < until;
   }
 
+  /** Whether a new connection may dial `key` now, and how (see `Admission`). */
+  admission(key: string): Admission {
+    const entry = this.#entries.get(key);
+    if (entry?.until === undefined) return 'open';
+    if (this.#options.now() < entry.until) return 'ejected';
+    return entry.probing ? 'probing' : 'probe';
+  }
+
+  /**
+   * Take the half-open slot of `key`: true when its ejection has run out and
+   * no other trial holds it. The caller dials, records the outcome
+   * (`recordSuccess` / `recordFailure`), then calls `endProbe` whatever happened.
+   */
+  startProbe(key: string): boolean {
+    const entry = this.#entries.get(key);
+    if (entry === undefined || this.admission(key) !== 'probe') return false;
+    entry.probing = true;
+    return true;
+  }
+
+  /** Give the half-open slot of `key` back (after the trial's outcome, or when it was abandoned). */
+  endProbe(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry) entry.probing = false;
+  }
+
   /** Count a failed connect; returns the ejection it causes, if any. */
   recordFailure(key: string): HealthChange | undefined {
-    const entry = this.#entries.get(key) ?? { failures: 0, ejections: 0, until: undefined };
+    const entry = this.#entries.get(key) ?? { failures: 0, ejections: 0, until: undefined, probing: false };
     this.#entries.set(key, entry);
     entry.failures++;
     const now = this.#options.now();
@@ -116,6 +155,7 @@ export class BackendHealth {
       failures: entry.failures,
       ejections: entry.ejections,
       ejectedFor: entry.until !== undefined && now < entry.until ? entry.until - now : 0,
+      probing: entry.probing,
     }));
   }
 }

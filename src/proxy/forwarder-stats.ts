@@ -42,6 +42,10 @@ export interface ForwarderStats {
   failovers: number;
   /** Backends ejected (each ejection once). */
   ejections: number;
+  /** Half-open trials (one connection dialing a backend whose ejection ran out) that connected: the backend is back. */
+  probeSuccesses: number;
+  /** Half-open trials that failed: the backend is ejected again, for twice as long. */
+  probeFailures: number;
   /** Dials that failed, over all backends. */
   connectFailures: number;
   /** Forwarded connections closed by the idle timeout. */
@@ -67,6 +71,8 @@ export function createForwarderStats(): ForwarderStats {
     deadlineCloses: 0,
     failovers: 0,
     ejections: 0,
+    probeSuccesses: 0,
+    probeFailures: 0,
     connectFailures: 0,
     idleTimeouts: 0,
     bytesIn: 0,

@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
 import type { BackendSet, BackendSource } from '../discovery/backend-source.js';
 import { orderBackends } from '../discovery/order-backends.js';
-import { BackendHealth, type BackendHealthEntry, type HealthChange } from './backend-health.js';
+import { BackendHealth, type Admission, type BackendHealthEntry, type HealthChange } from './backend-health.js';
 import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
 import { spliceSockets, type SpliceResult } from './splice-sockets.js';
@@ -113,6 +113,8 @@ interface Candidate {
   port: number;
   /** `address:port`: the passive-health and stats key. */
   key: string;
+  /** The backend's name: the SRV target (the instance), or the host as configured. */
+  target: string;
 }
 
 /** Addresses listed in the "tried ..." log line; a huge set would otherwise make a huge line. */
@@ -399,21 +401,34 @@ export class Forwarder implements Service<HostPort> {
       client.destroy();
       return;
     }
-    // Skip ejected backends unless that leaves nothing: trying a backend
-    // that failed recently beats refusing the client outright.
-    const healthy = all.filter((candidate) => !this.#health.isEjected(candidate.key));
-    const candidates = healthy.length > 0 ? healthy : all;
-    const skipped = all.length - candidates.length;
+    // Skip ejected backends, and those a trial connection is probing, unless
+    // that leaves nothing: trying a backend that failed recently beats
+    // refusing the client outright (then nobody takes a probe slot).
+    const admitted = all.filter((candidate) => this.#admits(this.#health.admission(candidate.key)));
+    const lastResort = admitted.length === 0;
+    const candidates = lastResort ? all : admitted;
+    let skipped = all.length - candidates.length;
     const reasons: string[] = [];
     /** The deadline ran out with backends left to try, or cut the last dial short. */
     let outOfTime = false;
-    for (const [index, candidate] of candidates.entries()) {
+    for (const candidate of candidates) {
       if (client.destroyed) return end('aborted');
+      // Dials before this one took time: a backend may have been ejected, or taken for a probe, meanwhile.
+      const admission = this.#health.admission(candidate.key);
+      if (!lastResort && !this.#admits(admission)) {
+        skipped++;
+        continue;
+      }
       const remaining = Math.ceil(deadline - performance.now());
       if (remaining <= 0) {
         outOfTime = true;
         break;
       }
+      // Half-open (docs/architecture.md §4.3): the first connection to reach a backend whose ejection ran out probes it alone.
+      const probe = !lastResort && admission === 'probe' && this.#health.startProbe(candidate.key);
+      if (probe) this.#log.info(`backend ${describeCandidate(candidate)} of "${set.name}": ejection over, one connection probes it`, fieldsOf(candidate, set.name));
+      // Moving on to the next backend after a failed dial is a failover.
+      if (reasons.length > 0) this.stats.failovers++;
       const timeout = Math.min(this.#connectTimeout, remaining);
       const dialStart = performance.now();
       let backend: Socket;
@@ -421,26 +436,28 @@ export class Forwarder implements Service<HostPort> {
         backend = await dialBackend(this.#dial, candidate.host, candidate.port, { timeout, signal: this.#hardStop.signal });
       } catch (err) {
         if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
+          if (probe) this.#health.endProbe(candidate.key);
           client.destroy();
           return end('aborted');
         }
         this.#observe(() => this.#observer.dialed?.(candidate.key, false, performance.now() - dialStart));
         this.stats.connectFailures++;
         this.#backendStats(candidate.key).connectFailures++;
-        const last = index === candidates.length - 1;
         if (err instanceof DialError && err.code === 'ERR_DIAL_TIMEOUT' && timeout < this.#connectTimeout) outOfTime = true;
-        // Moving on to the next backend is a failover; the last failure, or one the deadline ends, is not.
-        if (!last && !outOfTime) this.stats.failovers++;
         tried.push(candidate.key);
         reasons.push(`${candidate.key}: ${err instanceof DialError ? err.reason : errorMessage(err)}`);
-        this.#logHealth(this.#health.recordFailure(candidate.key), set.name);
+        if (probe) this.stats.probeFailures++;
+        this.#logHealth(this.#health.recordFailure(candidate.key), candidate, set.name, probe);
+        if (probe) this.#health.endProbe(candidate.key);
         this.#log.debug('cannot dial backend', { service: set.name, backend: candidate.key, error: errorMessage(err) });
         if (outOfTime) break;
         continue;
       }
       const dialTime = performance.now() - dialStart;
       this.#observe(() => this.#observer.dialed?.(candidate.key, true, dialTime));
-      this.#logHealth(this.#health.recordSuccess(candidate.key), set.name);
+      if (probe) this.stats.probeSuccesses++;
+      this.#logHealth(this.#health.recordSuccess(candidate.key), candidate, set.name, probe);
+      if (probe) this.#health.endProbe(candidate.key);
       if (client.destroyed) {
         // The client left (or a forced drain took it) while we dialed.
         backend.destroy();
@@ -542,7 +559,7 @@ export class Forwarder implements Service<HostPort> {
         const key = formatHostPort({ host, port: backend.port });
         if (seen.has(key)) continue;
         seen.add(key);
-        candidates.push({ host, port: backend.port, key });
+        candidates.push({ host, port: backend.port, key, target: backend.target.replace(/\.$/, '') });
       }
     }
     return candidates;
@@ -564,19 +581,31 @@ export class Forwarder implements Service<HostPort> {
     for (const [key, entry] of this.stats.backends) if (!keys.has(key) && entry.active === 0) this.stats.backends.delete(key);
   }
 
-  #logHealth(change: HealthChange | undefined, service: string): void {
+  /** Whether a connection that is not the last resort may dial a backend in this state. */
+  #admits(admission: Admission): boolean {
+    return admission === 'open' || admission === 'probe';
+  }
+
+  /** One log line per ejection and per return; `probe`: the dial was the half-open trial. */
+  #logHealth(change: HealthChange | undefined, candidate: Candidate, service: string, probe: boolean): void {
+    const fields = { ...fieldsOf(candidate, service), ...(probe ? { probe: true } : {}) };
     if (change?.kind === 'ejected') {
       this.stats.ejections++;
       this.#backendStats(change.key).ejections++;
-      this.#log.warn(`backend "${change.key}" of "${service}" ejected for ${change.duration} ms after ${change.failures} consecutive connect failures`, {
-        service,
-        backend: change.key,
+      const why = probe
+        ? 'its probe failed'
+        : `${change.failures} consecutive connect failure${change.failures === 1 ? '' : 's'}`;
+      this.#log.warn(`backend ${describeCandidate(candidate)} of "${service}" ejected for ${change.duration} ms after ${why}`, {
+        ...fields,
         failures: change.failures,
         ejections: change.ejections,
         ejectMs: change.duration,
       });
     } else if (change?.kind === 'restored') {
-      this.#log.info(`backend "${change.key}" of "${service}" is reachable again`, { service, backend: change.key, ejections: change.ejections });
+      this.#log.info(`backend ${describeCandidate(candidate)} of "${service}" is reachable again${probe ? ': its probe connected' : ''}`, {
+        ...fields,
+        ejections: change.ejections,
+      });
     }
   }
 
@@ -584,6 +613,16 @@ export class Forwarder implements Service<HostPort> {
     const suppressed = this.#failureLog.take();
     if (suppressed !== undefined) this.#log.warn(msg, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
+}
+
+/** A backend as log lines name it: its address, and its instance when that says more (`10.0.0.5:5432 (pg-1.postgres.env1.skydns.local)`). */
+function describeCandidate(candidate: Candidate): string {
+  return candidate.target === candidate.host ? candidate.key : `${candidate.key} (${candidate.target})`;
+}
+
+/** The fields that name a backend in a log line. */
+function fieldsOf(candidate: Candidate, service: string): Record<string, string> {
+  return { service, backend: candidate.key, target: candidate.target };
 }
 
 /** A whole number setting in range, or a `ConfigError` naming the forwarder. */

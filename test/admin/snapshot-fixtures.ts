@@ -39,6 +39,8 @@ export function mappingSnapshot(srvName: string, backends: BackendSnapshot[], fi
       connectFailures: 0,
       failovers: 0,
       ejections: 0,
+      probeSuccesses: 0,
+      probeFailures: 0,
       idleTimeouts: 0,
       bytesIn: 0,
       bytesOut: 0,

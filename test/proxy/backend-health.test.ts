@@ -29,7 +29,7 @@ describe('BackendHealth', () => {
     h.recordFailure(K);
     h.recordFailure(K);
     expect(h.isEjected(K)).toBe(false);
-    expect(h.snapshot()).toEqual([{ key: K, failures: 2, ejections: 0, ejectedFor: 0 }]);
+    expect(h.snapshot()).toEqual([{ key: K, failures: 2, ejections: 0, ejectedFor: 0, probing: false }]);
   });
 
   it('the ejection ends when its time is up (exclusive bound)', () => {

@@ -187,7 +187,7 @@ describe('Forwarder: passive health', () => {
     }
     expect(linesMatching(logs, 'warn', /ejected/)).toHaveLength(1);
     expect(linesMatching(logs, 'warn', /ejected/)[0]).toMatchObject({ backend: dead, ejectMs: 1000, failures: 3 });
-    expect(forwarder.health()).toEqual([{ key: dead, failures: 3, ejections: 1, ejectedFor: 1000 }]);
+    expect(forwarder.health()).toEqual([{ key: dead, failures: 3, ejections: 1, ejectedFor: 1000, probing: false }]);
 
     // Ejected: not dialed at all.
     expect(await reached(address)).toBe('live');
@@ -223,9 +223,53 @@ describe('Forwarder: passive health', () => {
     clock.now += 1000;
     expect(await reached(address)).toBe('a');
     expect(forwarder.health()).toEqual([]);
-    expect(linesMatching(logs, 'info', /is reachable again$/)).toEqual([
-      expect.objectContaining({ msg: `backend "127.0.0.1:${a.address.port}" of "_svc._tcp.env1.skydns.local." is reachable again` }),
+    expect(linesMatching(logs, 'info', /is reachable again/)).toEqual([
+      expect.objectContaining({ msg: `backend 127.0.0.1:${a.address.port} of "_svc._tcp.env1.skydns.local." is reachable again: its probe connected`, probe: true }),
     ]);
+    expect(forwarder.stats).toMatchObject({ probeSuccesses: 1, probeFailures: 0 });
+  });
+
+  it('lets one trial connection probe a backend whose ejection ran out while the others skip it; its failure ejects it for twice as long', async () => {
+    const live = await startNamedBackend('live');
+    const deadPort = await unusedPort();
+    const dead = `127.0.0.1:${deadPort}`;
+    // Dials of the dead backend hang until released: the probe stays under way as long as the test wants.
+    const hanging: Socket[] = [];
+    let deadDials = 0;
+    const dial = (host: string, port: number): Socket => {
+      if (port !== deadPort) return connect({ host, port, allowHalfOpen: true });
+      deadDials++;
+      const socket = new Socket();
+      hanging.push(socket);
+      return socket;
+    };
+    const clock = { now: 0 };
+    const source = new TestSource([backend('127.0.0.1', deadPort, { priority: 10 }), backend('127.0.0.1', live.address.port, { priority: 20 })]);
+    const { forwarder, address, logs } = await startForwarder({ source, dial, now: () => clock.now, ejectAfter: 1, ejectBase: 1000, connectTimeout: 60_000, dialDeadline: 60_000 });
+    // Eject it: the first client's dial fails.
+    const first = connectTcp(address);
+    await waitFor(() => hanging.length === 1, { what: 'the first dial of the dead backend' });
+    hanging[0]?.destroy(new Error('ECONNREFUSED'));
+    expect(await readLine(await first)).toBe('live');
+    expect(forwarder.health()[0]).toMatchObject({ key: dead, ejections: 1 });
+
+    clock.now += 1000;
+    const probing = await connectTcp(address);
+    await waitFor(() => hanging.length === 2, { what: 'the probe' });
+    expect(forwarder.health()[0]).toMatchObject({ key: dead, probing: true });
+    // While the probe hangs, eight more clients go straight to the live backend.
+    const others = await Promise.all(Array.from({ length: 8 }, async () => readLine(await connectTcp(address))));
+    expect(others).toEqual(Array(8).fill('live'));
+    expect(deadDials).toBe(2);
+    hanging[1]?.destroy(new Error('ETIMEDOUT'));
+    expect(await readLine(probing)).toBe('live');
+    expect(forwarder.stats).toMatchObject({ probeSuccesses: 0, probeFailures: 1, ejections: 2 });
+    expect(linesMatching(logs, 'warn', /ejected/)[1]).toMatchObject({
+      msg: `backend ${dead} of "_svc._tcp.env1.skydns.local." ejected for 2000 ms after its probe failed`,
+      probe: true,
+      ejectMs: 2000,
+    });
+    expect(forwarder.health()[0]).toMatchObject({ key: dead, probing: false, ejections: 2 });
   });
 
   it('still tries ejected backends when every backend is ejected', async () => {
