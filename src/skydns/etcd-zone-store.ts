@@ -4,6 +4,7 @@ import { Backoff } from '../core/backoff.js';
 import { SrvlinkError, errorMessage } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { readEtcdEntry } from './etcd-entry-text.js';
 import { LeaseTracker } from './lease-tracker.js';
 import { MemoryZoneStore } from './memory-zone-store.js';
 import type { ZoneEntry, ZoneStore } from './zone-store.js';
@@ -253,8 +254,11 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     }
     const index = new MemoryZoneStore();
     for (const kv of response.kvs) {
-      const key = kv.key.toString('utf8');
-      const value = kv.value.toString('utf8');
+      const { key, value, error } = readEtcdEntry(kv.key, kv.value);
+      if (error) {
+        index.reject(key, error);
+        continue;
+      }
       const expiresAt = kv.lease === NO_LEASE ? undefined : leases.attach(kv.lease, key, value);
       if (index.put(key, value, expiresAt) !== undefined) leases.detach(key);
     }
@@ -316,14 +320,20 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     if (watcher !== this.#watcher || leases !== this.#leases) return;
     const keys: string[] = [];
     for (const { type, kv } of response.events) {
-      const key = kv.key.toString('utf8');
+      // A delete carries no value: only its key is read.
+      const { key, value, error: unreadable } = readEtcdEntry(kv.key, type === 'Delete' ? Buffer.alloc(0) : kv.value);
       keys.push(key);
       if (type === 'Delete') {
         this.#index.delete(key);
         leases.detach(key);
         continue;
       }
-      const value = kv.value.toString('utf8');
+      if (unreadable) {
+        this.#index.reject(key, unreadable);
+        leases.detach(key);
+        this.#logger.warn('skipping malformed skydns record', { key, error: unreadable.message });
+        continue;
+      }
       let expiresAt: number | undefined;
       if (kv.lease === NO_LEASE) leases.detach(key);
       else expiresAt = leases.attach(kv.lease, key, value);

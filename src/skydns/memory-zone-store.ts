@@ -78,6 +78,12 @@ export class MemoryZoneStore implements ZoneStore {
     return undefined;
   }
 
+  /** Count `key` as malformed for `error` found before parsing (bytes that are not text): it then holds nothing. */
+  reject(key: string, error: SrvlinkError): void {
+    this.delete(key);
+    this.#malformed.set(key, error);
+  }
+
   /** Forget `key` (an etcd delete or an expired lease). Whether it held a record or a malformed value. */
   delete(key: string): boolean {
     const wasMalformed = this.#malformed.delete(key);

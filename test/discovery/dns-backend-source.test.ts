@@ -300,14 +300,16 @@ describe('DnsBackendSource against a DnsServer', () => {
     expect(ports(set)).toEqual([1001, 1002]);
     expect(await fromMemory(discovery)).toBe(set);
     const change = lines.filter((l) => l.msg === 'backend set changed').at(-1);
-    expect(change).toMatchObject({ level: 'info', added: ['two.env1.example:1002 p10 w10 (192.0.2.2)'], removed: [] });
+    expect(change).toMatchObject({ level: 'info', backends: 2, added: 1, removed: 0, changed: 0, addedBackends: ['two.env1.example 192.0.2.2:1002 p10 w10'] });
+    expect(change).not.toHaveProperty('removedBackends');
 
     const removed = nextUpdate(discovery, (s) => !ports(s).includes(1001));
     served.zone.targets = [['two.env1.example.', 1002]];
     expect(ports(await removed)).toEqual([1002]);
     expect(lines.filter((l) => l.msg === 'backend set changed').at(-1)).toMatchObject({
-      added: [],
-      removed: ['one.env1.example:1001 p10 w10 (192.0.2.1)'],
+      added: 0,
+      removed: 1,
+      removedBackends: ['one.env1.example 192.0.2.1:1001 p10 w10'],
     });
   });
 

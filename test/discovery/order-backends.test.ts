@@ -62,3 +62,54 @@ describe('orderBackends (RFC 2782)', () => {
     );
   });
 });
+
+/** RFC 2782's walk, literally: a rescan of the remaining records per pick (O(n²)); the specification the fast order must match draw for draw. */
+function referenceOrder<T extends { priority: number; weight: number }>(backends: readonly T[], random: () => number): T[] {
+  const draw = (n: number): number => Math.min(n - 1, Math.floor(random() * n));
+  const ordered: T[] = [];
+  for (const priority of [...new Set(backends.map((x) => x.priority))].sort((x, y) => x - y)) {
+    const tier = backends.filter((x) => x.priority === priority);
+    const zero = tier.filter((x) => x.weight <= 0);
+    const weighted = tier.filter((x) => x.weight > 0);
+    while (zero.length + weighted.length > 0) {
+      const sum = weighted.reduce((total, x) => total + x.weight, 0);
+      if (weighted.length === 0) {
+        ordered.push(...zero.splice(draw(zero.length), 1));
+        continue;
+      }
+      const pick = zero.length > 0 ? draw(sum + 1) : 1 + draw(sum);
+      if (pick === 0) {
+        ordered.push(...zero.splice(draw(zero.length), 1));
+        continue;
+      }
+      let running = 0;
+      ordered.push(...weighted.splice(weighted.findIndex((x) => (running += x.weight) >= pick), 1));
+    }
+  }
+  return ordered;
+}
+
+describe('orderBackends at scale', () => {
+  it('orders exactly as the literal RFC 2782 walk, draw for draw (property)', () => {
+    const backend = fc.record({ name: fc.string(), priority: fc.integer({ min: 0, max: 3 }), weight: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 65535 })) });
+    fc.assert(
+      fc.property(fc.array(backend, { maxLength: 200 }), fc.integer(), (backends, seed) => {
+        expect(orderBackends(backends, seededRandom(seed))).toEqual(referenceOrder(backends, seededRandom(seed)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('orders 200,000 backends of one priority (a rescan per pick would take minutes), weights proportional among first picks', () => {
+    const backends = Array.from({ length: 200_000 }, (_, i) => b(`i${i}`, 10, i < 100_000 ? 3 : i < 199_000 ? 1 : 0));
+    const random = seededRandom(10_000);
+    const ordered = orderBackends(backends, random);
+    expect(new Set(ordered).size).toBe(backends.length);
+    // Weight 300,000 against 99,000 (and 1,000 of weight 0): the heavy half takes ~75 % of the first 1,000 places.
+    const heavy = ordered.slice(0, 1000).filter((x) => Number(x.name.slice(1)) < 100_000).length;
+    expect(heavy).toBeGreaterThan(700);
+    expect(heavy).toBeLessThan(810);
+    // Zero-weight records come last once weighted ones are gone (or by the rare draw of 0).
+    expect(ordered.slice(-1000).filter((x) => x.weight === 0).length).toBeGreaterThan(900);
+  }, 20_000);
+});

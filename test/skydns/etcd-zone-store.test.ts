@@ -197,6 +197,36 @@ describe('EtcdZoneStore', () => {
     await until(store, 'zk4 to be forgotten', () => store.malformed === 0);
   });
 
+  it('skips and counts keys and values that are not UTF-8, never decoding them into another name or value', async () => {
+    const cluster = await startEtcd();
+    const etcd = client(cluster.endpoints);
+    const bytes = (text: string, ...raw: number[]): Buffer => Buffer.concat([Buffer.from(text), Buffer.from(raw)]);
+    await etcd.put(`${ZK}/zk1`).value('{"host":"10.0.0.11","port":31001}').exec();
+    // Leniently decoded, both keys would read zk\uFFFD: one name for two keys, served.
+    await etcd.put(bytes(`${ZK}/zk`, 0xff)).value('{"host":"10.0.0.12","port":31002}').exec();
+    await etcd.put(bytes(`${ZK}/zk`, 0xfe)).value('{"host":"10.0.0.13","port":31003}').exec();
+    // A JSON text holding a byte that is not UTF-8 inside a string.
+    await etcd.put(`${ZK}/zk4`).value(bytes('{"host":"10.0.0.14","port":31004,"text":"', 0xc3, 0x28, '"}'.charCodeAt(0), '"}'.charCodeAt(1))).exec();
+    const { store, lines } = await startStore({ client: etcd });
+
+    expect(srv(store)).toEqual([`${SRV_NAME} 300 SRV 10 100 31001 zk1._zookeeper._tcp.env1.skydns.local`]);
+    expect(store.malformedValues().map(({ key, error }) => [key, error.message])).toEqual([
+      [`${ZK}/zk4`, `cannot read skydns record at key "${ZK}/zk4": the value is not UTF-8 (JSON text must be)`],
+      [`${ZK}/zk\\xfe`, `cannot read skydns record at key "${ZK}/zk\\xfe": the key is not UTF-8`],
+      [`${ZK}/zk\\xff`, `cannot read skydns record at key "${ZK}/zk\\xff": the key is not UTF-8`],
+    ]);
+    expect(lines.find((line) => line.msg === 'etcd zone loaded')).toMatchObject({ records: 1, malformed: 3 });
+
+    // Through the watch: counted when put, uncounted when deleted (the same bytes find the same entry).
+    await etcd.put(bytes(`${ZK}/zk`, 0x80, 0x41)).value('{"host":"10.0.0.15","port":31005}').exec();
+    await until(store, 'the new key to be counted', () => store.malformed === 4);
+    expect(lines.filter((line) => line.msg === 'skipping malformed skydns record').at(-1)).toMatchObject({ level: 'warn', key: `${ZK}/zk\\x80A` });
+    await etcd.delete().key(bytes(`${ZK}/zk`, 0xff)).exec();
+    await etcd.delete().key(bytes(`${ZK}/zk`, 0x80, 0x41)).exec();
+    await until(store, 'the deleted keys to be forgotten', () => store.malformed === 2);
+    expect(srv(store)).toEqual([`${SRV_NAME} 300 SRV 10 100 31001 zk1._zookeeper._tcp.env1.skydns.local`]);
+  });
+
   it('gives a leased key the lease end: answers never outlive it; a revoked lease deletes the key', async () => {
     const cluster = await startEtcd();
     const etcd = client(cluster.endpoints);
