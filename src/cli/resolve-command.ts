@@ -58,7 +58,7 @@ Exit codes: 0 found, 1 not found or no answer (NXDOMAIN, timeout, unreachable), 
           const label = servers.map(formatHostPort).join(', ');
           if (result.status !== 'found') {
             const why = result.status === 'nxdomain' ? 'no such name (NXDOMAIN)' : 'the name has no SRV records (NODATA)';
-            throw new DnsQueryError(`ERR_DNS_${result.status.toUpperCase()}`, `cannot resolve "${config.srvName}" SRV via ${label}: ${why}`);
+            throw new DnsQueryError(result.status === 'nxdomain' ? 'ERR_DNS_NXDOMAIN' : 'ERR_DNS_NODATA', `cannot resolve "${config.srvName}" SRV via ${label}: ${why}`);
           }
           const report = buildReport(config, servers, result);
           io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));

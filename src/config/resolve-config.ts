@@ -1,6 +1,6 @@
 import { ConfigError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
-import { parseHostPort, type HostPort } from '../core/host-port.js';
+import { parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
 import { describeSource, splitList, type OptionSource } from './option-source.js';
 
@@ -40,7 +40,7 @@ export function parseResolveConfig(
     service,
     srvName: serviceSrvName(service, domain ?? ''),
     domain,
-    clusterDns: Object.freeze(splitList(input.clusterDns).map((v) => parseHostPort(v, name('clusterDns', '--cluster-dns'), 53))),
+    clusterDns: Object.freeze(splitList(input.clusterDns).map((v) => parseServerAddress(v, name('clusterDns', '--cluster-dns'), 53))),
     timeout,
     json: input.json === true,
   });

@@ -6,7 +6,7 @@ import { registerEntries } from './register-entries.js';
 import { unknownKeyMessage } from './nearest-key.js';
 import { ConfigError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
-import { formatHostPort, parseHostPort, parsePort, type HostPort } from '../core/host-port.js';
+import { formatHostPort, parseHostPort, parsePort, parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
 import { parseStaticBackends, type StaticBackend } from '../discovery/static-backend-source.js';
 import type { LayeredValue } from './config-file.js';
@@ -182,19 +182,19 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   }
 
   const clusterDnsValue = get('clusterDns');
-  const clusterDns = listOf(clusterDnsValue).map((v) => parseHostPort(v, describeSource(clusterDnsValue.source), 53));
+  const clusterDns = listOf(clusterDnsValue).map((v) => parseServerAddress(v, describeSource(clusterDnsValue.source), 53));
 
-  const ttlMin = duration('ttlMin');
-  const ttlMax = duration('ttlMax');
-  if (ttlMin > ttlMax) {
-    throw new ConfigError(`invalid ${describeSource(get('ttlMin').source)} "${String(get('ttlMin').value)}": longer than --ttl-max (${String(get('ttlMax').value)})`);
-  }
-  const idle = duration('idleTimeout');
   const positive = (key: RunSetting): number => {
     const ms = duration(key);
     if (ms <= 0) throw invalid(get(key), 'expected a duration above 0');
     return ms;
   };
+  const ttlMin = positive('ttlMin');
+  const ttlMax = positive('ttlMax');
+  if (ttlMin > ttlMax) {
+    throw new ConfigError(`invalid ${describeSource(get('ttlMin').source)} "${String(get('ttlMin').value)}": longer than --ttl-max (${String(get('ttlMax').value)})`);
+  }
+  const idle = duration('idleTimeout');
 
   const dnsListenValue = get('dnsListen');
   const dnsListenText = String(dnsListenValue.value).trim();
@@ -207,7 +207,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   const clusterDomain = clusterDomainList[0] !== undefined ? parseZone(clusterDomainList[0], describeSource(clusterDomainValue.source)) : parent === '' ? domain : parent;
 
   const upstreamValue = get('upstream');
-  const upstream = listOf(upstreamValue).map((v) => parseHostPort(v, describeSource(upstreamValue.source), 53));
+  const upstream = listOf(upstreamValue).map((v) => parseServerAddress(v, describeSource(upstreamValue.source), 53));
 
   const writeResolvConf = parseBoolean(get('writeResolvConf'));
   if (writeResolvConf && (!dnsListen || dnsListen.port !== 53)) {

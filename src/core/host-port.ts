@@ -47,6 +47,18 @@ export function parseHostPort(value: string, what: string, defaultPort?: number)
   return { host, port: parsePort(portText, `${what} "${value}"`) };
 }
 
+/**
+ * Parse the address of a server to send to (`--cluster-dns`, `--upstream`):
+ * `IP[:PORT]`, an IP address (a reply is matched by its source address, so
+ * not a name) and a port 1-65535.
+ */
+export function parseServerAddress(value: string, what: string, defaultPort: number): HostPort {
+  const address = parseHostPort(value, what, defaultPort);
+  if (isIP(address.host) === 0) throw new ConfigError(`invalid ${what} "${value}": "${address.host}" is not an IP address, expected IP[:PORT]`);
+  if (address.port === 0) throw new ConfigError(`invalid ${what} "${value}": port 0 cannot be sent to, expected IP[:PORT]`);
+  return address;
+}
+
 /** Parse a TCP/UDP port number 0..65535 (0 = any free port). */
 export function parsePort(value: string, what: string): number {
   if (!/^\d{1,5}$/.test(value.trim())) throw new ConfigError(`invalid port "${value}" in ${what}: expected a number 0-65535`);

@@ -1,4 +1,4 @@
-import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
+import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatDuration, MAX_TIMER_MS } from '../core/duration.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
@@ -135,13 +135,13 @@ export class DnsBackendSource implements BackendSource {
 
   constructor(options: DnsBackendSourceOptions) {
     const name = typeof options.srvName === 'string' ? canonicalName(options.srvName.trim()) : '';
-    if (name === '') throw new ConfigError(`invalid dns discovery option "srvName": "${String(options.srvName)}", expected an SRV name like _service._tcp.domain`);
+    if (name === '') throw new InvalidArgumentError(`invalid dns discovery option "srvName": "${String(options.srvName)}", expected an SRV name like _service._tcp.domain`);
     this.#name = `${name}.`;
     this.#resolver = options.resolver;
     this.#ttlMin = checkMs('ttlMin', options.ttlMin ?? DEFAULT_TTL_MIN, 1);
     this.#ttlMax = checkMs('ttlMax', options.ttlMax ?? DEFAULT_TTL_MAX, 1);
     if (this.#ttlMin > this.#ttlMax) {
-      throw new ConfigError(`invalid dns discovery options: "ttlMin" (${this.#ttlMin} ms) is greater than "ttlMax" (${this.#ttlMax} ms)`);
+      throw new InvalidArgumentError(`invalid dns discovery options: "ttlMin" (${this.#ttlMin} ms) is greater than "ttlMax" (${this.#ttlMax} ms)`);
     }
     this.#staleMax = checkMs('staleMax', options.staleMax ?? DEFAULT_STALE_MAX, 0, Number.MAX_SAFE_INTEGER);
     this.#retryInterval = checkMs('retryInterval', options.retryInterval ?? Math.min(this.#ttlMin, DEFAULT_RETRY_CAP), 1);
@@ -448,7 +448,7 @@ export class DnsBackendSource implements BackendSource {
 function checkMs(option: string, value: number, min: number, max = MAX_TIMER_MS): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     const range = min === 0 ? 'a number of milliseconds ≥ 0' : `a number of milliseconds ≥ ${min}`;
-    throw new ConfigError(`invalid dns discovery option "${option}": ${String(value)}, expected ${range} and ≤ ${max}`);
+    throw new InvalidArgumentError(`invalid dns discovery option "${option}": ${String(value)}, expected ${range} and ≤ ${max}`);
   }
   return value;
 }

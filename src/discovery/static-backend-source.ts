@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { isDomainName, isHostName } from '../core/dns-name.js';
-import { ConfigError, SrvlinkError } from '../core/errors.js';
+import { ConfigError, InvalidArgumentError, SrvlinkError } from '../core/errors.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
 import type { Backend, BackendSet, BackendSource } from './backend-source.js';
 
@@ -57,7 +57,7 @@ export class StaticBackendSource implements BackendSource {
 
   constructor(options: StaticBackendSourceOptions) {
     if (typeof options.name !== 'string' || options.name.trim() === '') {
-      throw new ConfigError(`invalid static discovery option "name": "${String(options.name)}", expected a service name`);
+      throw new InvalidArgumentError(`invalid static discovery option "name": "${String(options.name)}", expected a service name`);
     }
     this.#name = options.name;
     const backends = options.backends.map((b) => checkBackend(b, this.#name));
@@ -137,11 +137,11 @@ function checkBackend(backend: StaticBackend, name: string): Backend {
   const where = `static backend "${formatHostPort({ host: String(backend.host), port: backend.port })}" of "${name}"`;
   const host = typeof backend.host === 'string' ? backend.host.trim() : '';
   if (isIP(host) === 0 && !isHostName(host)) {
-    throw new ConfigError(`invalid ${where}: "${String(backend.host)}" is neither an IP address nor a host name`);
+    throw new InvalidArgumentError(`invalid ${where}: "${String(backend.host)}" is neither an IP address nor a host name`);
   }
   const check = (field: 'port' | 'priority' | 'weight', value: number, min: number, max: number): number => {
     if (!Number.isInteger(value) || value < min || value > max) {
-      throw new ConfigError(`invalid ${where}: ${field} ${String(value)}, expected an integer ${min}-${max}`);
+      throw new InvalidArgumentError(`invalid ${where}: ${field} ${String(value)}, expected an integer ${min}-${max}`);
     }
     return value;
   };

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect as tcpConnect, isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ConfigError, DnsQueryError, errorMessage } from '../core/errors.js';
+import { DnsQueryError, InvalidArgumentError, errorMessage, type ErrorCode } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { canonicalName } from '../core/dns-name.js';
@@ -65,7 +65,7 @@ const DEFAULT_ATTEMPTS = 2;
 const RETRY_RCODES: ReadonlySet<number> = new Set([Rcode.SERVFAIL, Rcode.REFUSED, Rcode.NOTIMP, Rcode.FORMERR]);
 
 /** The error code for the most telling failure rank (see `Failure`). */
-const FAILURE_CODES: Readonly<Record<number, string>> = {
+const FAILURE_CODES: Readonly<Record<number, ErrorCode>> = {
   1: 'ERR_DNS_UNREACHABLE',
   2: 'ERR_DNS_TIMEOUT',
   3: 'ERR_DNS_BAD_RESPONSE',
@@ -131,24 +131,24 @@ export class DnsClient {
   constructor(options: DnsClientOptions) {
     const servers = options.servers;
     if (!Array.isArray(servers) || servers.length === 0) {
-      throw new ConfigError('invalid dns client option "servers": empty, expected at least one IP:PORT');
+      throw new InvalidArgumentError('invalid dns client option "servers": empty, expected at least one IP:PORT');
     }
     for (const server of servers) {
       // The source check compares addresses, so names (which could resolve to anything) are refused.
       if (isIP(server.host) === 0) {
-        throw new ConfigError(`invalid dns server "${formatHostPort(server)}": "${server.host}" is not an IP address`);
+        throw new InvalidArgumentError(`invalid dns server "${formatHostPort(server)}": "${server.host}" is not an IP address`);
       }
       if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65535) {
-        throw new ConfigError(`invalid dns server "${formatHostPort(server)}": port ${server.port} is outside 1-65535`);
+        throw new InvalidArgumentError(`invalid dns server "${formatHostPort(server)}": port ${server.port} is outside 1-65535`);
       }
     }
     const timeout = options.timeout ?? DEFAULT_TIMEOUT;
     if (!Number.isFinite(timeout) || timeout <= 0) {
-      throw new ConfigError(`invalid dns client option "timeout": ${timeout}, expected a positive number of milliseconds`);
+      throw new InvalidArgumentError(`invalid dns client option "timeout": ${timeout}, expected a positive number of milliseconds`);
     }
     const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
     if (!Number.isInteger(attempts) || attempts < 1) {
-      throw new ConfigError(`invalid dns client option "attempts": ${attempts}, expected an integer of at least 1`);
+      throw new InvalidArgumentError(`invalid dns client option "attempts": ${attempts}, expected an integer of at least 1`);
     }
     this.#servers = servers.map((s) => ({ host: s.host, port: s.port }));
     this.#addresses = this.#servers.map((s) => canonicalAddress(s.host));
@@ -203,7 +203,7 @@ export class DnsClient {
     }
     const label = `"${displayName(question.name)}" ${question.type}`;
     this.#stats.queries += 1;
-    const failed = (code: string, message: string, extra: { cause?: unknown; rcode?: number } = {}): DnsQueryError => {
+    const failed = (code: ErrorCode, message: string, extra: { cause?: unknown; rcode?: number } = {}): DnsQueryError => {
       this.#stats.failures += 1;
       return new DnsQueryError(code, `cannot resolve ${label}: ${message}`, extra);
     };

@@ -3,7 +3,7 @@ import { MAX_TIMER_MS } from '../core/duration.js';
 import { setMaxListeners } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
+import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import type { Service } from '../core/lifecycle.js';
 import { listenError } from '../core/listen-error.js';
@@ -163,18 +163,18 @@ export class Forwarder implements Service<HostPort> {
 
   constructor(options: ForwarderOptions) {
     const name = options.name;
-    if (typeof name !== 'string' || name === '') throw new ConfigError(`invalid forwarder name "${String(name)}": expected a non-empty label`);
+    if (typeof name !== 'string' || name === '') throw new InvalidArgumentError(`invalid forwarder name "${String(name)}": expected a non-empty label`);
     const check = (what: string, value: unknown, min: number, unit: string): number => checkSetting(name, what, value, min, unit);
     const listen = options.listen;
     if (typeof listen?.host !== 'string' || listen.host === '' || !Number.isInteger(listen.port) || listen.port < 0 || listen.port > 65535) {
-      throw new ConfigError(`invalid listen address "${listen ? `${String(listen.host)}:${String(listen.port)}` : String(listen)}" for forwarder "${name}": expected a host and a port 0-65535`);
+      throw new InvalidArgumentError(`invalid listen address "${listen ? `${String(listen.host)}:${String(listen.port)}` : String(listen)}" for forwarder "${name}": expected a host and a port 0-65535`);
     }
     if (typeof options.source?.current !== 'function' || typeof options.source.onUpdate !== 'function') {
-      throw new ConfigError(`invalid source for forwarder "${name}": expected a BackendSource`);
+      throw new InvalidArgumentError(`invalid source for forwarder "${name}": expected a BackendSource`);
     }
     for (const seam of ['random', 'dial', 'now'] as const) {
       if (options[seam] !== undefined && typeof options[seam] !== 'function') {
-        throw new ConfigError(`invalid ${seam} for forwarder "${name}": expected a function`);
+        throw new InvalidArgumentError(`invalid ${seam} for forwarder "${name}": expected a function`);
       }
     }
     this.#name = name;
@@ -625,10 +625,10 @@ function fieldsOf(candidate: Candidate, service: string): Record<string, string>
   return { service, backend: candidate.key, target: candidate.target };
 }
 
-/** A whole number setting in range, or a `ConfigError` naming the forwarder. */
+/** A whole number setting in range, or an `InvalidArgumentError` naming the forwarder. */
 function checkSetting(name: string, what: string, value: unknown, min: number, unit: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
-    throw new ConfigError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER_MS}`);
+    throw new InvalidArgumentError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER_MS}`);
   }
   return value;
 }

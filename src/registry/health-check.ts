@@ -1,5 +1,5 @@
 import { MAX_TIMER_MS } from '../core/duration.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import { parseHostPort } from '../core/host-port.js';
 import { parseCheckSend } from './check-send.js';
 import { execCheck } from './exec-check.js';
@@ -68,7 +68,7 @@ export function parseHealthCheck(spec: string, options: HealthCheckOptions = {})
   const expectWhat = options.expectWhat ?? '--check-expect';
   const timeout = options.timeout ?? HEALTH_CHECK_DEFAULTS.timeout;
   if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMER_MS) {
-    throw new ConfigError(`invalid ${what} timeout "${String(timeout)}": expected a whole number of ms from 1 to ${MAX_TIMER_MS}`);
+    throw new InvalidArgumentError(`invalid ${what} timeout "${String(timeout)}": expected a whole number of ms from 1 to ${MAX_TIMER_MS}`);
   }
   const fail = (why: string): never => {
     throw new ConfigError(`invalid ${what} "${spec}": ${why}; ${EXPECTED}`);

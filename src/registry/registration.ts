@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { EtcdLeaseInvalidError, type Lease, type Namespace } from 'etcd3';
 import { abortableSleep, deferred, type Deferred } from '../core/abort.js';
 import { backoffDelay } from '../core/backoff.js';
-import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
+import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
 import type { Service } from '../core/lifecycle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
@@ -185,11 +185,11 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   constructor(options: RegistrationOptions) {
     super();
     const key = options.key;
-    if (typeof key !== 'string' || key === '') throw new ConfigError(`invalid registration key "${String(key)}": expected a non-empty etcd key`);
+    if (typeof key !== 'string' || key === '') throw new InvalidArgumentError(`invalid registration key "${String(key)}": expected a non-empty etcd key`);
     const whole = (what: string, value: number | undefined, fallback: number, min: number, max: number, unit: string): number => {
       const chosen = value ?? fallback;
       if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
-        throw new ConfigError(`invalid ${what} "${String(chosen)}" for registration "${key}": expected a whole number of ${unit} from ${min} to ${max}`);
+        throw new InvalidArgumentError(`invalid ${what} "${String(chosen)}" for registration "${key}": expected a whole number of ${unit} from ${min} to ${max}`);
       }
       return chosen;
     };

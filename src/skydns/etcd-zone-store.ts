@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IKeyValue, IWatchResponse, Namespace, Watcher } from 'etcd3';
 import { Backoff } from '../core/backoff.js';
-import { SrvlinkError, errorMessage } from '../core/errors.js';
+import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import { readEtcdEntry } from './etcd-entry-text.js';
@@ -142,7 +142,7 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     const retryMaxMs = positive('retryMaxMs', options.retryMaxMs, DEFAULT_RETRY_MAX_MS);
     this.#retry = new Backoff({ min: retryMinMs, max: retryMaxMs, immediate: true });
     if (retryMinMs > retryMaxMs) {
-      throw new SrvlinkError('ERR_INVALID_ARG', `invalid etcd zone option "retryMinMs": ${retryMinMs}, expected at most "retryMaxMs" (${retryMaxMs})`);
+      throw new InvalidArgumentError(`invalid etcd zone option "retryMinMs": ${retryMinMs}, expected at most "retryMaxMs" (${retryMaxMs})`);
     }
     this.#leases = this.#newLeaseTracker();
   }
@@ -439,7 +439,7 @@ async function cancelWatcher(watcher: Watcher, timeoutMs: number): Promise<void>
 function positive(option: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) {
-    throw new SrvlinkError('ERR_INVALID_ARG', `invalid etcd zone option "${option}": ${String(value)}, expected a positive number of ms`);
+    throw new InvalidArgumentError(`invalid etcd zone option "${option}": ${String(value)}, expected a positive number of ms`);
   }
   return value;
 }

@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { canonicalName, isInZone } from '../core/dns-name.js';
 import { createReply } from '../dns/codec.js';
 import type { DnsMessage } from '../dns/codec.js';
@@ -25,11 +25,11 @@ export interface ZoneHandlerOptions {
  * from `store` (the longest matching zone wins, CoreDNS `plugin.Zones.Matches`);
  * anything else goes to `next`. An opcode other than QUERY gets NOTIMP
  * (RFC 1035 §4.1.1), a query without exactly one question FORMERR (RFC 9619).
- * Throws a `ConfigError` when no zone is given.
+ * Throws an `InvalidArgumentError` when no zone is given.
  */
 export function createZoneHandler(options: ZoneHandlerOptions): DnsHandler {
   const zones = [...new Set(options.zones.map((zone) => canonicalName(zone)))].sort((a, b) => b.length - a.length);
-  if (zones.length === 0) throw new ConfigError('cannot serve a skydns zone: no zone given (expected at least one, e.g. "skydns.local.")');
+  if (zones.length === 0) throw new InvalidArgumentError('cannot serve a skydns zone: no zone given (expected at least one, e.g. "skydns.local.")');
   const prefix = options.prefix ?? DEFAULT_SKYDNS_PREFIX;
   const now = options.now ?? Date.now;
   const { store, minTtl } = options;

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ConfigError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { canonicalName } from '../core/dns-name.js';
 import { Rcode, createReply, type DnsMessage, type DnsRecord } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
@@ -37,21 +37,21 @@ export const DEFAULT_ALIAS_TTL = 30;
  * names. The owner name is the question's name as asked, case preserved
  * (RFC 4343 §4.1). Other names go to `next`.
  *
- * Throws a `ConfigError` for an address that is not of its family, or a TTL
+ * Throws an `InvalidArgumentError` for an address that is not of its family, or a TTL
  * that is not an integer 0..2^31-1 (RFC 2181 §8).
  */
 export function createAliasHandler(aliases: ReadonlyMap<string, AliasAddresses>, options: AliasHandlerOptions = {}): DnsHandler {
   const ttl = options.ttl ?? DEFAULT_ALIAS_TTL;
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) {
-    throw new ConfigError(`invalid alias ttl "${ttl}": expected an integer number of seconds 0-2147483647`);
+    throw new InvalidArgumentError(`invalid alias ttl "${ttl}": expected an integer number of seconds 0-2147483647`);
   }
   const table = new Map<string, AliasAddresses>();
   for (const [name, addresses] of aliases) {
     if (addresses.ipv4 !== undefined && isIP(addresses.ipv4) !== 4) {
-      throw new ConfigError(`invalid address "${addresses.ipv4}" for alias "${name}": expected an IPv4 address`);
+      throw new InvalidArgumentError(`invalid address "${addresses.ipv4}" for alias "${name}": expected an IPv4 address`);
     }
     if (addresses.ipv6 !== undefined && isIP(addresses.ipv6) !== 6) {
-      throw new ConfigError(`invalid address "${addresses.ipv6}" for alias "${name}": expected an IPv6 address`);
+      throw new InvalidArgumentError(`invalid address "${addresses.ipv6}" for alias "${name}": expected an IPv6 address`);
     }
     table.set(canonicalName(name), { ...addresses });
   }

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Cidr } from '../core/cidr.js';
-import { ConfigError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import type { HostPort } from '../core/host-port.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { isInZone } from '../core/dns-name.js';
@@ -81,7 +81,7 @@ export class StubServer extends DnsServer {
 
   /**
    * Answer these alias names from now on (mappings added or removed by a
-   * config reload). Validated first: a `ConfigError` leaves the old ones.
+   * config reload). Validated first: an `InvalidArgumentError` leaves the old ones.
    */
   setAliases(aliases: ReadonlyMap<string, AliasAddresses>): void {
     this.#setAliases(aliases);
@@ -105,7 +105,7 @@ export class StubServer extends DnsServer {
  *
  * and REFUSED for what is left (we are nobody's open resolver). Both
  * forwarders share one cache. Not started: call `start()`. Throws a
- * `ConfigError` for a `clusterResolver` without `clusterDomain` and for bad
+ * `InvalidArgumentError` for a `clusterResolver` without `clusterDomain` and for bad
  * aliases, networks or cache sizes.
  */
 export function createStub(options: StubOptions): StubServer {
@@ -122,7 +122,7 @@ export function createStub(options: StubOptions): StubServer {
   });
   const zones = options.clusterDomain === undefined ? [] : typeof options.clusterDomain === 'string' ? [options.clusterDomain] : [...options.clusterDomain];
   if (options.clusterResolver !== undefined && zones.length === 0) {
-    throw new ConfigError('cannot build the dns stub: a cluster resolver needs a cluster domain (e.g. "skydns.local")');
+    throw new InvalidArgumentError('cannot build the dns stub: a cluster resolver needs a cluster domain (e.g. "skydns.local")');
   }
 
   const refusals = new Refusals(logger.child({ component: 'dns-stub' }));

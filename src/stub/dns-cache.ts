@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { canonicalName } from '../core/dns-name.js';
 import { Rcode, encodeMessage, type DnsMessage, type DnsRecord } from '../dns/codec.js';
 import { replyFromResponse } from './reply-from-response.js';
@@ -243,7 +243,7 @@ function capTtl(record: DnsRecord, cap: number): DnsRecord {
 
 function checkInteger(name: string, value: number, min: number): number {
   if (!Number.isInteger(value) || value < min) {
-    throw new ConfigError(`invalid dns cache option "${name}": ${value}, expected an integer of at least ${min}`);
+    throw new InvalidArgumentError(`invalid dns cache option "${name}": ${value}, expected an integer of at least ${min}`);
   }
   return value;
 }

@@ -157,6 +157,10 @@ describe('parseRunConfig', () => {
     [{ ...base, writeResolvConf: true, dnsListen: 'none' }, 'resolv.conf can only point at a stub on port 53'],
     [{ ...base, writeResolvConf: 'maybe' }, 'invalid --write-resolv-conf "maybe": expected true or false'],
     [{ ...base, dnsCacheSize: '0' }, 'invalid --dns-cache-size "0": expected a whole number from 1'],
+    [{ ...base, clusterDns: ['dns.example'] }, 'invalid --cluster-dns "dns.example": "dns.example" is not an IP address'],
+    [{ ...base, upstream: ['9.9.9.9:0'] }, 'invalid --upstream "9.9.9.9:0": port 0 cannot be sent to'],
+    [{ ...base, ttlMin: '0s' }, 'invalid --ttl-min "0s": expected a duration above 0'],
+    [{ ...base, ejectTime: '1000h' }, 'invalid --eject-time "1000h": longer than the longest timer'],
   ])('refuses %j', (settings, message) => {
     expect(() => parseRunConfig(cli(settings))).toThrowError(message);
   });

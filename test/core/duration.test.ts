@@ -13,6 +13,11 @@ describe('parseDuration', () => {
   it.each(['', 'soon', '-1s', '2 days'])('refuses %j', (text) => {
     expect(() => parseDuration(text, '--timeout')).toThrowError(/invalid --timeout/);
   });
+
+  it('refuses what no timer can wait for (over 2^31-1 ms), takes the longest it can', () => {
+    expect(parseDuration('2147483.647s', '--timeout')).toBe(2 ** 31 - 1);
+    expect(() => parseDuration('600h', '--ttl-max')).toThrowError('invalid --ttl-max "600h": longer than the longest timer, 2147483.647s (about 24 days)');
+  });
 });
 
 describe('formatDuration', () => {

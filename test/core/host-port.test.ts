@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatHostPort, parseHostPort } from '../../src/core/host-port.js';
+import { formatHostPort, parseHostPort, parseServerAddress } from '../../src/core/host-port.js';
 
 describe('parseHostPort', () => {
   it.each([
@@ -36,4 +36,16 @@ describe('parseHostPort', () => {
     expect(formatHostPort(hostPort)).toBe(text);
     expect(parseHostPort(text, 'x')).toEqual(hostPort);
   });
+});
+
+describe('parseServerAddress', () => {
+  it.each([
+    ['10.0.0.2', { host: '10.0.0.2', port: 53 }],
+    ['[::1]:5353', { host: '::1', port: 5353 }],
+  ])('parses %s', (text, expected) => expect(parseServerAddress(text, '--upstream', 53)).toEqual(expected));
+
+  it.each([
+    ['dns.example', 'invalid --upstream "dns.example": "dns.example" is not an IP address, expected IP[:PORT]'],
+    ['10.0.0.2:0', 'invalid --upstream "10.0.0.2:0": port 0 cannot be sent to, expected IP[:PORT]'],
+  ])('refuses %s', (text, message) => expect(() => parseServerAddress(text, '--upstream', 53)).toThrowError(message));
 });

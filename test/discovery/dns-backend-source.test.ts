@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ConfigError, SrvlinkError } from '../../src/core/errors.js';
+import { InvalidArgumentError, SrvlinkError } from '../../src/core/errors.js';
 import type { HostPort } from '../../src/core/host-port.js';
 import { createLogger, type Logger } from '../../src/core/logger.js';
 import { DnsClient } from '../../src/dns/client.js';
@@ -477,7 +477,7 @@ describe('DnsBackendSource against a DnsServer', () => {
   ] as const)('refuses bad options %o', (bad, message) => {
     const resolver: Resolver = { query: () => Promise.reject(new Error('not used')) };
     const make = (): DnsBackendSource => new DnsBackendSource({ srvName: SRV, resolver, ...bad });
-    expect(make).toThrow(ConfigError);
+    expect(make).toThrow(InvalidArgumentError);
     expect(make).toThrow(message);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, SrvlinkError } from '../../src/core/errors.js';
+import { ConfigError, InvalidArgumentError, SrvlinkError } from '../../src/core/errors.js';
 import { StaticBackendSource, parseStaticBackends, type ParsedStaticBackends, type StaticBackend } from '../../src/discovery/static-backend-source.js';
 
 const EXPECTED = 'expected SERVICE=HOST:PORT[,HOST:PORT...]';
@@ -72,12 +72,12 @@ describe('StaticBackendSource', () => {
     ['host with a space', { host: 'a b', port: 1 }, 'invalid static backend "a b:1" of "svc": "a b" is neither an IP address nor a host name'],
   ])('refuses a bad backend (%s)', (_what, backend, message) => {
     const make = (): StaticBackendSource => new StaticBackendSource({ name: 'svc', backends: [backend] });
-    expect(make).toThrow(ConfigError);
+    expect(make).toThrow(InvalidArgumentError);
     expect(make).toThrow(message);
   });
 
   it('refuses an empty name', () => {
-    expect(() => new StaticBackendSource({ name: ' ', backends: [] })).toThrow(ConfigError);
+    expect(() => new StaticBackendSource({ name: ' ', backends: [] })).toThrow(InvalidArgumentError);
   });
 });
 

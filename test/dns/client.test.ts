@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, DnsQueryError } from '../../src/core/errors.js';
+import { DnsQueryError, InvalidArgumentError } from '../../src/core/errors.js';
 import type { HostPort } from '../../src/core/host-port.js';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
 import { DnsClient, type DnsClientOptions } from '../../src/dns/client.js';
@@ -548,6 +548,6 @@ describe('DnsClient input checks', () => {
     [{ servers: [{ host: '::1', port: 53 }], timeout: 0 }, 'invalid dns client option "timeout": 0, expected a positive number of milliseconds'],
     [{ servers: [{ host: '::1', port: 53 }], attempts: 1.5 }, 'invalid dns client option "attempts": 1.5, expected an integer of at least 1'],
   ] satisfies [DnsClientOptions, string][])('refuses bad options: %j', (options, message) => {
-    expect(() => new DnsClient(options)).toThrow(new ConfigError(message));
+    expect(() => new DnsClient(options)).toThrow(new InvalidArgumentError(message));
   });
 });

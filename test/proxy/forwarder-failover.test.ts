@@ -302,7 +302,7 @@ describe('Forwarder: passive health', () => {
 describe('Forwarder: any source failure', () => {
   it('closes the client and counts it, whatever the error', async () => {
     const source = new TestSource();
-    source.current = () => Promise.reject(new SrvlinkError('ERR_SOMETHING', 'boom'));
+    source.current = () => Promise.reject(new SrvlinkError('ERR_ETCD', 'boom'));
     const { forwarder, address } = await startForwarder({ source });
     await waitDisconnected(await connectTcp(address));
     await waitFor(() => forwarder.stats.failed === 1, { what: 'the failure to be counted' });

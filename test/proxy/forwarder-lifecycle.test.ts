@@ -1,6 +1,6 @@
 import { Socket, connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, SrvlinkError } from '../../src/core/errors.js';
+import { InvalidArgumentError, SrvlinkError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Forwarder, type ForwarderOptions } from '../../src/proxy/forwarder.js';
 import { connectTcp, echoRoundTrip, readAll, startEchoBackend, waitDisconnected } from '../helpers/tcp-backends.js';
@@ -154,9 +154,9 @@ describe('Forwarder: options', () => {
     ['a negative drainTimeout', { drainTimeout: -1 }, /invalid drainTimeout "-1"/],
     ['a string timeout', { connectTimeout: '2s' }, /invalid connectTimeout "2s"/],
     ['a dial that is not a function', { dial: 'net.connect' }, /invalid dial for forwarder "zk": expected a function/],
-  ])('rejects %s with a ConfigError', (_what, override, message) => {
+  ])('rejects %s with an InvalidArgumentError', (_what, override, message) => {
     const create = (): Forwarder => new Forwarder({ ...base(), ...override } as ForwarderOptions);
-    expect(create).toThrow(ConfigError);
+    expect(create).toThrow(InvalidArgumentError);
     expect(create).toThrow(message);
   });
 

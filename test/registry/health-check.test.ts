@@ -4,7 +4,7 @@ import { makeTestCerts } from '../helpers/tls-certs.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
+import { ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
 import { parseHealthCheck } from '../../src/registry/health-check.js';
 import { startTcpBackend, unusedPort } from '../helpers/tcp-backends.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -79,7 +79,7 @@ describe('parseHealthCheck', () => {
   });
 
   it.each([0, -1, 1.5])('refuses timeout %d', (timeout) => {
-    expect(() => parseHealthCheck('exec:true', { timeout })).toThrow(ConfigError);
+    expect(() => parseHealthCheck('exec:true', { timeout })).toThrow(InvalidArgumentError);
   });
 
   it('names the setting it was given', () => {

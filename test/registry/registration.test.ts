@@ -4,7 +4,7 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ConfigError, SrvlinkError } from '../../src/core/errors.js';
+import { InvalidArgumentError, SrvlinkError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
 import { parseHealthCheck } from '../../src/registry/health-check.js';
 import { registrationKey } from '../../src/registry/registration-key.js';
@@ -218,9 +218,9 @@ describe('Registration', () => {
     expect(await stored(etcd)).toEqual([{ key: KEY, value: JSON_VALUE, lease: again.lease }]);
   });
 
-  it('refuses bad settings with a ConfigError', () => {
+  it('refuses bad settings with an InvalidArgumentError', () => {
     const c = {} as Etcd3;
-    expect(() => new Registration({ client: c, key: '', value: {} })).toThrow(ConfigError);
+    expect(() => new Registration({ client: c, key: '', value: {} })).toThrow(InvalidArgumentError);
     expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 0 })).toThrow('invalid --ttl "0"');
     expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 1.5 })).toThrow('invalid --ttl "1.5"');
     expect(() => new Registration({ client: c, key: KEY, value: {}, rise: 0 })).toThrow('invalid --rise "0"');

@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import { Rcode, createMessage, decodeMessage, encodeMessage, type DnsMessage, type DnsQuestion } from '../../src/dns/codec.js';
 import type { DnsRequest } from '../../src/dns/handler.js';
 import { runChain } from '../../src/dns/handler.js';
@@ -108,7 +108,7 @@ describe('createZoneHandler', () => {
   });
 
   it('refuses to start without a zone', () => {
-    expect(() => createZoneHandler({ zones: [], store })).toThrow(ConfigError);
+    expect(() => createZoneHandler({ zones: [], store })).toThrow(InvalidArgumentError);
   });
 
   it('answers dig, a client we did not write, over UDP and TCP', async () => {

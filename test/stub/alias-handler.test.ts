@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import { Rcode, createMessage, createReply, type DnsMessage } from '../../src/dns/codec.js';
 import { runChain } from '../../src/dns/handler.js';
 import { DEFAULT_ALIAS_TTL, createAliasHandler, type AliasAddresses } from '../../src/stub/alias-handler.js';
@@ -61,7 +61,7 @@ describe('createAliasHandler', () => {
     [{ ipv4: '127.0.0.1' }, -1],
     [{ ipv4: '127.0.0.1' }, 1.5],
   ])('rejects %j with ttl %s', (addresses, ttl) => {
-    expect(() => createAliasHandler(new Map([['x', addresses]]), ttl === undefined ? {} : { ttl })).toThrow(ConfigError);
+    expect(() => createAliasHandler(new Map([['x', addresses]]), ttl === undefined ? {} : { ttl })).toThrow(InvalidArgumentError);
   });
 
   it('leaves an empty table to next', async () => {

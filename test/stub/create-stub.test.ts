@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import { Rcode, createReply, decodeMessage, encodeMessage, type DnsMessage } from '../../src/dns/codec.js';
 import { createStub } from '../../src/stub/create-stub.js';
 import { STALE_TTL } from '../../src/stub/dns-cache.js';
@@ -123,7 +123,7 @@ describe('createStub', () => {
     });
 
     it('refuses a cluster resolver without a cluster domain', () => {
-      expect(() => createStub({ listen: { host: '127.0.0.1', port: 0 }, clusterResolver: resolverFor({ host: '127.0.0.1', port: 53 }) })).toThrow(ConfigError);
+      expect(() => createStub({ listen: { host: '127.0.0.1', port: 0 }, clusterResolver: resolverFor({ host: '127.0.0.1', port: 53 }) })).toThrow(InvalidArgumentError);
     });
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import { Rcode, createMessage, createReply, type DnsMessage, type DnsRecord } from '../../src/dns/codec.js';
 import { DnsCache, STALE_TTL, type DnsCacheOptions } from '../../src/stub/dns-cache.js';
 
@@ -256,7 +256,7 @@ describe('DnsCache', () => {
   });
 
   it.each([{ maxEntries: 0 }, { maxEntries: 1.5 }, { maxBytes: -1 }, { staleMax: Number.NaN }])('rejects bad options %j', (options) => {
-    expect(() => new DnsCache(options)).toThrow(ConfigError);
+    expect(() => new DnsCache(options)).toThrow(InvalidArgumentError);
   });
 });
 
