@@ -111,7 +111,9 @@ Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad 
           try {
             const registration = await startRegistration(client, config, log);
             status = watchRegistration(registration);
-            log.info('registration started', { key: config.key, value: config.value, ttl: config.ttl, check: config.check !== undefined });
+            // "registered" is logged by the registration once the key is in place; until then, say what it waits for.
+            if (registration.state === 'waiting-for-etcd') log.info('not registered yet: waiting for etcd, the key is put as soon as it answers', { key: config.key });
+            else if (registration.state === 'unhealthy') log.info('not registered yet: waiting for the health check to pass', { key: config.key });
             const signal = await stopSignal;
             log.info('deregistering', { signal, key: config.key });
             await registration.close();

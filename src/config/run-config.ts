@@ -284,6 +284,10 @@ function parseMapping({ text: entry, aliases: extra }: MapEntry, domain: string,
   let listen: { host: string | undefined; port: number };
   if (/^\d+$/.test(left)) {
     listen = { host: undefined, port: parsePort(left, `${what} "${entry}"`) };
+  } else if (!left.includes(':')) {
+    // `postgres=5432`: the service and the port the other way round (or no port at all).
+    const example = /^\d+$/.test(service) ? `${service}=${left}` : '5432=postgres';
+    throw new ConfigError(`invalid ${what} "${entry}": "${left}" is not a port; expected PORT=SERVICE (or ADDR:PORT=SERVICE), as in ${example}`);
   } else {
     listen = parseHostPort(left, `${what} "${entry}"`);
     if (isIP(listen.host ?? '') === 0) throw new ConfigError(`invalid ${what} "${entry}": the address to listen on must be an IP address, not "${listen.host}"`);

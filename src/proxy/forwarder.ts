@@ -117,6 +117,9 @@ interface Candidate {
   target: string;
 }
 
+/** At most one line per cause of closed clients per this many ms, with the count of those held back. */
+const FAILURE_LOG_INTERVAL = 60_000;
+
 /** Addresses listed in the "tried ..." log line; a huge set would otherwise make a huge line. */
 const MAX_TRIED_LISTED = 10;
 
@@ -198,7 +201,8 @@ export class Forwarder implements Service<HostPort> {
     setMaxListeners(0, this.#hardStop.signal);
     this.#rejectLog = new LogThrottle({ interval: 5000, now });
     this.#serverErrorLog = new LogThrottle({ interval: 5000, now });
-    this.#failureLog = new LogThrottle({ interval: 10_000, burst: 10, now });
+    // Once per cause, then counted: a dead service hit by every client is one line a minute, with the count.
+    this.#failureLog = new LogThrottle({ interval: FAILURE_LOG_INTERVAL, now });
     this.#observer = options.observer ?? {};
   }
 
@@ -382,11 +386,13 @@ export class Forwarder implements Service<HostPort> {
       if (performance.now() >= deadline) {
         this.stats.deadlineCloses++;
         end('deadline');
-        this.#warnFailure(`no backend set for "${this.#name}" within the dial deadline (${this.#dialDeadline} ms)`, { dialDeadline: this.#dialDeadline });
+        this.#warnFailure('deadline', `no backend set for "${this.#name}" within the dial deadline (${this.#dialDeadline} ms)`, { dialDeadline: this.#dialDeadline });
       } else {
         this.stats.discoveryErrors++;
         end('discovery-failed');
-        this.#warnFailure(`cannot find backends for "${this.#name}": ${errorMessage(err)}`, { error: errorMessage(err) });
+        // The source's error names the service and says why (`no backends for "X": the name does not exist`).
+        const message = errorMessage(err);
+        this.#warnFailure(`discovery ${message}`, message, {});
       }
       client.destroy();
       return;
@@ -397,7 +403,7 @@ export class Forwarder implements Service<HostPort> {
       this.stats.failed++;
       this.stats.noBackend++;
       end('no-backend');
-      this.#warnFailure(`no backends for "${set.name}" (${set.status})`, { service: set.name, status: set.status });
+      this.#warnFailure(`empty ${set.status}`, `no backends for "${set.name}" (${set.status})`, { service: set.name, status: set.status });
       client.destroy();
       return;
     }
@@ -473,6 +479,7 @@ export class Forwarder implements Service<HostPort> {
     if (outOfTime) {
       this.stats.deadlineCloses++;
       this.#warnFailure(
+        'deadline',
         `no backend of "${set.name}" answered within the dial deadline (${this.#dialDeadline} ms; tried ${listed || 'none'}${untried > 0 ? `; ${untried} not tried` : ''}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`,
         { service: set.name, tried: reasons, untried, skipped, dialDeadline: this.#dialDeadline },
       );
@@ -480,7 +487,7 @@ export class Forwarder implements Service<HostPort> {
       end('deadline');
       return;
     }
-    this.#warnFailure(`cannot reach any backend of "${set.name}" (tried ${listed}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`, {
+    this.#warnFailure('unreachable', `cannot reach any backend of "${set.name}" (tried ${listed}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`, {
       service: set.name,
       tried: reasons,
       skipped,
@@ -609,8 +616,9 @@ export class Forwarder implements Service<HostPort> {
     }
   }
 
-  #warnFailure(msg: string, fields: Record<string, unknown>): void {
-    const suppressed = this.#failureLog.take();
+  /** A client closed without a backend: one line per `cause`, then counted (`suppressed` in its next line, at most one per minute). */
+  #warnFailure(cause: string, msg: string, fields: Record<string, unknown>): void {
+    const suppressed = this.#failureLog.take(cause);
     if (suppressed !== undefined) this.#log.warn(msg, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
 }
