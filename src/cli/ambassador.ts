@@ -26,7 +26,7 @@ import { createZoneHandler } from '../skydns/zone-handler.js';
 import { createZoneResolver } from '../skydns/zone-resolver.js';
 import type { ZoneEntry, ZoneStore } from '../skydns/zone-store.js';
 import type { AliasAddresses } from '../stub/alias-handler.js';
-import { defaultAllowFrom } from '../stub/allow-from.js';
+import { LOOPBACK_NETWORKS, defaultAllowFrom } from '../stub/allow-from.js';
 import { createStub, type StubServer } from '../stub/create-stub.js';
 import type { DnsResolver } from '../stub/forward-handler.js';
 import type { AccessLog } from '../admin/access-log.js';
@@ -508,11 +508,15 @@ function addressInUse(err: unknown): boolean {
   return err instanceof SrvlinkError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
 }
 
-/** Each route's aliases → its listener's address, for the stub. */
+/**
+ * Each route's aliases → its listener's address, for the stub. A listener
+ * on a wildcard address stays one: the stub answers each client with the
+ * local address it reached (a sidecar's clients are in other containers).
+ */
 function aliasTable(routes: readonly Route[]): Map<string, AliasAddresses> {
   const aliases = new Map<string, AliasAddresses>();
   for (const route of routes) {
-    const address = reachableAddress(route.forwarder.address().host);
+    const address = route.forwarder.address().host;
     for (const alias of route.mapping.aliases) aliases.set(alias, isIP(address) === 6 ? { ipv6: address } : { ipv4: address });
   }
   return aliases;
@@ -574,8 +578,8 @@ function createDnsStub(
     ...(zone ? { clusterZone: zone.handler(config.clusterDomain) } : {}),
     clusterResolver: resolvers.cluster,
     upstreamResolver: resolvers.upstream,
-    // Never an open resolver: beyond loopback only the allowed networks are answered.
-    ...(loopback ? {} : { allowFrom: config.allowFrom.length > 0 ? config.allowFrom : defaultAllowFrom() }),
+    // Never an open resolver: beyond loopback only the allowed networks are answered, and the container itself.
+    ...(loopback ? {} : { allowFrom: config.allowFrom.length > 0 ? [...LOOPBACK_NETWORKS, ...config.allowFrom] : defaultAllowFrom() }),
     cacheSize: config.dnsCacheSize,
     staleMax: config.staleMax,
     logger: log.child({ component: 'dns-stub' }),

@@ -76,7 +76,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
       ),
     )
     .addOption(
-      envOption('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, repeatable (default: loopback and own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
+      envOption('--allow-from <cidr>', 'networks the stub answers when bound beyond loopback, besides loopback itself, repeatable (default: own private networks)', 'SRVLINK_ALLOW_FROM').argParser(
         collect,
       ),
     )
@@ -92,7 +92,8 @@ Examples:
   srvlink run --domain env1.skydns.local --cluster-dns 10.0.0.2 --map 2181=zookeeper
   srvlink run --config /etc/srvlink.yaml -- java -jar app.jar                # PID 1 of a container
   srvlink run --domain env1.skydns.local --map 2181=zookeeper --map 5432=postgres.env2
-  srvlink run --domain env1.skydns.local --listen 0.0.0.0 --map 2181=zookeeper      # sidecar
+  srvlink run --domain env1.skydns.local --map 2181=zookeeper \
+              --listen 0.0.0.0 --dns-listen 0.0.0.0:53 --allow-from 172.17.0.0/16   # sidecar
   srvlink run --domain env1.skydns.local --discovery static \\
               --map 2181=zookeeper --backend zookeeper=10.0.0.11:31001,10.0.0.12:31002
   SRVLINK_MAP=2181=zookeeper,5432=postgres SRVLINK_DOMAIN=env1.skydns.local srvlink run
@@ -112,7 +113,7 @@ connections on mappings that stay; a file that fails validation is refused and l
 running config stays. README.md lists every key and which ones need a restart.
 Two mappings on one port without an address get 127.0.0.1, 127.0.0.2, ... (all loopback).
 The DNS stub answers each mapping's names (zookeeper, zookeeper.env1.skydns.local) with its
-listener's address, sends the cluster domain to --cluster-dns and the rest to --upstream.
+listener's address (a listener on 0.0.0.0: the address each client reached the stub at), sends the cluster domain to --cluster-dns and the rest to --upstream.
 Port 0 in a mapping picks a free port; the "listening" log line says which.
 With a command (after --): listeners and the stub come up first, then the command starts in
 its own process group with srvlink's environment and stdio, then registrations. SIGTERM, SIGINT,

@@ -5,6 +5,12 @@ export interface DnsClientInfo {
   address: string;
   port: number;
   transport: 'udp' | 'tcp';
+  /**
+   * The local address the query arrived on, when the transport knows it:
+   * TCP always, UDP when the socket is bound to one address (Node gives no
+   * destination address of a datagram on a wildcard socket).
+   */
+  localAddress?: string;
 }
 
 /** One query on its way through the handler chain. */

@@ -180,7 +180,9 @@ export class DnsServer implements Service<HostPort> {
       socket.bind({ address: host, port, exclusive: true }, () => {
         socket.off('error', reject);
         socket.on('error', (err) => this.#log.warn('dns udp socket error', { error: errorMessage(err) }));
-        socket.on('message', (buf, rinfo) => this.#onDatagram(socket, buf, rinfo));
+        // Bound to one address, every datagram arrived there; on a wildcard Node cannot tell (no IP_PKTINFO).
+        const local = host === '0.0.0.0' || host === '::' ? undefined : socket.address().address;
+        socket.on('message', (buf, rinfo) => this.#onDatagram(socket, buf, rinfo, local));
         resolve(socket);
       });
     });
@@ -198,13 +200,13 @@ export class DnsServer implements Service<HostPort> {
     });
   }
 
-  #onDatagram(socket: UdpSocket, buf: Buffer, rinfo: RemoteInfo): void {
+  #onDatagram(socket: UdpSocket, buf: Buffer, rinfo: RemoteInfo, localAddress: string | undefined): void {
     if (this.#inflight >= (this.#options.maxInflight ?? 1024)) {
       this.stats.dropped++;
       return;
     }
     this.#inflight++;
-    const client: DnsClientInfo = { address: rinfo.address, port: rinfo.port, transport: 'udp' };
+    const client: DnsClientInfo = { address: rinfo.address, port: rinfo.port, transport: 'udp', ...(localAddress === undefined ? {} : { localAddress }) };
     void this.#answer(buf, client)
       .catch((err: unknown) => {
         this.#log.error('dns query handling failed', { error: errorMessage(err) });
@@ -241,7 +243,12 @@ export class DnsServer implements Service<HostPort> {
       return;
     }
     const decoder = new FrameDecoder();
-    const client: DnsClientInfo = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, transport: 'tcp' };
+    const client: DnsClientInfo = {
+      address: socket.remoteAddress ?? '',
+      port: socket.remotePort ?? 0,
+      transport: 'tcp',
+      ...(socket.localAddress === undefined ? {} : { localAddress: socket.localAddress }),
+    };
     const maxPipeline = this.#options.maxTcpPipeline ?? 16;
     const timeOut = (): void => {
       this.stats.tcpTimeouts++;

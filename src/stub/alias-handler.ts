@@ -3,9 +3,15 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { canonicalName } from '../core/dns-name.js';
 import { Rcode, createReply, type DnsMessage, type DnsRecord } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
+import { LocalAddresses } from './local-address.js';
 import type { StubStats } from './stub-stats.js';
 
-/** The addresses a mapping's listener is reachable at. */
+/**
+ * The addresses a mapping's listener is reachable at. `0.0.0.0` (`::`)
+ * stands for a listener on every address: each client gets the local
+ * address it reached the stub at (a sidecar's clients live in other
+ * containers, where 127.0.0.1 is their own loopback).
+ */
 export interface AliasAddresses {
   ipv4?: string;
   ipv6?: string;
@@ -16,6 +22,8 @@ export interface AliasHandlerOptions {
   ttl?: number;
   /** Counts answers in `aliasAnswers`. */
   stats?: Pick<StubStats, 'aliasAnswers'>;
+  /** Where clients reach the stub, for wildcard addresses; default: a `LocalAddresses` of its own. */
+  localAddresses?: LocalAddresses;
 }
 
 /**
@@ -45,6 +53,7 @@ export function createAliasHandler(aliases: ReadonlyMap<string, AliasAddresses>,
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) {
     throw new InvalidArgumentError(`invalid alias ttl "${ttl}": expected an integer number of seconds 0-2147483647`);
   }
+  const localAddresses = options.localAddresses ?? new LocalAddresses();
   const table = new Map<string, AliasAddresses>();
   for (const [name, addresses] of aliases) {
     if (addresses.ipv4 !== undefined && isIP(addresses.ipv4) !== 4) {
@@ -58,7 +67,7 @@ export function createAliasHandler(aliases: ReadonlyMap<string, AliasAddresses>,
 
   return {
     name: 'alias',
-    handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
+    async handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
       const query = request.message;
       const question = query.questions[0];
       const addresses = question === undefined ? undefined : table.get(canonicalName(question.name));
@@ -69,13 +78,23 @@ export function createAliasHandler(aliases: ReadonlyMap<string, AliasAddresses>,
       const type: string = question.type;
       const wantA = type === 'A' || type === 'ANY';
       const wantAaaa = type === 'AAAA' || type === 'ANY';
-      if (wantA && addresses.ipv4 !== undefined) answers.push({ name: question.name, type: 'A', class: 'IN', ttl, data: addresses.ipv4 });
+      if (wantA && addresses.ipv4 !== undefined) {
+        answers.push({ name: question.name, type: 'A', class: 'IN', ttl, data: await reached(addresses.ipv4, request, localAddresses) });
+      }
       if (wantAaaa && addresses.ipv6 !== undefined) {
-        answers.push({ name: question.name, type: 'AAAA', class: 'IN', ttl, data: addresses.ipv6 });
+        answers.push({ name: question.name, type: 'AAAA', class: 'IN', ttl, data: await reached(addresses.ipv6, request, localAddresses) });
       }
       if (options.stats) options.stats.aliasAnswers += 1;
       // RA: the stub recurses for its clients (RFC 1035 §4.1.1), even if this answer needed none.
-      return Promise.resolve(createReply(query, { rcode: Rcode.NOERROR, flags: { aa: true, ra: true }, answers }));
+      return createReply(query, { rcode: Rcode.NOERROR, flags: { aa: true, ra: true }, answers });
     },
   };
+}
+
+/** `address`, or for a wildcard the local address the client reached, of that family (loopback when it reached another). */
+async function reached(address: string, request: DnsRequest, localAddresses: LocalAddresses): Promise<string> {
+  if (address !== '0.0.0.0' && address !== '::') return address;
+  const family = address === '0.0.0.0' ? 4 : 6;
+  const local = await localAddresses.of(request.client);
+  return local !== undefined && isIP(local) === family ? local : family === 4 ? '127.0.0.1' : '::1';
 }

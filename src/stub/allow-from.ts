@@ -9,8 +9,13 @@ import type { Refusals } from '../dns/refusals.js';
 /** The setting named in errors about networks given as strings. */
 const WHAT = '--allow-from';
 
-/** Always allowed: the container itself (RFC 1122 §3.2.1.3 loopback, RFC 4291 §2.5.3 ::1). */
-const LOOPBACK: readonly Cidr[] = [
+/**
+ * The container itself (RFC 1122 §3.2.1.3 loopback, RFC 4291 §2.5.3 ::1):
+ * only processes of the same network namespace can send from there (the
+ * kernel drops loopback sources arriving on other interfaces), so a stub
+ * always answers them, whatever else `--allow-from` names.
+ */
+export const LOOPBACK_NETWORKS: readonly Cidr[] = [
   { address: '127.0.0.0', prefix: 8, family: 'ipv4' },
   { address: '::1', prefix: 128, family: 'ipv6' },
 ];
@@ -73,7 +78,7 @@ export function createAllowFromHandler(cidrs: readonly (string | Cidr)[], option
 export function defaultAllowFrom(
   interfaces: NodeJS.Dict<readonly NetworkInterfaceInfo[]> = networkInterfaces(),
 ): Cidr[] {
-  const result: Cidr[] = [...LOOPBACK];
+  const result: Cidr[] = [...LOOPBACK_NETWORKS];
   const seen = new Set(result.map(formatCidr));
   for (const addresses of Object.values(interfaces)) {
     for (const info of addresses ?? []) {

@@ -9,6 +9,7 @@ import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { DnsServer, type DnsServerOptions } from '../dns/server.js';
 import { createAliasHandler, type AliasAddresses } from './alias-handler.js';
 import { createAllowFromHandler } from './allow-from.js';
+import { LocalAddresses } from './local-address.js';
 import { DnsCache } from './dns-cache.js';
 import { createForwardHandler, type DnsResolver } from './forward-handler.js';
 import { createQueryCheckHandler } from '../dns/query-check.js';
@@ -129,7 +130,8 @@ export function createStub(options: StubOptions): StubServer {
   stats.refusals = refusals.counts;
   const handlers: DnsHandler[] = [countReplies(stats), createQueryCheckHandler({ refusals })];
   if (options.allowFrom !== undefined) handlers.push(createAllowFromHandler(options.allowFrom, { refusals }));
-  const aliasOptions = { stats, ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) };
+  // One memory of where clients reach the stub, kept across alias tables.
+  const aliasOptions = { stats, localAddresses: new LocalAddresses(), ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) };
   let aliasHandler = createAliasHandler(options.aliases ?? new Map(), aliasOptions);
   // A level of indirection so that a reload can swap the table without rebuilding the chain.
   handlers.push({ name: 'alias', handle: (request, next) => aliasHandler.handle(request, next) });

@@ -72,3 +72,32 @@ describe('createAliasHandler', () => {
     expect(reply.rcode).toBe(Rcode.REFUSED);
   });
 });
+
+describe('createAliasHandler with a listener on every address (a sidecar)', () => {
+  const wildcard = new Map<string, AliasAddresses>([
+    ['zookeeper', { ipv4: '0.0.0.0' }],
+    ['v6', { ipv6: '::' }],
+  ]);
+  const askFrom = async (name: string, type: string, client: { address: string; localAddress?: string }): Promise<string[]> => {
+    const message = createMessage({ id: 7, questions: [{ name, type: type as 'A', class: 'IN' }] });
+    const reply = await runChain([createAliasHandler(wildcard)], { message, client: { port: 1, transport: 'tcp', ...client } }, () => Promise.resolve(PASSED));
+    return reply.answers.map((r) => String(r.data));
+  };
+
+  it('answers each client with the local address it reached', async () => {
+    expect(await askFrom('zookeeper', 'A', { address: '10.99.1.2', localAddress: '10.99.1.1' })).toEqual(['10.99.1.1']);
+    expect(await askFrom('zookeeper', 'A', { address: '10.99.2.2', localAddress: '10.99.2.1' })).toEqual(['10.99.2.1']);
+    expect(await askFrom('zookeeper', 'A', { address: '::ffff:10.99.3.2', localAddress: '::ffff:10.99.3.1' })).toEqual(['10.99.3.1']);
+    expect(await askFrom('v6', 'AAAA', { address: 'fd00::2', localAddress: 'fd00::1' })).toEqual(['fd00::1']);
+  });
+
+  it('finds the address by the route back when the transport does not say (UDP on a wildcard socket)', async () => {
+    expect(await askFrom('zookeeper', 'A', { address: '127.0.0.1' })).toEqual(['127.0.0.1']);
+  });
+
+  it('answers loopback when the client reached another family, or no route is known', async () => {
+    expect(await askFrom('zookeeper', 'A', { address: 'fd00::2', localAddress: 'fd00::1' })).toEqual(['127.0.0.1']);
+    expect(await askFrom('v6', 'AAAA', { address: '10.0.0.2', localAddress: '10.0.0.1' })).toEqual(['::1']);
+    expect(await askFrom('zookeeper', 'A', { address: 'not-an-address' })).toEqual(['127.0.0.1']);
+  });
+});
