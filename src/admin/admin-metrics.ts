@@ -28,6 +28,18 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  */
 const DNS_TYPES: ReadonlySet<string> = new Set(['A', 'AAAA', 'SRV', 'CNAME', 'TXT', 'MX', 'NS', 'SOA', 'PTR', 'ANY', 'HTTPS', 'SVCB', 'CAA', 'DS', 'DNSKEY', 'NAPTR']);
 
+/**
+ * Rcodes with a label of their own; any other (an upstream may send any of
+ * the 4096 extended rcodes of RFC 6891) counts as `other`.
+ */
+const RCODES: ReadonlySet<string> = new Set(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'BADVERS']);
+
+/** Upstreams remembered for `/status` and their series: past it, the one heard from longest ago is dropped (reloads that change upstreams, over and over). */
+const MAX_UPSTREAMS = 256;
+
+/** Reasons of `srvlink_dns_upstream_failures_total` (the exchange outcomes other than `answer`). */
+const FAILURE_REASONS = ['timeout', 'network', 'invalid', 'server-failure'];
+
 /** prom-client defaults that are gauges with a counter's `_total` suffix. */
 const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -108,7 +120,8 @@ export class AdminMetrics {
   /** A DNS reply of `listener` to a question of `type` (undefined: unreadable), with `rcode`. */
   observeDnsReply(listener: string, type: string | undefined, rcode: number): void {
     const label = type === undefined ? 'none' : DNS_TYPES.has(type) ? type : 'other';
-    this.#dnsQueries.inc({ listener, type: label, rcode: rcodeName(rcode) });
+    const name = rcodeName(rcode);
+    this.#dnsQueries.inc({ listener, type: label, rcode: RCODES.has(name) ? name : 'other' });
   }
 
   /** One exchange of the client in `role` (cluster, upstream, discovery) with `upstream`; `outcome` other than `answer` is a failure. */
@@ -116,7 +129,10 @@ export class AdminMetrics {
     this.#upstreamDuration.observe({ upstream, role }, ms / 1000);
     const key = `${role} ${upstream}`;
     const entry = this.#upstreams.get(key) ?? { address: upstream, role, state: 'unknown', exchanges: 0, failures: 0 };
+    // Most recently heard from last: the first is the one to drop.
+    this.#upstreams.delete(key);
     this.#upstreams.set(key, entry);
+    if (this.#upstreams.size > MAX_UPSTREAMS) this.#forgetUpstream(this.#upstreams.keys().next().value as string);
     entry.exchanges++;
     entry.lastAt = new Date(this.#now()).toISOString();
     entry.lastOutcome = outcome;
@@ -127,6 +143,15 @@ export class AdminMetrics {
       entry.failures++;
       this.#upstreamFailures.inc({ upstream, role, reason: outcome });
     }
+  }
+
+  /** Drop an upstream's entry and its series. */
+  #forgetUpstream(key: string): void {
+    const entry = this.#upstreams.get(key);
+    if (!entry) return;
+    this.#upstreams.delete(key);
+    this.#upstreamDuration.remove({ upstream: entry.address, role: entry.role });
+    for (const reason of FAILURE_REASONS) this.#upstreamFailures.remove({ upstream: entry.address, role: entry.role, reason });
   }
 
   /** What the observed exchanges say of each upstream (for `/status`). */

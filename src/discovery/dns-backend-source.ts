@@ -46,6 +46,8 @@ export interface DnsBackendSourceState {
   refreshes: number;
   /** Of those, failed. */
   refreshFailures: number;
+  /** Causes remembered as warned about (targets without an address or a port, failing refreshes): at most 1024, whatever the churn of names. */
+  warnings: number;
 }
 
 const DEFAULT_TTL_MIN = 1000;
@@ -220,6 +222,7 @@ export class DnsBackendSource implements BackendSource {
       failures: this.#failures,
       refreshes: this.#refreshes,
       refreshFailures: this.#refreshFailures,
+      warnings: this.#warnings.size,
     };
   }
 

@@ -183,6 +183,8 @@ export class LeaseTracker {
       // Expired or revoked: its keys are being deleted; until the watch says so, promise nothing.
       state.gone = true;
       state.expiresAt = Math.min(state.expiresAt, sentAt);
+      // Nothing to refresh, but a lease no key is attached to (its key deleted while it was looked up) must not stay forever.
+      this.#schedule(lease, state, this.#options.minRefreshMs ?? DEFAULT_MIN_REFRESH_MS);
     } else {
       state.expiresAt = Math.max(state.expiresAt, sentAt + ttl * 1000);
       this.#schedule(lease, state, refreshDelay(ttl * 1000, this.#options.minRefreshMs ?? DEFAULT_MIN_REFRESH_MS));
@@ -202,9 +204,9 @@ export class LeaseTracker {
     clearTimeout(state.timer);
     state.timer = setTimeout(() => {
       state.timer = undefined;
-      if (this.#closed || this.#leases.get(lease) !== state || state.gone) return;
+      if (this.#closed || this.#leases.get(lease) !== state) return;
       if (state.keys.size === 0) this.#forget(lease, state);
-      else void this.#lookup(lease);
+      else if (!state.gone) void this.#lookup(lease);
     }, delayMs);
     // The watch keeps the process alive while the store runs; a refresh alone should not.
     state.timer.unref();
