@@ -28,6 +28,7 @@ describe('planReload', () => {
   it.each([
     [{ connectTimeout: '5s' }, { forwarderSettings: true, discovery: false, resolvers: false }],
     [{ maxConns: '10' }, { forwarderSettings: true }],
+    [{ dialDeadline: '9s' }, { forwarderSettings: true, discovery: false, resolvers: false }],
     [{ ttlMax: '10s' }, { discovery: true, resolvers: false }],
     [{ clusterDns: ['127.0.0.1:5454'] }, { discovery: true, resolvers: true }],
     [{ upstream: ['127.0.0.1:5454'] }, { discovery: false, resolvers: true }],
