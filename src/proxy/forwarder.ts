@@ -14,6 +14,7 @@ import { orderBackends } from '../discovery/order-backends.js';
 import { BackendHealth, type Admission, type BackendHealthEntry, type HealthChange } from './backend-health.js';
 import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
+import { resetSocket } from './tcp-reset.js';
 import { spliceSockets, type SpliceResult } from './splice-sockets.js';
 
 export interface ForwarderOptions {
@@ -128,8 +129,8 @@ const MAX_TRIED_LISTED = 10;
  * address and, for each client, takes the backend set from its source,
  * orders it per RFC 2782, skips ejected backends (unless all are), dials
  * candidates in turn with a connect timeout, and splices the client to the
- * first that answers. A client with nowhere to go is closed, counted and
- * logged once. Nothing a client, a backend or the kernel does can crash it.
+ * first that answers. A client with nowhere to go is reset (a FIN would
+ * read as an empty reply), counted and logged once. Nothing a client, a backend or the kernel does can crash it.
  */
 export class Forwarder implements Service<HostPort> {
   /** Live counters; read them, do not write them. */
@@ -313,7 +314,7 @@ export class Forwarder implements Service<HostPort> {
       timer = setTimeout(() => {
         this.#log.warn('drain timeout: closing the remaining connections', { active: this.#active });
         this.#hardStop.abort();
-        for (const socket of [...this.#clients, ...this.#backends]) socket.destroy();
+        for (const socket of [...this.#clients, ...this.#backends]) resetSocket(socket);
       }, this.#drainTimeout);
     }
     await new Promise<void>((resolve) => {
@@ -353,7 +354,7 @@ export class Forwarder implements Service<HostPort> {
     const forwarded = this.#forward(client).catch((err: unknown) => {
       // A bug, not a network condition: keep serving, but say so loudly.
       this.#log.error('unexpected forwarding failure', { error: errorMessage(err) });
-      client.destroy();
+      resetSocket(client);
     });
     void Promise.all([forwarded, clientClosed]).then(() => {
       this.stats.active = --this.#active;
@@ -378,7 +379,7 @@ export class Forwarder implements Service<HostPort> {
       set = await abortable(this.#source.current(), AbortSignal.any([this.#hardStop.signal, AbortSignal.timeout(wait)]));
     } catch (err) {
       if (this.#hardStop.signal.aborted) {
-        client.destroy();
+        resetSocket(client);
         end('aborted');
         return;
       }
@@ -394,7 +395,7 @@ export class Forwarder implements Service<HostPort> {
         const message = errorMessage(err);
         this.#warnFailure(`discovery ${message}`, message, {});
       }
-      client.destroy();
+      resetSocket(client);
       return;
     }
     if (client.destroyed) return end('aborted');
@@ -404,7 +405,7 @@ export class Forwarder implements Service<HostPort> {
       this.stats.noBackend++;
       end('no-backend');
       this.#warnFailure(`empty ${set.status}`, `no backends for "${set.name}" (${set.status})`, { service: set.name, status: set.status });
-      client.destroy();
+      resetSocket(client);
       return;
     }
     // Skip ejected backends, and those a trial connection is probing, unless
@@ -443,7 +444,7 @@ export class Forwarder implements Service<HostPort> {
       } catch (err) {
         if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
           if (probe) this.#health.endProbe(candidate.key);
-          client.destroy();
+          resetSocket(client);
           return end('aborted');
         }
         this.#observe(() => this.#observer.dialed?.(candidate.key, false, performance.now() - dialStart));
@@ -483,7 +484,7 @@ export class Forwarder implements Service<HostPort> {
         `no backend of "${set.name}" answered within the dial deadline (${this.#dialDeadline} ms; tried ${listed || 'none'}${untried > 0 ? `; ${untried} not tried` : ''}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`,
         { service: set.name, tried: reasons, untried, skipped, dialDeadline: this.#dialDeadline },
       );
-      client.destroy();
+      resetSocket(client);
       end('deadline');
       return;
     }
@@ -492,7 +493,7 @@ export class Forwarder implements Service<HostPort> {
       tried: reasons,
       skipped,
     });
-    client.destroy();
+    resetSocket(client);
     end('unreachable');
   }
 

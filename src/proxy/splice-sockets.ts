@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { errorMessage } from '../core/errors.js';
+import { endWasReset, resetSocket } from './tcp-reset.js';
 
 export interface SpliceOptions {
   /** Destroy both sockets after this many ms without a byte either way; off when undefined. */
@@ -28,10 +29,13 @@ export interface SpliceResult {
  *   other direction keeps flowing until its own FIN.
  * - An error (a reset, EPIPE...) on one side resets the other, so the peer
  *   learns the stream was cut instead of taking a clean FIN for a complete
- *   reply.
- * - A socket that closes without finishing both directions (destroyed by
- *   the idle timeout or a forced drain) takes the other down with it; one
- *   that closed cleanly leaves the other to flush what it still buffers.
+ *   reply. So does an error that came before the pair was wired (a backend
+ *   that reset right after it accepted), and a reset Node reported as an
+ *   'end' (`endWasReset`).
+ * - A socket that closes without finishing both directions (destroyed by a
+ *   forced drain) resets the other; one that closed cleanly leaves the
+ *   other to flush what it still buffers. The idle timeout closes both
+ *   plainly: nothing is in flight on an idle pair.
  */
 export function spliceSockets(client: Socket, backend: Socket, options: SpliceOptions = {}): Promise<SpliceResult> {
   return new Promise((resolve) => {
@@ -41,12 +45,15 @@ export function spliceSockets(client: Socket, backend: Socket, options: SpliceOp
       if (--open === 0) resolve(result ?? { end: 'closed' });
     };
     const wire = (self: Socket, other: Socket, failure: 'client-error' | 'backend-error', onData?: (bytes: number) => void): void => {
-      self.on('error', (err) => {
+      const onError = (err: Error): void => {
         result ??= { end: failure, error: errorMessage(err) };
         resetSocket(other);
-      });
+      };
+      self.on('error', onError);
+      // An error already emitted (to a listener of the dial) is still the cause.
+      if (self.errored) onError(self.errored);
       const onClose = (): void => {
-        if (!(self.readableEnded && self.writableFinished)) other.destroy();
+        if (!(self.readableEnded && self.writableFinished)) resetSocket(other);
         closed();
       };
       if (self.closed) {
@@ -65,20 +72,20 @@ export function spliceSockets(client: Socket, backend: Socket, options: SpliceOp
           other.destroy();
         });
       }
-      self.pipe(other);
+      // The FIN is passed on here, not by pipe: first make sure it was one.
+      self.pipe(other, { end: false });
+      self.once('end', () => {
+        if (!endWasReset(self)) {
+          other.end();
+          return;
+        }
+        const reset: NodeJS.ErrnoException = new Error('read ECONNRESET (reported as the end of the stream)');
+        reset.code = 'ECONNRESET';
+        onError(reset);
+        self.destroy();
+      });
     };
     wire(client, backend, 'client-error', options.onClientData);
     wire(backend, client, 'backend-error', options.onBackendData);
   });
-}
-
-/** Close with a TCP RST when possible (the peer must see the cut), else plainly. */
-function resetSocket(socket: Socket): void {
-  if (socket.destroyed) return;
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    // Not a TCP handle (a seam may dial a Unix socket): no RST to send.
-    socket.destroy();
-  }
 }

@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
+import { streamOutcome } from './stream-outcome.js';
 import { WAIT_TIMEOUT } from './wait-for.js';
 
 /**
@@ -302,6 +303,19 @@ export function waitDisconnected(socket: Socket, timeout = WAIT_TIMEOUT): Promis
     // 'end' is only emitted once buffered data is consumed.
     socket.resume();
   });
+}
+
+/**
+ * Connect to `address` and resolve once the connection is reset, during the
+ * connect (accepted, then reset before the client saw it) or after it. Rejects
+ * on a FIN, or if nothing happens within `timeout` ms: what a client with
+ * nowhere to go must see from a forwarder.
+ */
+export async function expectReset(address: HostPort, timeout = WAIT_TIMEOUT): Promise<void> {
+  const socket = connect({ host: address.host, port: address.port, allowHalfOpen: true });
+  onTestFinished(() => void socket.destroy());
+  const outcome = await streamOutcome(socket, timeout);
+  if (outcome.error !== 'ECONNRESET') throw new Error(`expected a reset, got ${outcome.ended ? 'a FIN' : (outcome.error ?? 'a close')} after ${outcome.bytes} bytes`);
 }
 
 /** Connect to `address` (a forwarder in front of named backends) and read which backend answers: its first line. */

@@ -4,6 +4,7 @@ import { SrvlinkError } from '../../src/core/errors.js';
 import {
   connectTcp,
   echoRoundTrip,
+  expectReset,
   readLine,
   startEchoBackend,
   startNamedBackend,
@@ -108,12 +109,11 @@ describe('Forwarder: failover', () => {
 });
 
 describe('Forwarder: nowhere to go', () => {
-  it('closes the client, counts it and logs one line naming the service and every attempt when all backends are dead', async () => {
+  it('resets the client, counts it and logs one line naming the service and every attempt when all backends are dead', async () => {
     const [p1, p2] = [await unusedPort(), await unusedPort()];
     const source = new TestSource([backend('127.0.0.1', p1, { priority: 10 }), backend('127.0.0.1', p2, { priority: 20 })]);
     const { forwarder, address, logs } = await startForwarder({ source }, 'info');
-    const socket = await connectTcp(address);
-    await waitDisconnected(socket);
+    await expectReset(address);
     await waitFor(() => forwarder.activeConnections === 0, { what: 'the connection to be finished' });
     expect(forwarder.stats).toMatchObject({ accepted: 1, forwarded: 0, failed: 1, connectFailures: 2 });
     expect(logs).toHaveLength(1);
@@ -124,13 +124,12 @@ describe('Forwarder: nowhere to go', () => {
     });
   });
 
-  it('closes the client and counts it when the source has no usable set (ERR_DISCOVERY)', async () => {
+  it('resets the client and counts it when the source has no usable set (ERR_DISCOVERY)', async () => {
     const echo = await startEchoBackend();
     const source = new TestSource([backend('127.0.0.1', echo.address.port)]);
     source.fail();
     const { forwarder, address, logs } = await startForwarder({ source }, 'info');
-    const socket = await connectTcp(address);
-    await waitDisconnected(socket);
+    await expectReset(address);
     await waitFor(() => forwarder.activeConnections === 0, { what: 'the connection to be finished' });
     expect(forwarder.stats).toMatchObject({ accepted: 1, failed: 1, discoveryErrors: 1, connectFailures: 0 });
     expect(echo.accepted).toBe(0);
@@ -138,10 +137,9 @@ describe('Forwarder: nowhere to go', () => {
     expect(logs[0]).toMatchObject({ level: 'warn', msg: expect.stringContaining('no usable backend set') as unknown });
   });
 
-  it('closes the client when the set is empty (NXDOMAIN, NODATA)', async () => {
+  it('resets the client when the set is empty (NXDOMAIN, NODATA)', async () => {
     const { forwarder, address, logs } = await startForwarder({ source: new TestSource([]) }, 'info');
-    const socket = await connectTcp(address);
-    await waitDisconnected(socket);
+    await expectReset(address);
     await waitFor(() => forwarder.activeConnections === 0, { what: 'the connection to be finished' });
     expect(forwarder.stats).toMatchObject({ failed: 1 });
     expect(logs.map((line) => line.msg)).toEqual(['no backends for "_svc._tcp.env1.skydns.local." (static)']);
@@ -149,7 +147,7 @@ describe('Forwarder: nowhere to go', () => {
 
   it('keeps a flood of failures from flooding the log: one line per cause', async () => {
     const { forwarder, address, logs } = await startForwarder({ source: new TestSource([backend('127.0.0.1', await unusedPort())]) }, 'info');
-    for (let i = 0; i < 30; i++) await waitDisconnected(await connectTcp(address));
+    for (let i = 0; i < 30; i++) await expectReset(address);
     await waitFor(() => forwarder.activeConnections === 0, { what: 'every connection to be finished' });
     expect(forwarder.stats.failed).toBe(30);
     // Once per cause, then counted.
@@ -279,7 +277,7 @@ describe('Forwarder: passive health', () => {
     const source = new TestSource([backend('127.0.0.1', deadPort)]);
     const { forwarder, address } = await startForwarder({ source, dial, ejectAfter: 1, ejectBase: 60_000 });
     for (let i = 1; i <= 3; i++) {
-      await waitDisconnected(await connectTcp(address));
+      await expectReset(address);
       await waitFor(() => forwarder.stats.failed === i, { what: `failure ${i}` });
       expect(dials.get(`127.0.0.1:${deadPort}`)).toBe(i);
     }
@@ -301,11 +299,11 @@ describe('Forwarder: passive health', () => {
 });
 
 describe('Forwarder: any source failure', () => {
-  it('closes the client and counts it, whatever the error', async () => {
+  it('resets the client and counts it, whatever the error', async () => {
     const source = new TestSource();
     source.current = () => Promise.reject(new SrvlinkError('ERR_ETCD', 'boom'));
     const { forwarder, address } = await startForwarder({ source });
-    await waitDisconnected(await connectTcp(address));
+    await expectReset(address);
     await waitFor(() => forwarder.stats.failed === 1, { what: 'the failure to be counted' });
   });
 });
