@@ -15,7 +15,7 @@ import { DnsCache } from '../src/stub/dns-cache.js';
 import { sample } from './admin/admin-fixtures.js';
 import { startForwarder } from './proxy/start-forwarder.js';
 import { TestSource, backend } from './proxy/test-source.js';
-import { connectTcp, unusedPort, waitDisconnected } from './helpers/tcp-backends.js';
+import { expectReset, unusedPort } from './helpers/tcp-backends.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const CHURN = 10_000;
@@ -96,7 +96,7 @@ describe('bounded state under churn', () => {
     for (let round = 0; round < CHURN / perSet; round++) {
       // 100 new backends, each refusing: one client dials them all, each gets a failure on record and is ejected.
       source.set(Array.from({ length: perSet }, (_, i) => backend(`127.1.${round}.${i + 1}`, port)));
-      await waitDisconnected(await connectTcp(address));
+      await expectReset(address);
       await waitFor(() => forwarder.activeConnections === 0, { what: `round ${round} to finish` });
       expect(forwarder.health().length).toBeLessThanOrEqual(perSet);
       expect(forwarder.stats.backends.size).toBeLessThanOrEqual(perSet);

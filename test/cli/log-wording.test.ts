@@ -8,7 +8,7 @@ import { adminGet, sample } from '../admin/admin-fixtures.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { startEtcd } from '../helpers/etcd.js';
 import { runSrvlink, spawnSrvlink } from '../helpers/srvlink-process.js';
-import { connectTcp, waitDisconnected } from '../helpers/tcp-backends.js';
+import { expectReset } from '../helpers/tcp-backends.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const KEY = '/skydns/local/skydns/env1/_tcp/_web/w1';
@@ -56,7 +56,7 @@ describe('log wording', () => {
     const admin = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'admin endpoint listening')).address), 'admin');
     const listener = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'listening')).address), 'listener');
     const clients = 20;
-    for (let i = 0; i < clients; i++) await waitDisconnected(await connectTcp(listener));
+    for (let i = 0; i < clients; i++) await expectReset(listener);
     const mapping = '_missing._tcp.env1.skydns.local.';
     await waitFor(async () => sample((await adminGet(admin, '/metrics')).body, 'srvlink_no_backend_closes_total', { mapping, reason: 'discovery' }) === clients, {
       what: `${clients} closes counted`,
