@@ -236,7 +236,10 @@ function loadRunSettings(cmd: Command, io: CliIo): RunSettings {
       env: io.env,
       hostname: hostname(),
       defaultHost: () => defaultHost(),
-      what: (field) => `${describeSource(registerSource)} "${spec.service ?? ''}:${spec.port ?? ''}" ${flagName(field)}`,
+      what: (field) =>
+        field === 'domain'
+          ? describeSource(layered.domain?.source ?? { flag: '--domain', from: 'cli' })
+          : `${describeSource(registerSource)} "${spec.service ?? ''}:${spec.port ?? ''}" ${flagName(field)}`,
     }),
   );
   // Checked on every read, so that a reload with a bad value is refused like any other.

@@ -2,10 +2,10 @@ import { ConfigError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { parsePort } from '../core/host-port.js';
 import { defaultInstanceId } from '../registry/default-instance-id.js';
-import { parseHealthCheck } from '../registry/health-check.js';
+import { HEALTH_CHECK_DEFAULTS, parseHealthCheck } from '../registry/health-check.js';
 import { expandVars, type Environment } from '../registry/expand-vars.js';
-import { registrationKey } from '../registry/registration-key.js';
-import { registrationValue, type RegistrationValue } from '../registry/registration-value.js';
+import { registrationKey, registrationKeyProblem } from '../registry/registration-key.js';
+import { REGISTRATION_VALUE_DEFAULTS, registrationValue, registrationValueProblem, type RegistrationValue } from '../registry/registration-value.js';
 import { REGISTRATION_DEFAULTS } from '../registry/registration.js';
 
 /** One service instance to register, as given (flags of `srvlink register`, or a `--register` spec). */
@@ -49,10 +49,10 @@ export interface RegisterContext {
   prefix: string;
   env: Environment;
   hostname: string;
-  /** The first non-loopback IPv4 address; called only when no host is given. */
-  defaultHost: () => string;
-  /** How the spec's fields are named in errors: `--port` for flags, `--register "web:80" port` for specs. */
-  what: (field: keyof RegisterSpec) => string;
+  /** The first non-loopback IPv4 address, undefined when there is none; called only when no host is given. */
+  defaultHost: () => string | undefined;
+  /** How the spec's fields (and the domain) are named in errors: `--port` for flags, `--register "web:80" port` for specs. */
+  what: (field: keyof RegisterSpec | 'domain') => string;
 }
 
 /**
@@ -67,6 +67,9 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
   const port = parsePort(expandVars(spec.port, context.env, what('port')), what('port'));
   if (port === 0) throw new ConfigError(`invalid ${what('port')} "${spec.port}": expected 1-65535`);
   const host = spec.host === undefined ? context.defaultHost() : expandVars(spec.host, context.env, what('host'));
+  if (host === undefined) {
+    throw new ConfigError(`cannot choose a default ${what('host')}: no network interface has a non-loopback IPv4 address; pass ${what('host')}`);
+  }
   const integer = (field: keyof RegisterSpec, fallback: number, min: number, max: number): number => {
     const text = spec[field];
     if (text === undefined) return fallback;
@@ -91,22 +94,27 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
     if (ms <= 0) throw new ConfigError(`invalid ${what(field)} "${text}": expected a duration above 0`);
     return ms;
   };
+  const keyOptions = { prefix: context.prefix, domain: context.domain, service, instance };
+  const valueOptions = {
+    host,
+    port,
+    priority: integer('priority', REGISTRATION_VALUE_DEFAULTS.priority, 0, 65535),
+    weight: integer('weight', REGISTRATION_VALUE_DEFAULTS.weight, 0, 65535),
+    // The record's TTL is the lease's: no cache keeps an answer longer than the key may live.
+    ttl,
+  };
+  // The registry names its fields; here they become what the user typed (`--service`, `--register "web:80" service`).
+  const bad = registrationKeyProblem(keyOptions) ?? registrationValueProblem(valueOptions);
+  if (bad !== undefined) throw new ConfigError(`invalid ${what(bad.field)} "${bad.value}": ${bad.problem}`);
   return Object.freeze({
-    key: registrationKey({ prefix: context.prefix, domain: context.domain, service, instance }),
-    value: registrationValue({
-      host,
-      port,
-      priority: integer('priority', 10, 0, 65535),
-      weight: integer('weight', 100, 0, 65535),
-      // The record's TTL is the lease's: no cache keeps an answer longer than the key may live.
-      ttl,
-    }),
+    key: registrationKey(keyOptions),
+    value: registrationValue(valueOptions),
     ttl,
     check: spec.check,
     checkSend: spec.checkSend,
     checkExpect: spec.checkExpect,
     checkInterval: duration('checkInterval', REGISTRATION_DEFAULTS.interval),
-    checkTimeout: duration('checkTimeout', 2000),
+    checkTimeout: duration('checkTimeout', HEALTH_CHECK_DEFAULTS.timeout),
     rise: integer('rise', REGISTRATION_DEFAULTS.rise, 1, 1000),
     fall: integer('fall', REGISTRATION_DEFAULTS.fall, 1, 1000),
   });

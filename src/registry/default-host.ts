@@ -1,17 +1,16 @@
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { ConfigError } from '../core/errors.js';
 
 /** What `os.networkInterfaces()` returns. */
 export type NetworkInterfaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
 
 /**
- * The default `--host` of a registration (docs/architecture.md §4.4): the first IPv4
+ * The default host of a registration (docs/architecture.md §4.4): the first IPv4
  * address, in interface order, that other machines can reach: neither
  * loopback (`internal`, 127.0.0.0/8) nor link-local (169.254.0.0/16, RFC 3927
- * §2.6: never forwarded off the link). Throws a `ConfigError` when there is
- * none, asking for `--host`.
+ * §2.6: never forwarded off the link). Undefined when there is none (the
+ * user must then give a host).
  */
-export function defaultHost(interfaces: NetworkInterfaces = networkInterfaces()): string {
+export function defaultHost(interfaces: NetworkInterfaces = networkInterfaces()): string | undefined {
   for (const addresses of Object.values(interfaces)) {
     for (const info of addresses ?? []) {
       // Node 18.0-18.3 reported the family as a number.
@@ -21,5 +20,5 @@ export function defaultHost(interfaces: NetworkInterfaces = networkInterfaces())
       return info.address;
     }
   }
-  throw new ConfigError('cannot choose a default --host: no network interface has a non-loopback IPv4 address; pass --host');
+  return undefined;
 }

@@ -30,13 +30,13 @@ export interface HealthCheck {
 export interface HealthCheckOptions {
   /** Ms one run may take. Default 2000. */
   timeout?: number;
-  /** The setting named in errors. Default `--check`. */
+  /** The setting named in errors (`config/` passes the flag or key typed). Default `check`. */
   what?: string;
-  /** `--check-send`: bytes a `tcp://` check writes, with `\n`-style escapes. */
+  /** Bytes a `tcp://` check writes, with `\n`-style escapes. */
   send?: string | undefined;
-  /** `--check-expect`: a regular expression for `tcp://`, accepted statuses for `http(s)://` (`200-399`). */
+  /** A regular expression for `tcp://`, accepted statuses for `http(s)://` (`200-399`). */
   expect?: string | undefined;
-  /** How `send` and `expect` are named in errors. Default `--check-send`, `--check-expect`. */
+  /** How `send` and `expect` are named in errors. Default `check send`, `check expect`. */
   sendWhat?: string;
   expectWhat?: string;
 }
@@ -63,9 +63,9 @@ const EXPECTED =
  * anything else, and for `send`/`expect` given to a kind that takes none.
  */
 export function parseHealthCheck(spec: string, options: HealthCheckOptions = {}): HealthCheck {
-  const what = options.what ?? '--check';
-  const sendWhat = options.sendWhat ?? '--check-send';
-  const expectWhat = options.expectWhat ?? '--check-expect';
+  const what = options.what ?? 'check';
+  const sendWhat = options.sendWhat ?? 'check send';
+  const expectWhat = options.expectWhat ?? 'check expect';
   const timeout = options.timeout ?? HEALTH_CHECK_DEFAULTS.timeout;
   if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMER_MS) {
     throw new InvalidArgumentError(`invalid ${what} timeout "${String(timeout)}": expected a whole number of ms from 1 to ${MAX_TIMER_MS}`);

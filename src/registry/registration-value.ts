@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { isHostName } from '../core/dns-name.js';
-import { ConfigError } from '../core/errors.js';
+import { fieldError, type FieldProblem } from './field-problem.js';
 
 /**
  * The JSON value of a registration key, as SkyDNS and the CoreDNS etcd
@@ -18,18 +18,18 @@ export interface RegistrationValue {
 }
 
 export interface RegistrationValueOptions {
-  /** `--host`, already expanded (`expandVars`). */
+  /** An IP address or a host name, already expanded (`expandVars`). */
   host: string;
-  /** `--port`, 1-65535. */
+  /** 1-65535. */
   port: number;
-  /** `--priority`. Default 10. */
+  /** Default 10. */
   priority?: number;
-  /** `--weight`. Default 100. */
+  /** Default 100. */
   weight?: number;
   /**
    * DNS TTL, seconds. Default: left out (readers then use their own default,
    * CoreDNS 300, capped by what is left of the lease). The CLI passes the
-   * lease TTL (`--ttl`), so no cache keeps an answer longer than the lease
+   * lease TTL, so no cache keeps an answer longer than the lease
    * that vouches for it.
    */
   ttl?: number;
@@ -46,30 +46,46 @@ export const REGISTRATION_VALUE_DEFAULTS = { priority: 10, weight: 100 } as cons
 /** RFC 2181 §8: a TTL is an unsigned 31-bit number. */
 const MAX_TTL = 0x7fffffff;
 
+/** The fields of a registration value. */
+export type RegistrationValueField = 'host' | 'port' | 'priority' | 'weight' | 'ttl';
+
 /**
- * Build and validate the value one instance registers. Throws a
- * `ConfigError` naming the flag and value when a field is out of range: a
- * host that is neither an IP address nor a host name, port 0 (nothing can
- * connect to it), a priority or weight outside 0-65535 (the SRV fields are
- * 16 bits, RFC 2782), a TTL below 1 s.
+ * Why `options` cannot make a registration value, or undefined: a host that
+ * is neither an IP address nor a host name, port 0 (nothing can connect to
+ * it), a priority or weight outside 0-65535 (the SRV fields are 16 bits, RFC
+ * 2782), a TTL below 1 s. `config/` calls it to word the message with the
+ * flag; `registrationValue` checks it again as an invariant.
+ */
+export function registrationValueProblem(options: RegistrationValueOptions): FieldProblem<RegistrationValueField> | undefined {
+  if (!isHost(options.host)) return { field: 'host', value: options.host, problem: 'expected an IP address or a host name that other machines can reach' };
+  const ranges: [RegistrationValueField, number | undefined, number, number][] = [
+    ['port', options.port, 1, 0xffff],
+    ['priority', options.priority, 0, 0xffff],
+    ['weight', options.weight, 0, 0xffff],
+    ['ttl', options.ttl, 1, MAX_TTL],
+  ];
+  for (const [field, value, min, max] of ranges) {
+    if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
+      return { field, value: String(value), problem: `expected a whole number from ${min} to ${max}` };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Build the value one instance registers, defaults filled in. Throws an
+ * `InvalidArgumentError` naming the field when `registrationValueProblem`
+ * finds one (user input is checked before, in `config/`).
  */
 export function registrationValue(options: RegistrationValueOptions): RegistrationValue {
-  const host = options.host;
-  if (!isHost(host)) {
-    throw new ConfigError(`invalid --host "${host}": expected an IP address or a host name that other machines can reach`);
-  }
-  const integer = (flag: string, value: number, min: number, max: number): number => {
-    if (!Number.isInteger(value) || value < min || value > max) {
-      throw new ConfigError(`invalid ${flag} "${String(value)}": expected a whole number from ${min} to ${max}`);
-    }
-    return value;
-  };
+  const bad = registrationValueProblem(options);
+  if (bad !== undefined) throw fieldError(bad);
   const value: RegistrationValue = {
-    host,
-    port: integer('--port', options.port, 1, 0xffff),
-    priority: integer('--priority', options.priority ?? REGISTRATION_VALUE_DEFAULTS.priority, 0, 0xffff),
-    weight: integer('--weight', options.weight ?? REGISTRATION_VALUE_DEFAULTS.weight, 0, 0xffff),
-    ...(options.ttl === undefined ? {} : { ttl: integer('--ttl', options.ttl, 1, MAX_TTL) }),
+    host: options.host,
+    port: options.port,
+    priority: options.priority ?? REGISTRATION_VALUE_DEFAULTS.priority,
+    weight: options.weight ?? REGISTRATION_VALUE_DEFAULTS.weight,
+    ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
   };
   return Object.freeze(value);
 }

@@ -196,11 +196,11 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
     this.key = key;
     this.#client = options.client;
     this.#json = JSON.stringify(options.value);
-    this.#ttl = whole('--ttl', options.ttl, REGISTRATION_DEFAULTS.ttl, 1, MAX_TTL, 'seconds');
+    this.#ttl = whole('ttl', options.ttl, REGISTRATION_DEFAULTS.ttl, 1, MAX_TTL, 'seconds');
     this.#check = options.check;
     this.#interval = whole('check interval', options.interval, REGISTRATION_DEFAULTS.interval, 1, MAX_TIMER_MS, 'ms');
-    this.#rise = whole('--rise', options.rise, REGISTRATION_DEFAULTS.rise, 1, 1000, 'checks');
-    this.#fall = whole('--fall', options.fall, REGISTRATION_DEFAULTS.fall, 1, 1000, 'checks');
+    this.#rise = whole('rise', options.rise, REGISTRATION_DEFAULTS.rise, 1, 1000, 'checks');
+    this.#fall = whole('fall', options.fall, REGISTRATION_DEFAULTS.fall, 1, 1000, 'checks');
     this.#retryMin = whole('retry delay', options.retryMin, REGISTRATION_DEFAULTS.retryMin, 1, MAX_TIMER_MS, 'ms');
     this.#retryMax = whole('longest retry delay', options.retryMax, REGISTRATION_DEFAULTS.retryMax, this.#retryMin, MAX_TIMER_MS, 'ms');
     this.#callTimeout = whole('etcd call timeout', options.callTimeout, REGISTRATION_DEFAULTS.callTimeout, 1, MAX_TIMER_MS, 'ms');

@@ -244,6 +244,8 @@ describe('srvlink with etcd', () => {
 describe('srvlink register: usage', () => {
   it.each([
     [['--service', 'zoo keeper', '--port', '2181'], {}, 'invalid --service "zoo keeper"'],
+    [['--service', 'bad_name', '--port', '80'], {}, 'invalid --service "bad_name": holds "_"'],
+    [['--service', 'zookeeper', '--port', '2181', '--host', 'not a host'], {}, 'invalid --host "not a host": expected an IP address or a host name'],
     [['--service', 'zookeeper', '--port', '2181', '--instance', 'zk_1!'], {}, 'invalid --instance "zk_1!"'],
     [['--service', 'zookeeper', '--port', '99999'], {}, 'invalid port "99999"'],
     [['--service', 'zookeeper', '--port', '$PORT0'], {}, 'environment variable "PORT0" is not set'],

@@ -231,6 +231,17 @@ describe('srvlink run: lifecycle and usage', () => {
     expect(result.code).toBe(2);
   });
 
+  it.each([
+    ['bad_name:80', 'invalid --register "bad_name:80" service "bad_name": holds "_"'],
+    ['web:80:instance=zk.1', 'invalid --register "web:80" instance "zk.1": holds "."'],
+    ['web:80:host=not a host', 'invalid --register "web:80" host "not a host": expected an IP address or a host name'],
+  ])('names a bad --register %j by the flag and the key typed, not by a flag run does not have', async (spec, message) => {
+    const result = await runSrvlink(['run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', '--map', '2181=zookeeper', '--etcd', 'http://127.0.0.1:1', '--register', spec]);
+    expect(result.messages).toContain(message);
+    expect(result.messages).not.toMatch(/--service|--instance|--host/);
+    expect(result.code).toBe(2);
+  });
+
   it('reads a config file, with flags winning, and names a bad key', async () => {
     const echo = await startEchoBackend();
     const dir = tempDir();

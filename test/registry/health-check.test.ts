@@ -40,8 +40,8 @@ describe('parseHealthCheck', () => {
   });
 
   it.each([
-    ['', 'invalid --check "": no kind of check given; expected tcp://HOST:PORT, zookeeper://'],
-    ['127.0.0.1:8080', 'invalid --check "127.0.0.1:8080": unknown kind of check "127.0.0.1"'],
+    ['', 'invalid check "": no kind of check given; expected tcp://HOST:PORT, zookeeper://'],
+    ['127.0.0.1:8080', 'invalid check "127.0.0.1:8080": unknown kind of check "127.0.0.1"'],
     ['udp://127.0.0.1:53', 'unknown kind of check "udp"'],
         ['tcp:127.0.0.1:80', 'missing "//" after "tcp:"'],
     ['tcp://127.0.0.1', 'missing port'],
@@ -66,12 +66,12 @@ describe('parseHealthCheck', () => {
   });
 
   it.each([
-    ['zookeeper://127.0.0.1:2181', { send: 'srvr' }, 'invalid --check-send "srvr": only a tcp:// check sends'],
-    ['exec:true', { expect: 'x' }, 'invalid --check-expect "x": only tcp:// (a regular expression) and http(s):// (statuses)'],
-    ['http://127.0.0.1/', { send: 'GET' }, 'invalid --check-send "GET"'],
+    ['zookeeper://127.0.0.1:2181', { send: 'srvr' }, 'invalid check send "srvr": only a tcp:// check sends'],
+    ['exec:true', { expect: 'x' }, 'invalid check expect "x": only tcp:// (a regular expression) and http(s):// (statuses)'],
+    ['http://127.0.0.1/', { send: 'GET' }, 'invalid check send "GET"'],
     ['http://127.0.0.1/', { expect: '2xx' }, 'is not a status or range'],
     ['http://127.0.0.1/', { expect: '399-200' }, 'is not a status or range'],
-    ['tcp://127.0.0.1:80', { expect: '(' }, 'invalid --check-expect "(": not a regular expression'],
+    ['tcp://127.0.0.1:80', { expect: '(' }, 'invalid check expect "(": not a regular expression'],
     ['tcp://127.0.0.1:80', { send: 'a\\q' }, 'unknown escape "\\q"'],
   ])('%s with %j → ConfigError %s', (spec, options, message) => {
     expect(() => parseHealthCheck(spec, options)).toThrow(ConfigError);

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import { keyToName } from '../../src/discovery/key-path.js';
-import { registrationKey } from '../../src/registry/registration-key.js';
+import { registrationKey, registrationKeyProblem } from '../../src/registry/registration-key.js';
 
 describe('registrationKey', () => {
   it.each([
@@ -18,22 +18,24 @@ describe('registrationKey', () => {
   });
 
   it.each([
-    [{ domain: 'env1.skydns.local', service: 'zoo keeper', instance: 'zk1' }, 'invalid --service "zoo keeper": holds " "'],
-    [{ domain: 'env1.skydns.local', service: '_zookeeper', instance: 'zk1' }, 'invalid --service "_zookeeper": holds "_"; give it without the leading "_"'],
-    [{ domain: 'env1.skydns.local', service: '', instance: 'zk1' }, 'invalid --service "": empty'],
-    [{ domain: 'env1.skydns.local', service: '-zk', instance: 'zk1' }, 'invalid --service "-zk": starts or ends with "-"'],
-    [{ domain: 'env1.skydns.local', service: 'a'.repeat(64), instance: 'zk1' }, `invalid --service "${'a'.repeat(64)}": 64 characters long, at most 63 allowed`],
-    [{ domain: 'env1.skydns.local', service: 'zk', instance: 'zk.1' }, 'invalid --instance "zk.1": holds "."'],
-    [{ domain: 'env1.skydns.local', service: 'zk', instance: 'zk1-' }, 'invalid --instance "zk1-": starts or ends with "-"'],
-    [{ domain: 'env1.skydns.local', service: 'zk', instance: 'zk/1' }, 'invalid --instance "zk/1": holds "/"'],
-    [{ domain: '', service: 'zk', instance: 'zk1' }, 'invalid --domain "": empty'],
-    [{ domain: '.', service: 'zk', instance: 'zk1' }, 'invalid --domain ".": empty'],
-    [{ domain: 'env1..local', service: 'zk', instance: 'zk1' }, 'invalid --domain "env1..local": label "": empty'],
-    [{ domain: 'env_1.local', service: 'zk', instance: 'zk1' }, 'invalid --domain "env_1.local": label "env_1": holds "_"'],
-    [{ domain: `${'a'.repeat(60)}.`.repeat(4), service: 'zk', instance: 'zk1' }, 'invalid --domain'],
-  ])('%j → ConfigError %s', (options, message) => {
-    expect(() => registrationKey(options)).toThrow(ConfigError);
+    [{ domain: 'env1.skydns.local', service: 'zoo keeper', instance: 'zk1' }, 'invalid service "zoo keeper": holds " "'],
+    [{ domain: 'env1.skydns.local', service: '_zookeeper', instance: 'zk1' }, 'invalid service "_zookeeper": holds "_"; give it without the leading "_"'],
+    [{ domain: 'env1.skydns.local', service: '', instance: 'zk1' }, 'invalid service "": empty'],
+    [{ domain: 'env1.skydns.local', service: '-zk', instance: 'zk1' }, 'invalid service "-zk": starts or ends with "-"'],
+    [{ domain: 'env1.skydns.local', service: 'a'.repeat(64), instance: 'zk1' }, `invalid service "${'a'.repeat(64)}": 64 characters long, at most 63 allowed`],
+    [{ domain: 'env1.skydns.local', service: 'zk', instance: 'zk.1' }, 'invalid instance "zk.1": holds "."'],
+    [{ domain: 'env1.skydns.local', service: 'zk', instance: 'zk1-' }, 'invalid instance "zk1-": starts or ends with "-"'],
+    [{ domain: 'env1.skydns.local', service: 'zk', instance: 'zk/1' }, 'invalid instance "zk/1": holds "/"'],
+    [{ domain: '', service: 'zk', instance: 'zk1' }, 'invalid domain "": empty'],
+    [{ domain: '.', service: 'zk', instance: 'zk1' }, 'invalid domain ".": empty'],
+    [{ domain: 'env1..local', service: 'zk', instance: 'zk1' }, 'invalid domain "env1..local": label "": empty'],
+    [{ domain: 'env_1.local', service: 'zk', instance: 'zk1' }, 'invalid domain "env_1.local": label "env_1": holds "_"'],
+    [{ domain: `${'a'.repeat(60)}.`.repeat(4), service: 'zk', instance: 'zk1' }, 'invalid domain'],
+  ])('%j → InvalidArgumentError %s, the problem named by field', (options, message) => {
+    expect(() => registrationKey(options)).toThrow(InvalidArgumentError);
     expect(() => registrationKey(options)).toThrow(message);
+    const bad = registrationKeyProblem(options);
+    expect(`invalid ${bad?.field} "${bad?.value}": ${bad?.problem}`).toContain(message);
   });
 
   it('reads back as the name <instance>._<service>._tcp.<domain>', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import { parseSkydnsRecord } from '../../src/skydns/skydns-record.js';
-import { registrationValue, type RegistrationValueOptions } from '../../src/registry/registration-value.js';
+import { registrationValue, registrationValueProblem, type RegistrationValueOptions } from '../../src/registry/registration-value.js';
 
 describe('registrationValue', () => {
   it.each<[RegistrationValueOptions, string]>([
@@ -14,19 +14,21 @@ describe('registrationValue', () => {
   });
 
   it.each<[RegistrationValueOptions, string]>([
-    [{ host: '', port: 80 }, 'invalid --host ""'],
-    [{ host: 'not a host', port: 80 }, 'invalid --host "not a host"'],
-    [{ host: '10.0.0.256', port: 80 }, 'invalid --host "10.0.0.256"'],
-    [{ host: 'fe80::1%eth0', port: 80 }, 'invalid --host "fe80::1%eth0"'],
-    [{ host: '10.0.0.5', port: 0 }, 'invalid --port "0": expected a whole number from 1 to 65535'],
-    [{ host: '10.0.0.5', port: 65536 }, 'invalid --port "65536"'],
-    [{ host: '10.0.0.5', port: 1.5 }, 'invalid --port "1.5"'],
-    [{ host: '10.0.0.5', port: 80, priority: -1 }, 'invalid --priority "-1"'],
-    [{ host: '10.0.0.5', port: 80, weight: 70000 }, 'invalid --weight "70000"'],
-    [{ host: '10.0.0.5', port: 80, ttl: 0 }, 'invalid --ttl "0"'],
-  ])('%j → ConfigError %s', (options, message) => {
-    expect(() => registrationValue(options)).toThrow(ConfigError);
+    [{ host: '', port: 80 }, 'invalid host ""'],
+    [{ host: 'not a host', port: 80 }, 'invalid host "not a host"'],
+    [{ host: '10.0.0.256', port: 80 }, 'invalid host "10.0.0.256"'],
+    [{ host: 'fe80::1%eth0', port: 80 }, 'invalid host "fe80::1%eth0"'],
+    [{ host: '10.0.0.5', port: 0 }, 'invalid port "0": expected a whole number from 1 to 65535'],
+    [{ host: '10.0.0.5', port: 65536 }, 'invalid port "65536"'],
+    [{ host: '10.0.0.5', port: 1.5 }, 'invalid port "1.5"'],
+    [{ host: '10.0.0.5', port: 80, priority: -1 }, 'invalid priority "-1"'],
+    [{ host: '10.0.0.5', port: 80, weight: 70000 }, 'invalid weight "70000"'],
+    [{ host: '10.0.0.5', port: 80, ttl: 0 }, 'invalid ttl "0"'],
+  ])('%j → InvalidArgumentError %s, the problem named by field', (options, message) => {
+    expect(() => registrationValue(options)).toThrow(InvalidArgumentError);
     expect(() => registrationValue(options)).toThrow(message);
+    const bad = registrationValueProblem(options);
+    expect(`invalid ${bad?.field} "${bad?.value}": ${bad?.problem}`).toContain(message);
   });
 
   it('reads back through the SkyDNS record model with the same fields', () => {

@@ -221,10 +221,10 @@ describe('Registration', () => {
   it('refuses bad settings with an InvalidArgumentError', () => {
     const c = {} as Etcd3;
     expect(() => new Registration({ client: c, key: '', value: {} })).toThrow(InvalidArgumentError);
-    expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 0 })).toThrow('invalid --ttl "0"');
-    expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 1.5 })).toThrow('invalid --ttl "1.5"');
-    expect(() => new Registration({ client: c, key: KEY, value: {}, rise: 0 })).toThrow('invalid --rise "0"');
-    expect(() => new Registration({ client: c, key: KEY, value: {}, fall: -1 })).toThrow('invalid --fall "-1"');
+    expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 0 })).toThrow('invalid ttl "0"');
+    expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 1.5 })).toThrow('invalid ttl "1.5"');
+    expect(() => new Registration({ client: c, key: KEY, value: {}, rise: 0 })).toThrow('invalid rise "0"');
+    expect(() => new Registration({ client: c, key: KEY, value: {}, fall: -1 })).toThrow('invalid fall "-1"');
     expect(() => new Registration({ client: c, key: KEY, value: {}, interval: 0 })).toThrow('invalid check interval "0"');
     expect(() => new Registration({ client: c, key: KEY, value: {}, retryMin: 500, retryMax: 100 })).toThrow('invalid longest retry delay "100"');
   });
