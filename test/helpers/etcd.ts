@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { onTestFinished } from 'vitest';
 import { freePort } from './free-port.js';
+import type { Namespace } from './netns.js';
 import type { TestCerts } from './tls-certs.js';
 import { waitFor } from './wait-for.js';
 
@@ -47,32 +48,36 @@ const ETCDCTL = process.env.ETCDCTL ?? 'etcdctl';
  * stopped and removed when the test ends, pass or fail; elsewhere the caller
  * closes it.
  */
-export async function startEtcd(options: { size?: number; tls?: TestCerts } = {}): Promise<EtcdCluster> {
+export async function startEtcd(options: { size?: number; tls?: TestCerts; namespace?: Namespace } = {}): Promise<EtcdCluster> {
   const size = options.size ?? 1;
   const tls = options.tls;
+  const ns = options.namespace;
+  // Inside a namespace ("container", netns.ts) etcd and etcdctl run there, on its loopback.
+  const etcdctl = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+    const env = { ...process.env, ETCDCTL_API: '3' };
+    if (ns) return ns.exec(ETCDCTL, args, { env, timeout: ETCD_TIMEOUT });
+    try {
+      const { stdout, stderr } = await run(ETCDCTL, args, { env, timeout: ETCD_TIMEOUT });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  };
   const base = mkdtempSync(join(tmpdir(), 'srvlink-etcd-'));
   const token = `srvlink-test-${process.pid}-${Date.now()}`;
   const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const initialCluster = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
-  const members = ports.map((p, i) => member(`m${i}`, p, join(base, `m${i}`), initialCluster, token, tls));
+  const members = ports.map((p, i) => member(`m${i}`, p, join(base, `m${i}`), initialCluster, token, tls, ns, etcdctl));
   await Promise.all(members.map((m) => m.start()));
   let closing: Promise<void> | undefined;
   const cluster: EtcdCluster = {
     members,
     endpoints: members.map((m) => m.endpoint),
-    etcdctl: async (args) => {
-      try {
-        const tlsArgs = tls ? [`--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : [];
-        const { stdout, stderr } = await run(ETCDCTL, [`--endpoints=${cluster.endpoints.join(',')}`, '--command-timeout=10s', ...tlsArgs, ...args], {
-          env: { ...process.env, ETCDCTL_API: '3' },
-          timeout: ETCD_TIMEOUT,
-        });
-        return { code: 0, stdout, stderr };
-      } catch (err) {
-        const e = err as { code?: number; stdout?: string; stderr?: string };
-        return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-      }
+    etcdctl: (args) => {
+      const tlsArgs = tls ? [`--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : [];
+      return etcdctl([`--endpoints=${cluster.endpoints.join(',')}`, '--command-timeout=10s', ...tlsArgs, ...args]);
     },
     close: () => {
       closing ??= (async () => {
@@ -97,6 +102,8 @@ function member(
   initialCluster: string,
   token: string,
   tls: TestCerts | undefined,
+  ns: Namespace | undefined,
+  etcdctl: (args: string[]) => Promise<{ code: number }>,
 ): EtcdMember {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -114,27 +121,24 @@ function member(
     start: async () => {
       if (self.running) return;
       log = '';
-      child = spawn(
-        ETCD,
-        [
-          `--name=${name}`,
-          `--data-dir=${dataDir}`,
-          `--listen-client-urls=${endpoint}`,
-          `--advertise-client-urls=${endpoint}`,
-          `--listen-peer-urls=http://127.0.0.1:${ports.peer}`,
-          `--initial-advertise-peer-urls=http://127.0.0.1:${ports.peer}`,
-          `--initial-cluster=${initialCluster}`,
-          `--initial-cluster-token=${token}`,
-          '--initial-cluster-state=new',
-          // Fast elections: tests stop members and expect the rest to go on quickly.
-          '--heartbeat-interval=50',
-          '--election-timeout=500',
-          '--logger=zap',
-          '--log-level=error',
-          ...tlsFlags,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
+      const args = [
+        `--name=${name}`,
+        `--data-dir=${dataDir}`,
+        `--listen-client-urls=${endpoint}`,
+        `--advertise-client-urls=${endpoint}`,
+        `--listen-peer-urls=http://127.0.0.1:${ports.peer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${ports.peer}`,
+        `--initial-cluster=${initialCluster}`,
+        `--initial-cluster-token=${token}`,
+        '--initial-cluster-state=new',
+        // Fast elections: tests stop members and expect the rest to go on quickly.
+        '--heartbeat-interval=50',
+        '--election-timeout=500',
+        '--logger=zap',
+        '--log-level=error',
+        ...tlsFlags,
+      ];
+      child = ns ? ns.spawn(ETCD, args, { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(ETCD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
       const current = child;
       current.stderr?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
       exited = new Promise((resolve) => current.once('exit', () => resolve()));
@@ -143,15 +147,10 @@ function member(
       await waitFor(
         async () => {
           if (current.exitCode !== null) throw new Error(`etcd ${name} exited with ${current.exitCode}: ${log}`);
-          if (tls) {
-            // fetch cannot be given a CA here; etcdctl can.
-            const probe = await run(ETCDCTL, [`--endpoints=${endpoint}`, `--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`, '--dial-timeout=1s', 'endpoint', 'health'], {
-              env: { ...process.env, ETCDCTL_API: '3' },
-            }).then(
-              () => true,
-              () => false,
-            );
-            return probe;
+          if (tls || ns) {
+            // fetch cannot be given a CA here, nor reach into a namespace; etcdctl can.
+            const tlsArgs = tls ? [`--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : [];
+            return (await etcdctl([`--endpoints=${endpoint}`, ...tlsArgs, '--dial-timeout=1s', 'endpoint', 'health'])).code === 0;
           }
           try {
             const response = await fetch(`${endpoint}/version`, { signal: AbortSignal.timeout(1000) });

@@ -112,6 +112,9 @@ export interface Namespace {
 
 let sequence = 0;
 
+/** Signals that stop a process (and so, as nsenter mirrors it, its nsenter). */
+const STOP_SIGNALS = new Set<NodeJS.Signals | number>(['SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', constants.signals.SIGSTOP, constants.signals.SIGTSTP, constants.signals.SIGTTIN, constants.signals.SIGTTOU]);
+
 /**
  * Create a "container" and bring its `lo` up. Inside a test it is closed
  * when the test ends, pass or fail; created elsewhere (`beforeAll`), the
@@ -198,7 +201,13 @@ export async function createNamespace(options: { name?: string } = {}): Promise<
       kill: (killSignal: NodeJS.Signals | number = 'SIGTERM'): boolean => {
         const inner = commandPid();
         // Not forked yet: kill nsenter, and so whatever it forks (pdeathsig).
-        return inner === undefined ? nsenterKill(killSignal) : signal(inner, killSignal);
+        if (inner === undefined) return nsenterKill(killSignal);
+        const sent = signal(inner, killSignal);
+        // nsenter mirrors a stopped command: it stops itself, and when continued
+        // continues the command. A SIGCONT (or SIGKILL, SIGTERM) sent to a stopped
+        // command alone would leave nsenter stopped, never reaping it: continue both.
+        if (!STOP_SIGNALS.has(killSignal)) nsenterKill('SIGCONT');
+        return sent;
       },
     });
     children.add(child);

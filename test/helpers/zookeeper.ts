@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
 import { freePort } from './free-port.js';
+import type { Namespace } from './netns.js';
 import { tempDir } from './temp-dir.js';
 import { waitFor } from './wait-for.js';
 
@@ -65,8 +66,16 @@ export interface ZooKeeperOptions {
    * `absent: 1` the one server never has a quorum.
    */
   absent?: number;
-  /** The 4lw whitelist. Default `srvr,cons,conf,mntr`. */
-  whitelist?: string;
+  /**
+   * The 4lw whitelist. Default `srvr,cons,conf,mntr`; `null` leaves the key
+   * out, as a stock configuration does (ZooKeeper 3.8 then answers `srvr` only).
+   */
+  whitelist?: string | null;
+  /**
+   * Run the servers inside this "container" (netns.ts), on its own loopback:
+   * four-letter words are then sent from inside too (socat).
+   */
+  namespace?: Namespace;
 }
 
 /**
@@ -78,7 +87,7 @@ export interface ZooKeeperOptions {
 export async function startZooKeeper(options: ZooKeeperOptions = {}): Promise<ZooKeeperServer[]> {
   const count = options.servers ?? 1;
   const absent = options.absent ?? 0;
-  const whitelist = options.whitelist ?? 'srvr,cons,conf,mntr';
+  const whitelist = options.whitelist === undefined ? 'srvr,cons,conf,mntr' : options.whitelist;
   const base = tempDir();
   const ports: { client: number; peer: number; election: number }[] = [];
   for (let i = 0; i < count + absent; i++) ports.push({ client: await freePort(), peer: await freePort(), election: await freePort() });
@@ -101,7 +110,7 @@ export async function startZooKeeper(options: ZooKeeperOptions = {}): Promise<Zo
         `dataDir=${join(dir, 'data')}`,
         `clientPort=${port.client}`,
         'clientPortAddress=127.0.0.1',
-        `4lw.commands.whitelist=${whitelist}`,
+        ...(whitelist === null ? [] : [`4lw.commands.whitelist=${whitelist}`]),
         'admin.enableServer=false',
         'minSessionTimeout=1000',
         'maxSessionTimeout=60000',
@@ -110,7 +119,7 @@ export async function startZooKeeper(options: ZooKeeperOptions = {}): Promise<Zo
         '',
       ].join('\n'),
     );
-    servers.push(server(id, port.client, cfg));
+    servers.push(server(id, port.client, cfg, options.namespace));
   }
   for (const s of servers) s.start();
   onTestFinished(async () => {
@@ -119,7 +128,7 @@ export async function startZooKeeper(options: ZooKeeperOptions = {}): Promise<Zo
   return servers;
 }
 
-function server(id: number, clientPort: number, cfg: string): ZooKeeperServer {
+function server(id: number, clientPort: number, cfg: string, ns: Namespace | undefined): ZooKeeperServer {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let log = '';
@@ -132,10 +141,10 @@ function server(id: number, clientPort: number, cfg: string): ZooKeeperServer {
     log: () => log,
     start: () => {
       if (self.running) return;
-      // setpriv execs java: the pid is the JVM's, so SIGSTOP freezes the server itself.
-      child = spawn('setpriv', ['--pdeathsig', 'KILL', 'java', ...JVM_FLAGS, '-cp', zookeeperClassPath(), 'org.apache.zookeeper.server.quorum.QuorumPeerMain', cfg], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const java = [...JVM_FLAGS, '-cp', zookeeperClassPath(), 'org.apache.zookeeper.server.quorum.QuorumPeerMain', cfg];
+      // setpriv execs java: the pid is the JVM's, so SIGSTOP freezes the server itself
+      // (a namespace child's kill() signals the command inside, the JVM too).
+      child = ns ? ns.spawn('java', java) : spawn('setpriv', ['--pdeathsig', 'KILL', 'java', ...java], { stdio: ['ignore', 'pipe', 'pipe'] });
       const current = child;
       const append = (chunk: Buffer): void => void (log = (log + chunk.toString()).slice(-200_000));
       current.on('error', (err) => (log += `cannot start java: ${err.message}\n`));
@@ -154,22 +163,37 @@ function server(id: number, clientPort: number, cfg: string): ZooKeeperServer {
       }
       child?.kill(signal);
     },
-    fourLetter: (word, timeout = 2000) =>
-      new Promise((resolve) => {
-        const socket = connect({ host: '127.0.0.1', port: clientPort });
-        let answer = '';
-        const timer = setTimeout(() => socket.destroy(), timeout);
-        socket.on('connect', () => socket.write(word));
-        socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
-        socket.on('error', () => undefined);
-        socket.on('close', () => {
-          clearTimeout(timer);
-          resolve(answer);
-        });
-      }),
+    fourLetter: (word, timeout = 2000) => (ns ? fourLetterInside(ns, clientPort, word, timeout) : fourLetterHere(clientPort, word, timeout)),
     mode: async () => /^Mode: (\S+)/m.exec(await self.fourLetter('srvr'))?.[1],
   };
   return self;
+}
+
+/** A four-letter word from this process: write it, read until the server closes. */
+function fourLetterHere(port: number, word: string, timeout: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let answer = '';
+    const timer = setTimeout(() => socket.destroy(), timeout);
+    socket.on('connect', () => socket.write(word));
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+  });
+}
+
+/** A four-letter word from inside a namespace: socat sends it and prints the answer until the server closes. */
+async function fourLetterInside(ns: Namespace, port: number, word: string, timeout: number): Promise<string> {
+  const seconds = String(timeout / 1000);
+  try {
+    const result = await ns.exec('socat', ['-t', seconds, '-T', seconds, 'STDIO', `TCP:127.0.0.1:${port}`], { input: word, timeout: timeout + 5000 });
+    return result.stdout;
+  } catch {
+    return '';
+  }
 }
 
 /** Wait until every server in `servers` answers `srvr` in a serving mode; resolves with the leader (or the standalone one). */
