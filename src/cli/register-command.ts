@@ -59,7 +59,9 @@ Examples:
 The check timeout covers the whole exchange (connect, send, answer): a frozen server fails it.
 A server is removed within --check-interval × --fall + --check-timeout of its last good answer.
 zookeeper:// sends the srvr four-letter word and passes in a serving mode only (leader,
-follower, observer, standalone); ZooKeeper 3.5+ must allow it: 4lw.commands.whitelist=srvr.
+follower, observer, standalone): a server without a quorum fails it. Nothing to configure on
+the server: srvr is the one word ZooKeeper 3.5.3+ answers by default (4lw.commands.whitelist
+defaults to srvr, and 3.8 answers it whatever the list says).
 
 Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad usage.`,
     )

@@ -18,8 +18,10 @@ const NOT_SERVING = 'This ZooKeeper instance is not currently serving requests';
  * does not answer and fails on the timeout. ZooKeeper closes the connection
  * after a four-letter word, so the server logs nothing but an INFO line
  * (a bare TCP connect makes it log a warning with a stack trace).
- * ZooKeeper 3.5+ answers only whitelisted words: the server needs
- * `4lw.commands.whitelist=srvr` (or `*`) in its configuration.
+ * The server needs no configuration for it: `4lw.commands.whitelist`
+ * defaults to `srvr` since ZooKeeper 3.5.3, and 3.8 answers `srvr` whatever
+ * the list says (`FourLetterCommands.isEnabled` always adds it). The
+ * whitelist answer is still understood, for builds that differ.
  */
 export function zookeeperCheck(target: ServiceUrl, timeout: number): HealthCheck {
   return {
