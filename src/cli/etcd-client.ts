@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, GRPCResourceExhastedError, isRecoverableError, type IOptions } from 'etcd3';
 import type { EtcdConfig } from '../config/etcd-config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { collect } from './cli-context.js';
@@ -15,6 +15,30 @@ export function withEtcdOptions(command: Command, description = 'etcd client URL
     .addOption(new Option('--etcd-key <file>', 'key of the client certificate').env('SRVLINK_ETCD_KEY'))
     .addOption(new Option('--etcd-user <name>', 'etcd user (password: SRVLINK_ETCD_PASSWORD or --etcd-password-file)').env('SRVLINK_ETCD_USER'))
     .addOption(new Option('--etcd-password-file <file>', 'file holding the etcd password').env('SRVLINK_ETCD_PASSWORD_FILE'));
+}
+
+/**
+ * An error that says the member is failing (unreachable, unavailable):
+ * retried, and counted by the breaker that stops using a failing member. A
+ * response over the client's receive limit (RESOURCE_EXHAUSTED, which etcd3
+ * counts as recoverable) comes from a member that works: asking again gets
+ * the same answer, and the zone's paged read asks smaller pages instead.
+ */
+function hostFailure(err: Error): boolean {
+  return isRecoverableError(err) && !(err instanceof GRPCResourceExhastedError);
+}
+
+/**
+ * Retries and the breaker per member: etcd3's defaults, except that a
+ * member is tried again 1 s after it failed (etcd3 waits 5 s: a restarted
+ * etcd should be used again within a second) and a response too large for
+ * the client is not a failure of the member (`hostFailure`).
+ */
+export function etcdFaultHandling(): NonNullable<IOptions['faultHandling']> {
+  return {
+    host: () => circuitBreaker(handleWhen(hostFailure), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+    global: retry(handleWhen(hostFailure), { maxAttempts: 3 }),
+  };
 }
 
 /**
@@ -38,11 +62,7 @@ export function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Et
   const options: IOptions = {
     hosts: urls.map((url) => `${url.protocol}//${url.host}`),
     dialTimeout: 3000,
-    // etcd3's default breaker waits 5 s before trying a failed member again; a restarted etcd
-    // should be used again within a second.
-    faultHandling: {
-      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
-    },
+    faultHandling: etcdFaultHandling(),
     // Notice a connection that died silently (a member cut off without a reset).
     grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000 },
   };

@@ -5,6 +5,7 @@ import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors
 import { silentLogger, type Logger } from '../core/logger.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import { readEtcdEntry } from './etcd-entry-text.js';
+import { readRange } from './etcd-range-read.js';
 import { LeaseTracker } from './lease-tracker.js';
 import { MemoryZoneStore } from './memory-zone-store.js';
 import type { ZoneEntry, ZoneStore } from './zone-store.js';
@@ -75,9 +76,10 @@ const NO_LEASE = '0';
 
 /**
  * A `ZoneStore` that mirrors the SkyDNS tree in etcd (docs/architecture.md §4.2, §4.5):
- * one range read of the prefix builds an in-memory index (records parsed
- * once, malformed values skipped and counted), then a watch from the next
- * revision keeps it current; queries never touch etcd.
+ * one read of the prefix (in pages at one revision, `readRange`) builds an
+ * in-memory index (records parsed once, malformed values skipped and
+ * counted), then a watch from the next revision keeps it current; queries
+ * never touch etcd.
  *
  * - Leases: a key with a lease carries when the lease ends (`expiresAt`), so
  *   answers never promise a TTL beyond it. etcd is asked once per lease and
@@ -236,16 +238,16 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
   }
 
   /**
-   * One range read of the whole subtree → a new index, lease ends looked up,
+   * One read of the whole subtree (paged, at one revision) → a new index, lease ends looked up,
    * swapped in at once; then a watch from the next revision. Rejects when
    * etcd cannot be read; resolves without effect when overtaken (closed, or
    * another load started).
    */
   async #load(reason: string): Promise<void> {
     const generation = ++this.#generation;
-    const response = await this.#client.getAll().prefix(this.#range).options(this.#callOptions()).exec();
+    const response = await readRange(this.#client, this.#range, () => this.#callOptions());
     if (generation !== this.#generation) return;
-    const revision = Number(response.header.revision);
+    const revision = response.revision;
     const leases = this.#newLeaseTracker();
     await leases.ensure(leasesOf(response.kvs));
     if (generation !== this.#generation) {
@@ -261,6 +263,10 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
       }
       const expiresAt = kv.lease === NO_LEASE ? undefined : leases.attach(kv.lease, key, value);
       if (index.put(key, value, expiresAt) !== undefined) leases.detach(key);
+    }
+    for (const key of response.oversized) {
+      const { key: text } = readEtcdEntry(key, Buffer.alloc(0));
+      index.reject(text, new SrvlinkError('ERR_SKYDNS_RECORD', `cannot read skydns record at key "${text}": the value is larger than an etcd response may be`));
     }
     leases.prune();
 

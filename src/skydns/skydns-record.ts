@@ -188,6 +188,13 @@ function classifyAddress(host: string): { kind: 'ipv4' | 'ipv6'; address: string
 }
 
 function quote(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  let text: string;
+  try {
+    // A string is cut before it is quoted: a value may be a megabyte.
+    text = JSON.stringify(typeof value === 'string' ? value.slice(0, 80) : value) ?? String(value);
+  } catch {
+    // Nested too deep to write back (JSON.parse takes any depth, JSON.stringify recurses).
+    text = Array.isArray(value) ? 'an array nested too deep to show' : 'an object nested too deep to show';
+  }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

@@ -106,6 +106,9 @@ describe('parseSkydnsRecord', () => {
     ['text a number', '{"host":"h","text":1}', '"text" must be a string, got 1'],
     ['group an object', '{"host":"h","group":{}}', '"group" must be a string'],
     ['mail a string', '{"host":"h","mail":"yes"}', '"mail" must be true or false, got "yes"'],
+    // JSON.parse takes any depth; writing the value back into the message must not overflow the stack.
+    ['an array nested 500,000 deep', `${'['.repeat(500_000)}${']'.repeat(500_000)}`, 'value must be a JSON object, got an array nested too deep to show'],
+    ['a host of a megabyte', JSON.stringify({ host: 'h'.repeat(2 ** 20) }), `got "${'h'.repeat(76)}...`],
   ])('refuses %s', (_what, value, problem) => {
     let caught: unknown;
     try {
