@@ -3,8 +3,8 @@
  * A feature does not import another feature; what two share moves down.
  * This reads the import lines of src/ and keeps that true.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -48,5 +48,70 @@ describe('import direction', () => {
     const files = folders.flatMap((folder) => readdirSync(join(SRC, folder)).map((name) => join(folder, name)));
     expect(files.filter((file) => /(^|\/)index\.ts$/.test(file))).toEqual([]);
     expect(files.filter((file) => /export default/.test(readFileSync(join(SRC, file), 'utf8')))).toEqual([]);
+  });
+});
+
+/** Every .ts file under src/, relative to it. */
+function sourceFiles(dir = SRC): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sourceFiles(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name).slice(SRC.length)] : [],
+  );
+}
+
+/** The production dependencies srvlink loads, transitively: their package folders under node_modules. */
+function productionPackages(): string[] {
+  const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+  const seen = new Set<string>();
+  const visit = (from: string, name: string): void => {
+    // Node's lookup: the nearest node_modules upwards.
+    for (let dir = from; ; dir = dirname(dir)) {
+      const candidate = join(dir, 'node_modules', name);
+      if (existsSync(join(candidate, 'package.json'))) {
+        if (seen.has(candidate)) return;
+        seen.add(candidate);
+        const manifest = JSON.parse(readFileSync(join(candidate, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+        for (const dep of Object.keys(manifest.dependencies ?? {})) visit(candidate, dep);
+        return;
+      }
+      if (dir.length <= root.length) return;
+    }
+  };
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(manifest.dependencies)) visit(root, dep);
+  expect(seen.size).toBeGreaterThan(Object.keys(manifest.dependencies).length);
+  return [...seen];
+}
+
+function jsFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? (entry.name === 'node_modules' ? [] : jsFiles(join(dir, entry.name))) : /\.(c|m)?js$/.test(entry.name) ? [join(dir, entry.name)] : [],
+  );
+}
+
+describe('who starts processes (the zombie reaper must know every child Node waits for)', () => {
+  it('only src/core/own-children.ts spawns asynchronously; elsewhere only spawnSync and types come from node:child_process', () => {
+    const wrong = sourceFiles().flatMap((file) => {
+      if (file === 'core/own-children.ts') return [];
+      return [...readFileSync(join(SRC, file), 'utf8').matchAll(/import\s*\{([^}]*)\}\s*from\s*'(?:node:)?child_process'/g)]
+        .flatMap((match) => (match[1] ?? '').split(',').map((name) => name.trim()))
+        .filter((name) => name !== '' && !name.startsWith('type ') && !['spawnSync', 'execFileSync', 'execSync'].includes(name))
+        .map((name) => `${file}: ${name}`);
+    });
+    expect(wrong).toEqual([]);
+    // No other way in: a namespace import, a require or a dynamic import.
+    const other = sourceFiles().filter((file) => file !== 'core/own-children.ts' && /import \* as \w+ from '(node:)?child_process'|require\('(node:)?child_process'\)|import\('(node:)?child_process'\)/.test(readFileSync(join(SRC, file), 'utf8')));
+    expect(other).toEqual([]);
+  });
+
+  it('no dependency srvlink runs starts processes, but for commander, and only for executable subcommands srvlink does not declare', () => {
+    const spawning = productionPackages().flatMap((pkg) =>
+      jsFiles(pkg)
+        .filter((file) => /require\(['"](node:)?child_process['"]\)|from ['"](node:)?child_process['"]/.test(readFileSync(file, 'utf8')))
+        .map((file) => file.slice(file.lastIndexOf('node_modules/') + 'node_modules/'.length)),
+    );
+    expect(spawning).toEqual(['commander/lib/command.js']);
+    // commander spawns for `.command(name, description)` and `.executableDir()`: srvlink's commands are all action handlers.
+    const cli = sourceFiles().filter((file) => /\.command\(\s*'[^']*'\s*,\s*'|executableDir\(|executableFile/.test(readFileSync(join(SRC, file), 'utf8')));
+    expect(cli).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { loadNativeAddon } from '../supervisor/load-native-addon.js';
-import { ownChildren } from '../supervisor/own-children.js';
+import { ownChildren } from '../core/own-children.js';
 import { CommandError, Supervisor } from '../supervisor/supervisor.js';
 import { ZombieReaper } from '../supervisor/zombie-reaper.js';
 import type { ChildSnapshot } from '../admin/admin-source.js';

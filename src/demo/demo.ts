@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { demoRecords } from '../skydns/demo-records.js';
+import { spawnOwned } from '../core/own-children.js';
 
 /**
  * `make demo`: the whole idea on one machine in under a minute, as an
@@ -44,7 +45,7 @@ async function startBackend(name: Name): Promise<{ server: Server; port: number;
  * its first log line with that msg. Warnings are shown as they come.
  */
 function startSrvlinkLogs<M extends string>(args: string[], messages: readonly M[]): Record<M, Promise<string>> {
-  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+  const child = spawnOwned(process.execPath, [main, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
   children.push(child);
   const waiting = new Map<string, (address: string) => void>();
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`srvlink ${args.join(' ')} exited with ${code}`))));

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { errorMessage } from '../core/errors.js';
+import { spawnOwned } from '../core/own-children.js';
 import { boundedCheck } from './bounded-check.js';
 import type { HealthCheck } from './health-check.js';
 
@@ -23,7 +23,7 @@ export function execCheck(command: string, timeout: number): HealthCheck {
             note('waiting for the command to exit');
             // Its own process group (detached), so a timeout kills the shell and
             // everything it started, not just the shell.
-            const child = spawn('/bin/sh', ['-c', command], { stdio: 'ignore', detached: true });
+            const child = spawnOwned('/bin/sh', ['-c', command], { stdio: 'ignore', detached: true });
             const killGroup = (): void => {
               if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
               try {

@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { SrvlinkError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { spawnOwned } from '../core/own-children.js';
 import { exitStatus } from './exit-status.js';
 
 /** Signals passed on to the supervised command (docs/architecture.md §4.6). */
@@ -96,7 +97,7 @@ export class Supervisor {
   async start(): Promise<void> {
     if (this.#child) return;
     const { command, args, env, logger } = this.#options;
-    const child = spawn(command, [...args], { env, stdio: 'inherit', detached: true });
+    const child = spawnOwned(command, args, { env, stdio: 'inherit', detached: true });
     this.#child = child;
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', () => {
