@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseAdminConfig } from '../config/admin-config.js';
-import type { LayeredValue } from '../config/config-file.js';
+import type { LayeredValue } from '../config/layer-settings.js';
 import { describeSource } from '../config/option-source.js';
 import { SrvlinkError, errorMessage } from '../core/errors.js';
 import type { HostPort } from '../core/host-port.js';

@@ -5,7 +5,7 @@ import type { DnsBackendSourceState } from '../discovery/dns-backend-source.js';
 import { DnsClient } from '../dns/client.js';
 import { createMessage } from '../dns/codec.js';
 import type { DnsServer } from '../dns/server.js';
-import { AdminServer } from '../admin/admin-server.js';
+import type { AdminServer } from '../admin/admin-server.js';
 import type { AdminMetrics } from '../admin/admin-metrics.js';
 import type { AdminSource, BackendSnapshot, DnsListenerSnapshot, MappingSnapshot, RegistrationSnapshot, StubSnapshot, ZoneSnapshot } from '../admin/admin-source.js';
 import type { Forwarder } from '../proxy/forwarder.js';
@@ -14,10 +14,20 @@ import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import type { StubServer } from '../stub/create-stub.js';
 
 /**
+ * The metrics of an admin endpoint. prom-client is loaded here, on first
+ * use: a command without an admin endpoint never pays for it.
+ */
+export async function createAdminMetrics(): Promise<AdminMetrics> {
+  const { AdminMetrics } = await import('../admin/admin-metrics.js');
+  return new AdminMetrics();
+}
+
+/**
  * Start the admin endpoint on `listen` and log where; a taken port rejects
  * with `ERR_LISTEN` (the command exits 1).
  */
 export async function startAdminServer(listen: HostPort, source: AdminSource, metrics: AdminMetrics, log: Logger): Promise<AdminServer> {
+  const { AdminServer } = await import('../admin/admin-server.js');
   const server = new AdminServer({ listen, source, metrics, logger: log.child({ component: 'admin' }) });
   await server.start();
   log.info('admin endpoint listening', { address: formatHostPort(server.address()), paths: ['/metrics', '/healthz', '/readyz', '/status'] });

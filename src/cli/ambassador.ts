@@ -30,12 +30,13 @@ import { LOOPBACK_NETWORKS, defaultAllowFrom } from '../stub/allow-from.js';
 import { createStub, type StubServer } from '../stub/create-stub.js';
 import type { DnsResolver } from '../stub/forward-handler.js';
 import type { AccessLog } from '../admin/access-log.js';
-import { AdminMetrics } from '../admin/admin-metrics.js';
+import type { AdminMetrics } from '../admin/admin-metrics.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import type { ChildSnapshot } from '../admin/admin-source.js';
-import { dnsListenerSnapshot, mappingSnapshot, startAdminServer, stubSnapshot, watchRegistration, zoneSnapshot } from './admin-runtime.js';
+import { createAdminMetrics, dnsListenerSnapshot, mappingSnapshot, startAdminServer, stubSnapshot, watchRegistration, zoneSnapshot } from './admin-runtime.js';
 import { createEtcdClient } from './etcd-client.js';
-import { openEtcdZone, startRegistration } from './etcd-runtime.js';
+
+type EtcdRuntime = typeof import('./etcd-runtime.js');
 
 /** A listener of a running ambassador. */
 export interface AmbassadorListener {
@@ -126,7 +127,7 @@ interface Route {
 export async function startAmbassador(config: RunConfig, options: AmbassadorOptions): Promise<Ambassador> {
   const log = options.logger;
   // Metrics observed where decisions are made: only with an admin endpoint to show them.
-  const metrics = options.admin ? new AdminMetrics() : undefined;
+  const metrics = options.admin ? await createAdminMetrics() : undefined;
   // Read once, before anything could rewrite it: the container's resolvers
   // are the default cluster DNS and upstreams, never the stub itself. A file
   // srvlink wrote before (a container restart) gives the original it keeps.
@@ -145,7 +146,9 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   let clusterClient = clusterClientOf(config);
 
   const stop = options.stop ?? new AbortController().signal;
-  const etcdClient = options.etcd ? createEtcdClient(options.etcd, options.env ?? {}) : undefined;
+  const etcdClient = options.etcd ? await createEtcdClient(options.etcd, options.env ?? {}) : undefined;
+  // The zone and registrations need etcd3's classes: loaded with the client, only when etcd is used.
+  const etcdRuntime = etcdClient ? await import('./etcd-runtime.js') : undefined;
   const zone = config.discovery === 'etcd' ? new LateZone(config.prefix) : undefined;
   // Every mapped service's environment is answered from etcd, the cluster domain or not.
   const zoneResolverOf = (c: RunConfig): Resolver | undefined =>
@@ -298,8 +301,8 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     throw err;
   }
   // Discovery starts after the listeners: a cluster DNS or etcd that is down must not stop start-up.
-  if (zone && etcdClient) {
-    void openEtcdZone(etcdClient, config.prefix, log, stop, () => zone.failed()).then((store) => {
+  if (zone && etcdClient && etcdRuntime) {
+    void etcdRuntime.openEtcdZone(etcdClient, config.prefix, log, stop, () => zone.failed()).then((store) => {
       if (!store) return;
       etcdStore = store;
       zone.attach(store);
@@ -338,7 +341,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   const register = async (specs: readonly RegisterConfig[]): Promise<void> => {
     pendingRegistrations = [...specs];
     for (const spec of specs) {
-      const registration = await startRegistration(etcdClient as Etcd3, spec, log);
+      const registration = await (etcdRuntime as EtcdRuntime).startRegistration(etcdClient as Etcd3, spec, log);
       registrationStatus.set(registration, watchRegistration(registration));
       registrations.push({ config: spec, registration });
       pendingRegistrations = pendingRegistrations.filter((pending) => pending !== spec);

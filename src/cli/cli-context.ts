@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../core/logger.js';
-import type { LayeredValue } from '../config/config-file.js';
+import type { LayeredValue } from '../config/layer-settings.js';
 import { describeSource, flagName, type OptionSource } from '../config/option-source.js';
 
 /** Exit codes (docs/architecture.md §3). */

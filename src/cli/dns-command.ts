@@ -11,17 +11,14 @@ import { Refusals } from '../dns/refusals.js';
 import { DnsServer } from '../dns/server.js';
 import { DEMO_RECORDS } from '../skydns/demo-records.js';
 import { MemoryZoneStore } from '../skydns/memory-zone-store.js';
-import { RecordsFileStore } from '../skydns/records-file-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
 import type { ZoneStore } from '../skydns/zone-store.js';
-import { AdminMetrics } from '../admin/admin-metrics.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import { openAdminSettings, withAdminOptions } from './admin-options.js';
-import { dnsListenerSnapshot, startAdminServer, zoneSnapshot } from './admin-runtime.js';
+import { createAdminMetrics, dnsListenerSnapshot, startAdminServer, zoneSnapshot } from './admin-runtime.js';
 import { ExitCode, collect, commandLogger, logFormat, optionSources, runGuarded, type CliIo } from './cli-context.js';
 import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
-import { openEtcdZone } from './etcd-runtime.js';
 
 /** `srvlink dns`: SkyDNS / CoreDNS-etcd compatible authoritative server for the cluster domain. */
 export function dnsCommand(io: CliIo, setExit: (code: number) => void): Command {
@@ -69,12 +66,13 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             logFormat(cmd),
             log,
           );
-          const metrics = adminSettings.admin ? new AdminMetrics() : undefined;
+          const metrics = adminSettings.admin ? await createAdminMetrics() : undefined;
           let store: ZoneStore & { close?: () => Promise<void> };
           let source: string;
           let client: Etcd3 | undefined;
           if (etcdConfig) {
-            client = createEtcdClient(etcdConfig, io.env);
+            client = await createEtcdClient(etcdConfig, io.env);
+            const { openEtcdZone } = await import('./etcd-runtime.js');
             const stopped = new AbortController();
             void stopSignal.then(() => stopped.abort());
             const etcdStore = await openEtcdZone(client, config.prefix, log, stopped.signal);
@@ -85,6 +83,8 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             store = etcdStore;
             source = `etcd ${etcdConfig.endpoints.join(',')}`;
           } else if (config.records !== undefined) {
+            // The YAML parser is loaded only for a records file.
+            const { RecordsFileStore } = await import('../skydns/records-file-store.js');
             const fileStore = new RecordsFileStore(config.records, { logger: log });
             await fileStore.start();
             store = fileStore;

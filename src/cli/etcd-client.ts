@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, GRPCResourceExhastedError, isRecoverableError, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import type { EtcdConfig } from '../config/etcd-config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { collect } from './cli-context.js';
@@ -18,36 +17,15 @@ export function withEtcdOptions(command: Command, description = 'etcd client URL
 }
 
 /**
- * An error that says the member is failing (unreachable, unavailable):
- * retried, and counted by the breaker that stops using a failing member. A
- * response over the client's receive limit (RESOURCE_EXHAUSTED, which etcd3
- * counts as recoverable) comes from a member that works: asking again gets
- * the same answer, and the zone's paged read asks smaller pages instead.
- */
-function hostFailure(err: Error): boolean {
-  return isRecoverableError(err) && !(err instanceof GRPCResourceExhastedError);
-}
-
-/**
- * Retries and the breaker per member: etcd3's defaults, except that a
- * member is tried again 1 s after it failed (etcd3 waits 5 s: a restarted
- * etcd should be used again within a second) and a response too large for
- * the client is not a failure of the member (`hostFailure`).
- */
-export function etcdFaultHandling(): NonNullable<IOptions['faultHandling']> {
-  return {
-    host: () => circuitBreaker(handleWhen(hostFailure), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
-    global: retry(handleWhen(hostFailure), { maxAttempts: 3 }),
-  };
-}
-
-/**
  * An etcd client for `config`: TLS material and the password read here, at
  * start, so a missing file is a clear configuration error (exit 2). The
  * password is never logged (the logger strips credentials from every URL it
  * writes, `redactUrl`); one given in an endpoint URL is used as the auth.
+ * etcd3 (with gRPC and protobuf) and cockatiel are loaded here, on first
+ * use: a process without etcd never pays for them.
  */
-export function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Etcd3 {
+export async function createEtcdClient(config: EtcdConfig, env: NodeJS.ProcessEnv): Promise<Etcd3> {
+  const [{ Etcd3 }, { etcdFaultHandling }] = await Promise.all([import('etcd3'), import('./etcd-fault-handling.js')]);
   const read = (file: string, what: string): Buffer => {
     try {
       return readFileSync(file);

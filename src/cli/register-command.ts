@@ -6,12 +6,10 @@ import { describeSource, flagName } from '../config/option-source.js';
 import { parseRegisterConfig, type RegisterSpec } from '../config/register-config.js';
 import { ConfigError } from '../core/errors.js';
 import { defaultHost } from '../registry/default-host.js';
-import { AdminMetrics } from '../admin/admin-metrics.js';
 import { openAdminSettings, withAdminOptions } from './admin-options.js';
-import { startAdminServer, watchRegistration } from './admin-runtime.js';
+import { createAdminMetrics, startAdminServer, watchRegistration } from './admin-runtime.js';
 import { ExitCode, commandLogger, envOption, logFormat, optionSources, runGuarded, type CliIo } from './cli-context.js';
 import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
-import { startRegistration } from './etcd-runtime.js';
 
 /** `srvlink register`: the registration sidekick alone (docs/architecture.md §4.4). */
 export function registerCommand(io: CliIo, setExit: (code: number) => void): Command {
@@ -84,9 +82,9 @@ Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad 
           });
           const log = commandLogger(io, cmd);
           const adminSettings = await openAdminSettings(io, { admin: sources.admin && { value: opts.admin, source: sources.admin } }, logFormat(cmd), log);
-          const client = createEtcdClient(etcdConfig as NonNullable<typeof etcdConfig>, io.env);
+          const client = await createEtcdClient(etcdConfig as NonNullable<typeof etcdConfig>, io.env);
           let status: (() => ReturnType<ReturnType<typeof watchRegistration>>) | undefined;
-          const metrics = adminSettings.admin ? new AdminMetrics() : undefined;
+          const metrics = adminSettings.admin ? await createAdminMetrics() : undefined;
           // Up before the registration: /readyz says 503 until the key is in place.
           const admin =
             adminSettings.admin && metrics
@@ -111,6 +109,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad 
                 })
               : undefined;
           try {
+            const { startRegistration } = await import('./etcd-runtime.js');
             const registration = await startRegistration(client, config, log);
             status = watchRegistration(registration);
             // "registered" is logged by the registration once the key is in place; until then, say what it waits for.

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { configFileKeys, layerSettings, parseConfigFile, type LayeredValue } from '../config/config-file.js';
+import { configFileKeys, layerSettings, type LayeredValue } from '../config/layer-settings.js';
 import { describeSource, flagName } from '../config/option-source.js';
 import { RELOAD_SIGNALS, RUN_DEFAULTS, parseRunConfig, type RunConfig, type RunSetting } from '../config/run-config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
@@ -129,7 +129,7 @@ with a command, the command's status, 127 command not found, 126 not executable.
         await runGuarded(io, 'run', async () => {
           // Listen for signals before anything starts: a SIGTERM during start-up must still drain.
           const stopSignal = io.waitForSignal(['SIGTERM', 'SIGINT']);
-          const settings = loadRunSettings(cmd, io);
+          const settings = await loadRunSettings(cmd, io);
           const log = commandLogger(io, cmd, settings.layered);
           const stopping = new AbortController();
           void stopSignal.then(() => stopping.abort());
@@ -208,7 +208,7 @@ interface RunSettings {
  * the flags and variables commander saw. Throws `ConfigError` naming the
  * file and key, or the flag, that is wrong.
  */
-function loadRunSettings(cmd: Command, io: CliIo): RunSettings {
+async function loadRunSettings(cmd: Command, io: CliIo): Promise<RunSettings> {
   const file = (cmd.opts() as { config?: string }).config;
   const sources = optionSources(cmd);
   let fromFile: Record<string, unknown> = {};
@@ -219,6 +219,8 @@ function loadRunSettings(cmd: Command, io: CliIo): RunSettings {
     } catch (err) {
       throw new ConfigError(`cannot read config file "${file}": ${errorMessage(err)}`);
     }
+    // The YAML parser is loaded only for a config file.
+    const { parseConfigFile } = await import('../config/config-file.js');
     fromFile = parseConfigFile(text, file, configFileKeys(cmd.options.map((o) => o.long)));
   }
   const layered = layerSettings(cmd.opts(), sources, fromFile, file, flagName);
@@ -265,7 +267,7 @@ function startReloader(cmd: Command, io: CliIo, log: Logger, starting: Promise<A
     const ambassador = await starting;
     let next: RunSettings;
     try {
-      next = loadRunSettings(cmd, io);
+      next = await loadRunSettings(cmd, io);
     } catch (err) {
       const message = errorMessage(err);
       // A file watch fires on every save: say it once per broken text.

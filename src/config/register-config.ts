@@ -6,7 +6,7 @@ import { HEALTH_CHECK_DEFAULTS, parseHealthCheck } from '../registry/health-chec
 import { expandVars, type Environment } from '../registry/expand-vars.js';
 import { registrationKey, registrationKeyProblem } from '../registry/registration-key.js';
 import { REGISTRATION_VALUE_DEFAULTS, registrationValue, registrationValueProblem, type RegistrationValue } from '../registry/registration-value.js';
-import { REGISTRATION_DEFAULTS } from '../registry/registration.js';
+import { REGISTRATION_DEFAULTS } from '../registry/registration-defaults.js';
 
 /** One service instance to register, as given (flags of `srvlink register`, or a `--register` spec). */
 export interface RegisterSpec {

@@ -1,5 +1,5 @@
 import { ConfigError } from '../core/errors.js';
-import type { LayeredValue } from './config-file.js';
+import type { LayeredValue } from './layer-settings.js';
 import { unknownKeyMessage } from './nearest-key.js';
 import { describeSource } from './option-source.js';
 import { REGISTER_SPEC_KEYS, parseRegisterSpec, type RegisterSpec } from './register-config.js';

@@ -9,7 +9,7 @@ import { parseDuration } from '../core/duration.js';
 import { formatHostPort, parseHostPort, parsePort, parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
 import { parseStaticBackends, type StaticBackend } from '../discovery/static-backend-source.js';
-import type { LayeredValue } from './config-file.js';
+import type { LayeredValue } from './layer-settings.js';
 import { describeSource, flagName, type OptionSource } from './option-source.js';
 import { parsePrefix, parseZone } from './dns-serve-config.js';
 

@@ -8,6 +8,7 @@ import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors
 import type { Service } from '../core/lifecycle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
+import { REGISTRATION_DEFAULTS } from './registration-defaults.js';
 import type { CheckResult, HealthCheck } from './health-check.js';
 import { INITIAL_HEALTH_STATE, nextHealthState, type HealthState } from './health-state.js';
 
@@ -90,26 +91,6 @@ export interface RegistrationOptions {
   /** Wall clock for `lastCheck.at`, ms since the epoch. Default `Date.now`. */
   clock?: () => number;
 }
-
-/**
- * The defaults of the optional settings, for help texts and config.
- *
- * - `ttl` 10 s: an instance that dies without deregistering (a crash, a lost
- *   machine) leaves DNS within 10 s; keepalives go every ttl/3 (the etcd Go
- *   client's rhythm), and etcd may be unreachable for a few seconds (a leader
- *   election takes one or two) without the key disappearing.
- * - `interval` 2 s, `rise` 2, `fall` 3: HAProxy's defaults (`inter 2s rise 2 fall 3`).
- * - retries 1 s to 10 s: etcd coming back is noticed within 10 s.
- */
-export const REGISTRATION_DEFAULTS = {
-  ttl: 10,
-  interval: 2000,
-  rise: 2,
-  fall: 3,
-  retryMin: 1000,
-  retryMax: 10_000,
-  callTimeout: 5000,
-} as const;
 
 /** While etcd stays unreachable, a reminder this often (ms); the retries in between log at debug level. */
 const WARN_EVERY = 60_000;

@@ -1,6 +1,6 @@
 import { Etcd3 } from 'etcd3';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { etcdFaultHandling } from '../../src/cli/etcd-client.js';
+import { etcdFaultHandling } from '../../src/cli/etcd-fault-handling.js';
 import { readRange } from '../../src/skydns/etcd-range-read.js';
 import { startEtcd } from '../helpers/etcd.js';
 
