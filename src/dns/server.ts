@@ -18,6 +18,7 @@ import {
   type DnsMessage,
 } from './codec.js';
 import { runChain, type DnsClientInfo, type DnsHandler, type DnsRequest } from './handler.js';
+import type { ReplyCache } from './reply-cache.js';
 import { FrameDecoder, frameMessage } from './tcp-framing.js';
 
 export interface DnsServerOptions {
@@ -50,6 +51,8 @@ export interface DnsServerOptions {
   maxTcpPipeline?: number;
   /** Told the question type (undefined when unreadable) and rcode of every reply, where the rcode is decided (metrics). */
   onReply?: (type: string | undefined, rcode: number) => void;
+  /** Encoded replies asked before a query is decoded, and told every reply the chain gives (the stub's wire cache). */
+  replyCache?: ReplyCache;
 }
 
 /** RFC 6891 §6.1.3: the highest EDNS version srvlink implements. */
@@ -205,25 +208,53 @@ export class DnsServer implements Service<HostPort> {
       this.stats.dropped++;
       return;
     }
-    this.#inflight++;
     const client: DnsClientInfo = { address: rinfo.address, port: rinfo.port, transport: 'udp', ...(localAddress === undefined ? {} : { localAddress }) };
+    // A cached reply goes out at once: no promise, no decoding.
+    const cached = this.#fromCache(buf, client);
+    if (cached !== undefined) {
+      this.#sendUdp(socket, cached, rinfo);
+      return;
+    }
+    this.#inflight++;
     void this.#answer(buf, client)
       .catch((err: unknown) => {
         this.#log.error('dns query handling failed', { error: errorMessage(err) });
         return undefined;
       })
       .then((reply) => {
-        // A reply that comes after close() has nowhere to go.
-        if (!reply || this.#closing) return;
-        try {
-          socket.send(reply, rinfo.port, rinfo.address, (err) => {
-            if (err) this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
-          });
-        } catch (err) {
-          this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
-        }
+        if (reply) this.#sendUdp(socket, reply, rinfo);
       })
       .finally(() => this.#inflight--);
+  }
+
+  #sendUdp(socket: UdpSocket, reply: Buffer, rinfo: RemoteInfo): void {
+    // A reply that comes after close() has nowhere to go.
+    if (this.#closing) return;
+    try {
+      socket.send(reply, rinfo.port, rinfo.address, (err) => {
+        if (err) this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
+      });
+    } catch (err) {
+      this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
+    }
+  }
+
+  /** The reply cache's answer to `buf`, counted as the chain's would be; undefined without one. */
+  #fromCache(buf: Buffer, client: DnsClientInfo): Buffer | undefined {
+    const cache = this.#options.replyCache;
+    if (cache === undefined) return undefined;
+    let hit;
+    try {
+      hit = cache.lookup(buf, client);
+    } catch (err) {
+      this.#log.warn('dns reply cache failed', { error: errorMessage(err) });
+      return undefined;
+    }
+    if (hit === undefined) return undefined;
+    this.stats.queries++;
+    if (hit.truncated) this.stats.truncated++;
+    this.#observe(hit.type, hit.rcode);
+    return hit.wire;
   }
 
   /**
@@ -363,6 +394,8 @@ export class DnsServer implements Service<HostPort> {
    * undefined means "drop". Never rejects.
    */
   async #answer(buf: Buffer, client: DnsClientInfo, limit?: number): Promise<Buffer | undefined> {
+    const cached = client.transport === 'tcp' ? this.#fromCache(buf, client) : undefined;
+    if (cached !== undefined) return cached;
     const header = decodeHeader(buf);
     // RFC 1035 §4.1.1 gives nothing to reply to without a header; a response
     // is never answered (that is how reflection loops start).
@@ -403,6 +436,7 @@ export class DnsServer implements Service<HostPort> {
       // when answers had to go: never an exception for a large answer.
       wire = encodeMessage(reply, { maxSize });
       if (wire.length >= 4 && (wire.readUInt16BE(2) & TC_BIT) !== 0 && !reply.flags.tc) this.stats.truncated++;
+      this.#toCache(buf, client, reply, wire);
     } catch (err) {
       // A handler built a reply that cannot go on the wire: a bug to log, never a crash.
       this.stats.servfail++;
@@ -412,6 +446,15 @@ export class DnsServer implements Service<HostPort> {
     }
     this.#observe(query.questions[0]?.type, reply.rcode);
     return wire;
+  }
+
+  /** Offer the chain's reply to the reply cache; a cache that throws must not cost the reply. */
+  #toCache(buf: Buffer, client: DnsClientInfo, reply: DnsMessage, wire: Buffer): void {
+    try {
+      this.#options.replyCache?.store(buf, client, reply, wire);
+    } catch (err) {
+      this.#log.warn('dns reply cache failed', { error: errorMessage(err) });
+    }
   }
 
   /** Tell `onReply`; an observer that throws must not cost the reply. */

@@ -52,19 +52,25 @@ const PRIVATE: readonly Cidr[] = [
  * (reason `notAllowed`) when given.
  */
 export function createAllowFromHandler(cidrs: readonly (string | Cidr)[], options: { refusals?: Refusals } = {}): DnsHandler {
+  const allows = allowFrom(cidrs);
+  return {
+    name: 'allow-from',
+    handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
+      if (allows(request.client.address)) return next();
+      if (options.refusals) return Promise.resolve(options.refusals.refuse(request, 'notAllowed'));
+      return Promise.resolve(createReply(request.message, { rcode: Rcode.REFUSED }));
+    },
+  };
+}
+
+/** Whether a client address is in `cidrs` (as `createAllowFromHandler` decides; a bad string throws a `ConfigError`). */
+export function allowFrom(cidrs: readonly (string | Cidr)[]): (address: string) => boolean {
   const allowed = new BlockList();
   for (const entry of cidrs) {
     const cidr = typeof entry === 'string' ? parseCidr(entry, WHAT) : entry;
     allowed.addSubnet(stripZone(cidr.address), cidr.prefix, cidr.family);
   }
-  return {
-    name: 'allow-from',
-    handle(request: DnsRequest, next: NextHandler): Promise<DnsMessage> {
-      if (isAllowed(allowed, request.client.address)) return next();
-      if (options.refusals) return Promise.resolve(options.refusals.refuse(request, 'notAllowed'));
-      return Promise.resolve(createReply(request.message, { rcode: Rcode.REFUSED }));
-    },
-  };
+  return (address) => isAllowed(allowed, address);
 }
 
 /**

@@ -8,13 +8,14 @@ import { Rcode, type DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { DnsServer, type DnsServerOptions } from '../dns/server.js';
 import { createAliasHandler, type AliasAddresses } from './alias-handler.js';
-import { createAllowFromHandler } from './allow-from.js';
+import { allowFrom, createAllowFromHandler } from './allow-from.js';
 import { LocalAddresses } from './local-address.js';
-import { DnsCache } from './dns-cache.js';
+import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, DnsCache } from './dns-cache.js';
 import { createForwardHandler, type DnsResolver } from './forward-handler.js';
 import { createQueryCheckHandler } from '../dns/query-check.js';
 import { Refusals } from '../dns/refusals.js';
 import { createStubStats, type StubStats } from './stub-stats.js';
+import { WireCache } from './wire-cache.js';
 
 export interface StubOptions {
   /** Where the stub listens, UDP and TCP (docs/architecture.md §4.1: `127.0.0.1:53`); port 0 in tests. */
@@ -44,6 +45,12 @@ export interface StubOptions {
   cacheSize?: number;
   /** Cache wire bytes at most; default `DEFAULT_CACHE_BYTES` (8 MiB). */
   cacheBytes?: number;
+  /**
+   * Keep the cache's replies encoded too and answer repeated queries from
+   * them without decoding (`WireCache`); default true. False: every query
+   * takes the chain (the path the wire cache must answer like).
+   */
+  wireCache?: boolean;
   /** How long expired entries may still be served when upstreams fail, ms; default `DEFAULT_STALE_MAX` (1 day). */
   staleMax?: number;
   logger?: Logger;
@@ -66,16 +73,19 @@ export class StubServer extends DnsServer {
   readonly stubStats: StubStats;
   /** The cache shared by the forwarders. */
   readonly cache: DnsCache;
+  /** Its replies encoded, answered before the chain (undefined when off). */
+  readonly wireCache: WireCache | undefined;
   readonly #abort: AbortController;
   readonly #setAliases: (aliases: ReadonlyMap<string, AliasAddresses>) => void;
 
   constructor(
     options: DnsServerOptions,
-    parts: { stubStats: StubStats; cache: DnsCache; abort: AbortController; setAliases: (aliases: ReadonlyMap<string, AliasAddresses>) => void },
+    parts: { stubStats: StubStats; cache: DnsCache; wireCache: WireCache | undefined; abort: AbortController; setAliases: (aliases: ReadonlyMap<string, AliasAddresses>) => void },
   ) {
     super(options);
     this.stubStats = parts.stubStats;
     this.cache = parts.cache;
+    this.wireCache = parts.wireCache;
     this.#abort = parts.abort;
     this.#setAliases = parts.setAliases;
   }
@@ -105,7 +115,8 @@ export class StubServer extends DnsServer {
  * 5. upstream forwarder: every other name → `upstreamResolver`;
  *
  * and REFUSED for what is left (we are nobody's open resolver). Both
- * forwarders share one cache. Not started: call `start()`. Throws a
+ * forwarders share one cache; the wire cache in front of the chain answers
+ * repeated queries with the encoded replies that cache gave. Not started: call `start()`. Throws a
  * `InvalidArgumentError` for a `clusterResolver` without `clusterDomain` and for bad
  * aliases, networks or cache sizes.
  */
@@ -135,8 +146,21 @@ export function createStub(options: StubOptions): StubServer {
   let aliasHandler = createAliasHandler(options.aliases ?? new Map(), aliasOptions);
   // A level of indirection so that a reload can swap the table without rebuilding the chain.
   handlers.push({ name: 'alias', handle: (request, next) => aliasHandler.handle(request, next) });
+  const wireCache =
+    options.wireCache === false
+      ? undefined
+      : new WireCache({
+          source: cache,
+          maxEntries: options.cacheSize ?? DEFAULT_CACHE_ENTRIES,
+          maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
+          stats,
+          ...(options.now === undefined ? {} : { now: options.now }),
+          ...(options.allowFrom === undefined ? {} : { allows: allowFrom(options.allowFrom) }),
+        });
   const setAliases = (aliases: ReadonlyMap<string, AliasAddresses>): void => {
     aliasHandler = createAliasHandler(aliases, aliasOptions);
+    // A name forwarded until now may be an alias from now on.
+    wireCache?.clear();
   };
   const forward = {
     cache,
@@ -164,7 +188,10 @@ export function createStub(options: StubOptions): StubServer {
   // What no handler took: a name outside the cluster domain with no upstream to send it to
   // (resolv.conf names only the stub). Never silent: counted, and logged the first time.
   const fallback = (request: DnsRequest): Promise<DnsMessage> => Promise.resolve(refusals.refuse(request, 'noUpstream', { ra: true }));
-  return new StubServer({ listen: options.listen, handlers, logger, fallback, ...options.server }, { stubStats: stats, cache, abort, setAliases });
+  return new StubServer(
+    { listen: options.listen, handlers, logger, fallback, ...options.server, ...(wireCache === undefined ? {} : { replyCache: wireCache }) },
+    { stubStats: stats, cache, wireCache, abort, setAliases },
+  );
 }
 
 /** Counts queries and REFUSED replies, whoever gave them (allow-from, query-check, the fallback). */

@@ -42,6 +42,19 @@ interface Entry {
   storedAt: number;
   expiresAt: number;
   staleUntil: number;
+  /** Cleared when the entry leaves the cache (replaced, evicted, expired past stale, cleared). */
+  live: boolean;
+}
+
+/** Where a reply `get` gave came from: what a cache of encoded replies needs to age it and to drop it with its entry. */
+export interface CacheOrigin {
+  /** When the entry was stored and when it stops being fresh, ms since the epoch. */
+  readonly storedAt: number;
+  readonly expiresAt: number;
+  /** The whole seconds in the cache already taken off the reply's TTLs. */
+  readonly elapsed: number;
+  /** Whether the entry is still the cache's answer to its question. */
+  live(): boolean;
 }
 
 /**
@@ -69,6 +82,8 @@ interface Entry {
  */
 export class DnsCache {
   readonly #entries = new Map<string, Entry>();
+  /** The fresh replies `get` gave, by object: their origin, while someone holds them. */
+  readonly #origins = new WeakMap<DnsMessage, CacheOrigin>();
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #maxTtl: number;
@@ -173,7 +188,7 @@ export class DnsCache {
     this.#delete(key);
     const now = this.#now();
     const expiresAt = now + lifetime * 1000;
-    this.#entries.set(key, { response: stored, size, storedAt: now, expiresAt, staleUntil: expiresAt + this.#staleMax });
+    this.#entries.set(key, { response: stored, size, storedAt: now, expiresAt, staleUntil: expiresAt + this.#staleMax, live: true });
     this.#bytes += size;
     for (const [oldest] of this.#entries) {
       if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
@@ -183,8 +198,14 @@ export class DnsCache {
     return true;
   }
 
+  /** Where `reply` came from, when `get` gave it (undefined for any other reply, stale ones included). */
+  origin(reply: DnsMessage): CacheOrigin | undefined {
+    return this.#origins.get(reply);
+  }
+
   /** Drop every entry. */
   clear(): void {
+    for (const entry of this.#entries.values()) entry.live = false;
     this.#entries.clear();
     this.#bytes = 0;
   }
@@ -208,12 +229,15 @@ export class DnsCache {
 
   #reply(query: DnsMessage, entry: Entry, now: number): DnsMessage {
     const elapsed = Math.max(0, Math.floor((now - entry.storedAt) / 1000));
-    return replyFromResponse(query, entry.response, { aa: false, ttl: (ttl) => Math.max(0, ttl - elapsed) });
+    const reply = replyFromResponse(query, entry.response, { aa: false, ttl: (ttl) => Math.max(0, ttl - elapsed) });
+    this.#origins.set(reply, { storedAt: entry.storedAt, expiresAt: entry.expiresAt, elapsed, live: () => entry.live });
+    return reply;
   }
 
   #delete(key: string): void {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
+    entry.live = false;
     this.#entries.delete(key);
     this.#bytes -= entry.size;
   }

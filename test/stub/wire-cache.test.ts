@@ -1,0 +1,211 @@
+/**
+ * The stub's wire cache answers exactly what the full path answers: for a
+ * table of raw queries (spellings, EDNS sizes, DO, RD/AD/CD, UDP and TCP)
+ * to dnsmasq through the stub, the reply served from the wire cache is
+ * byte for byte the reply the chain gives from the answer cache (same ID),
+ * also after the clock moved (TTLs aged alike); it goes with its source
+ * entry, with the alias table, at expiry, and never answers a client
+ * allow-from refuses.
+ */
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import type { HostPort } from '../../src/core/host-port.js';
+import { Rcode, createReply, decodeMessage } from '../../src/dns/codec.js';
+import { startDnsmasq } from '../helpers/dnsmasq.js';
+import { RawTcpClient, RawUdpClient } from '../helpers/raw-dns.js';
+import { manualClock, resolverFor, soaRecord, startStub, startUpstream } from './stub-fixtures.js';
+
+const TYPES = { A: 1, AAAA: 28, SRV: 33, TXT: 16, MX: 15, CNAME: 5 } as const;
+
+interface RawQuery {
+  name: string;
+  type: keyof typeof TYPES;
+  /** Header flag bits: RD 0x0100, AD 0x0020, CD 0x0010. */
+  flags?: number;
+  /** EDNS payload size (and DO); none: no OPT record. */
+  edns?: { size: number; do?: boolean };
+  transport?: 'udp' | 'tcp';
+}
+
+/** A query's bytes as a resolver writes them, the name spelled as given. */
+function encodeQuery(id: number, q: RawQuery): Buffer {
+  const labels = q.name.split('.').filter((l) => l !== '');
+  const name = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(q.flags ?? 0x0100, 2);
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(q.edns ? 1 : 0, 10);
+  const question = Buffer.alloc(4);
+  question.writeUInt16BE(TYPES[q.type], 0);
+  question.writeUInt16BE(1, 2);
+  const parts = [header, name, question];
+  if (q.edns) {
+    const opt = Buffer.alloc(11);
+    opt.writeUInt16BE(41, 1);
+    opt.writeUInt16BE(q.edns.size, 3);
+    opt.writeUInt16BE(q.edns.do ? 0x8000 : 0, 7);
+    parts.push(opt);
+  }
+  return Buffer.concat(parts);
+}
+
+async function exchange(server: HostPort, bytes: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer> {
+  if (transport === 'tcp') {
+    const tcp = await RawTcpClient.open(server);
+    try {
+      tcp.send(bytes);
+      return await tcp.receive();
+    } finally {
+      tcp.close();
+    }
+  }
+  const udp = await RawUdpClient.open();
+  try {
+    return await udp.exchange(server, bytes);
+  } finally {
+    udp.close();
+  }
+}
+
+/** The TTL of every record of a reply, in order. */
+function ttls(wire: Buffer): number[] {
+  const reply = decodeMessage(wire);
+  return [...reply.answers, ...reply.authorities, ...reply.additionals].map((r) => r.ttl ?? -1);
+}
+
+const NAMES = ['www.wire.test', 'WWW.Wire.Test', 'wWw.WiRe.TeSt', 'alias.wire.test', 'ALIAS.wire.test', '_svc._tcp.wire.test', '_SVC._TCP.WIRE.TEST', 'txt.wire.test', 'wire.test', 'v6.wire.test', 'nosuch.wire.test'];
+const SHAPES: Omit<RawQuery, 'name' | 'type'>[] = [
+  {},
+  { flags: 0 },
+  { flags: 0x0120 },
+  { flags: 0x0110 },
+  { edns: { size: 1232 } },
+  { edns: { size: 4096, do: true } },
+  { edns: { size: 512 }, flags: 0x0130 },
+  { edns: { size: 100 } },
+  { transport: 'tcp' },
+  { transport: 'tcp', edns: { size: 1232, do: true } },
+];
+const TYPE_OF: Record<string, keyof typeof TYPES> = { 'alias.wire.test': 'A', '_svc._tcp.wire.test': 'SRV', 'txt.wire.test': 'TXT', 'wire.test': 'MX', 'v6.wire.test': 'AAAA' };
+
+describe('the stub wire cache', () => {
+  it('answers byte for byte what the full path answers, dnsmasq upstream, before and after the TTLs age', async () => {
+    const dnsmasq = await startDnsmasq({
+      localZones: ['wire.test'],
+      hosts: [
+        { name: 'www.wire.test', address: '192.0.2.10' },
+        { name: 'v6.wire.test', address: '2001:db8::10' },
+      ],
+      srv: [{ name: '_svc._tcp.wire.test', target: 'www.wire.test', port: 8080, priority: 10, weight: 5 }],
+      extraArgs: ['--txt-record=txt.wire.test,hello', '--mx-host=wire.test,mail.wire.test,10', '--cname=alias.wire.test,www.wire.test'],
+    });
+    const clock = manualClock();
+    const stub = await startStub({ upstreamResolver: resolverFor(dnsmasq.address, 2000), now: clock.now });
+    const wire = stub.wireCache;
+    if (wire === undefined) throw new Error('wire cache off');
+    const server = stub.address();
+    let compared = 0;
+    let cachedShapes = 0;
+    for (const name of NAMES) {
+      for (const shape of SHAPES) {
+        const q: RawQuery = { name, type: TYPE_OF[name.toLowerCase()] ?? 'A', ...shape };
+        const transport = q.transport ?? 'udp';
+        const bytes = encodeQuery(0x1234, q);
+        const what = JSON.stringify(q);
+        // The first time may go upstream; the second is answered by the chain from the answer cache.
+        await exchange(server, bytes, transport);
+        const fromChain = await exchange(server, bytes, transport);
+        const hits = wire.hits;
+        const fromWire = await exchange(server, bytes, transport);
+        const cacheable = decodeMessage(fromChain).answers.length > 0;
+        expect(wire.hits - hits, `wire cache hit for ${what}`).toBe(cacheable ? 1 : 0);
+        expect(fromWire.equals(fromChain), `${what}\nchain ${fromChain.toString('hex')}\nwire  ${fromWire.toString('hex')}`).toBe(true);
+        compared++;
+        if (cacheable) cachedShapes++;
+      }
+    }
+    // Time passes: served from the wire cache, the TTLs are aged as the chain ages them.
+    clock.advance(2500);
+    for (const name of NAMES) {
+      for (const shape of SHAPES) {
+        const q: RawQuery = { name, type: TYPE_OF[name.toLowerCase()] ?? 'A', ...shape };
+        const transport = q.transport ?? 'udp';
+        const bytes = encodeQuery(0x4321, q);
+        const fromWire = await exchange(server, bytes, transport);
+        wire.clear();
+        const fromChain = await exchange(server, bytes, transport);
+        expect(fromWire.equals(fromChain), `${JSON.stringify(q)} after 2.5 s\nchain ${fromChain.toString('hex')}\nwire  ${fromWire.toString('hex')}`).toBe(true);
+        if (decodeMessage(fromChain).answers.length > 0) expect(ttls(fromWire).every((ttl) => ttl === 28)).toBe(true);
+        compared++;
+      }
+    }
+    expect(cachedShapes).toBeGreaterThan(60);
+    console.log(JSON.stringify({ compared, cachedShapes, wireHits: wire.hits, wireEntries: wire.size, wireBytes: wire.bytes }));
+  });
+
+  it('goes with its source entry, with the alias table and at expiry; never answers a client allow-from refuses', async () => {
+    const upstream = await startUpstream((q) =>
+      q.questions[0]?.name.toLowerCase().startsWith('nosuch')
+        ? createReply(q, { rcode: Rcode.NXDOMAIN, flags: { ra: true }, authorities: [soaRecord('Wire.Test', 60, 60)] })
+        : createReply(q, { flags: { ra: true }, answers: [{ name: q.questions[0]?.name ?? '', type: 'A', class: 'IN', ttl: 30, data: '192.0.2.20' }] }),
+    );
+    const clock = manualClock();
+    const stub = await startStub({ upstreamResolver: resolverFor(upstream.address), now: clock.now, allowFrom: ['127.0.0.1/32'] });
+    const wire = stub.wireCache as NonNullable<typeof stub.wireCache>;
+    const server = stub.address();
+    const fill = async (q: RawQuery): Promise<Buffer> => {
+      const bytes = encodeQuery(7, q);
+      await exchange(server, bytes, 'udp');
+      await exchange(server, bytes, 'udp');
+      return bytes;
+    };
+
+    // A negative answer whose SOA owner shares a suffix with the question: each spelling its own entry,
+    // each byte for byte the chain's (name compression compares bytes, so spellings differ in length).
+    for (const name of ['nosuch.wire.test', 'NOSUCH.WIRE.TEST', 'nosuch.Wire.Test']) {
+      const bytes = await fill({ name, type: 'A' });
+      const hits = wire.hits;
+      const fromWire = await exchange(server, bytes, 'udp');
+      expect(wire.hits).toBe(hits + 1);
+      wire.clear();
+      expect(fromWire.equals(await exchange(server, bytes, 'udp')), name).toBe(true);
+    }
+
+    // The source entry goes (cleared, here): the wire entry goes with it.
+    const www = await fill({ name: 'www.wire.test', type: 'A' });
+    stub.cache.clear();
+    let hits = wire.hits;
+    const asked = upstream.count('www.wire.test');
+    await exchange(server, www, 'udp');
+    expect(wire.hits).toBe(hits);
+    expect(upstream.count('www.wire.test')).toBe(asked + 1);
+
+    // The name becomes an alias: answered as one at once.
+    await fill({ name: 'www.wire.test', type: 'A' });
+    stub.setAliases(new Map([['www.wire.test', { ipv4: '127.0.0.9' }]]));
+    const alias = decodeMessage(await exchange(server, www, 'udp'));
+    expect(alias.answers.map((r) => r.data)).toEqual(['127.0.0.9']);
+    stub.setAliases(new Map());
+
+    // Expiry: past the TTL the full path answers (and asks upstream again).
+    await fill({ name: 'www.wire.test', type: 'A' });
+    clock.advance(30_000);
+    hits = wire.hits;
+    await exchange(server, www, 'udp');
+    expect(wire.hits).toBe(hits);
+
+    // A client allow-from refuses is refused, entry or not.
+    await fill({ name: 'www.wire.test', type: 'A' });
+    const outsider = createSocket('udp4');
+    outsider.bind(0, '127.0.0.2');
+    await once(outsider, 'listening');
+    hits = wire.hits;
+    outsider.send(www, server.port, server.host);
+    const [refused] = (await once(outsider, 'message')) as [Buffer];
+    outsider.close();
+    expect(decodeMessage(refused).rcode).toBe(Rcode.REFUSED);
+    expect(wire.hits).toBe(hits);
+  });
+});
