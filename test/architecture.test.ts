@@ -17,8 +17,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   dns: ['core'],
   discovery: ['dns', 'core'],
   ...Object.fromEntries(FEATURES.map((feature) => [feature, ['discovery', 'dns', 'core']])),
-  // Config validates with the pure parsers of the layers below and of the registry.
-  config: ['registry', 'discovery', 'dns', 'core'],
+  // Config validates with the pure parsers of the layers below and of the registry,
+  // and shows the defaults of the parts it configures (FORWARDER_DEFAULTS, the stub cache's size).
+  config: ['registry', 'proxy', 'stub', 'discovery', 'dns', 'core'],
   demo: ['skydns', 'core'],
   cli: ['config', ...FEATURES, 'discovery', 'dns', 'core'],
 };

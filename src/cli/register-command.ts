@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { parseEtcdConfig } from '../config/etcd-config.js';
 import { parseZone, parsePrefix } from '../config/dns-serve-config.js';
 import { describeSource, flagName } from '../config/option-source.js';
-import { parseRegisterConfig, type RegisterSpec } from '../config/register-config.js';
+import { REGISTER_DEFAULTS, parseRegisterConfig, type RegisterSpec } from '../config/register-config.js';
 import { ConfigError } from '../core/errors.js';
 import { defaultHost } from '../registry/default-host.js';
 import { openAdminSettings, withAdminOptions } from './admin-options.js';
@@ -23,9 +23,9 @@ export function registerCommand(io: CliIo, setExit: (code: number) => void): Com
     .addOption(envOption('--service <name>', 'service name, e.g. zookeeper (required)', 'SRVLINK_SERVICE'))
     .addOption(envOption('--host <host>', 'address to publish; $VAR allowed (default: first non-loopback IPv4)', 'SRVLINK_HOST'))
     .addOption(envOption('--port <port>', 'port to publish; $VAR allowed, e.g. \'$PORT0\' (required)', 'SRVLINK_PORT'))
-    .addOption(envOption('--priority <n>', 'SRV priority, lower is tried first', 'SRVLINK_PRIORITY').default('10'))
-    .addOption(envOption('--weight <n>', 'SRV weight within a priority', 'SRVLINK_WEIGHT').default('100'))
-    .addOption(envOption('--ttl <seconds>', 'lease (and record) TTL', 'SRVLINK_TTL').default('10'))
+    .addOption(envOption('--priority <n>', 'SRV priority, lower is tried first', 'SRVLINK_PRIORITY').default(REGISTER_DEFAULTS.priority))
+    .addOption(envOption('--weight <n>', 'SRV weight within a priority', 'SRVLINK_WEIGHT').default(REGISTER_DEFAULTS.weight))
+    .addOption(envOption('--ttl <seconds>', 'lease (and record) TTL', 'SRVLINK_TTL').default(REGISTER_DEFAULTS.ttl))
     .addOption(envOption('--instance <id>', 'instance id, a DNS label (default: from host name and port)', 'SRVLINK_INSTANCE'))
     .addOption(
       envOption(
@@ -36,11 +36,11 @@ export function registerCommand(io: CliIo, setExit: (code: number) => void): Com
     )
     .addOption(envOption('--check-send <bytes>', "tcp:// check: what to write once connected; escapes \\n \\r \\t \\0 \\\\ \\xHH", 'SRVLINK_CHECK_SEND'))
     .addOption(envOption('--check-expect <regex|statuses>', 'tcp:// check: a regular expression the answer must match; http(s)://: accepted statuses (default 200-399)', 'SRVLINK_CHECK_EXPECT'))
-    .addOption(envOption('--check-interval <duration>', 'time between checks', 'SRVLINK_CHECK_INTERVAL').default('2s'))
-    .addOption(envOption('--check-timeout <duration>', 'time one check may take', 'SRVLINK_CHECK_TIMEOUT').default('2s'))
-    .addOption(envOption('--rise <n>', 'passes in a row that register the instance', 'SRVLINK_RISE').default('2'))
-    .addOption(envOption('--fall <n>', 'failures in a row that deregister it', 'SRVLINK_FALL').default('3'))
-    .addOption(envOption('--prefix <path>', 'etcd key prefix of the layout', 'SRVLINK_PREFIX').default('/skydns'))
+    .addOption(envOption('--check-interval <duration>', 'time between checks', 'SRVLINK_CHECK_INTERVAL').default(REGISTER_DEFAULTS.checkInterval))
+    .addOption(envOption('--check-timeout <duration>', 'time one check may take', 'SRVLINK_CHECK_TIMEOUT').default(REGISTER_DEFAULTS.checkTimeout))
+    .addOption(envOption('--rise <n>', 'passes in a row that register the instance', 'SRVLINK_RISE').default(REGISTER_DEFAULTS.rise))
+    .addOption(envOption('--fall <n>', 'failures in a row that deregister it', 'SRVLINK_FALL').default(REGISTER_DEFAULTS.fall))
+    .addOption(envOption('--prefix <path>', 'etcd key prefix of the layout', 'SRVLINK_PREFIX').default(REGISTER_DEFAULTS.prefix))
     .addHelpText(
       'after',
       `

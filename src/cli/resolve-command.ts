@@ -30,7 +30,7 @@ export function resolveCommand(io: CliIo, setExit: (code: number) => void): Comm
     .argument('<service>', 'service to resolve: NAME, NAME.ENV or a full SRV name')
     .addOption(new Option('--domain <domain>', 'the environment short names resolve in, e.g. env1.skydns.local').env('SRVLINK_DOMAIN'))
     .addOption(
-      new Option('--cluster-dns <host[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)')
+      new Option('--cluster-dns <ip[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)')
         .env('SRVLINK_CLUSTER_DNS')
         .argParser(collect),
     )

@@ -31,7 +31,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     )
     .addOption(envOption('--listen <addr>', 'address for mappings given without one', 'SRVLINK_LISTEN').default(RUN_DEFAULTS.listen))
     .addOption(
-      envOption('--cluster-dns <host[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)', 'SRVLINK_CLUSTER_DNS').argParser(collect),
+      envOption('--cluster-dns <ip[:port]>', 'cluster DNS server, repeatable (default: nameservers of /etc/resolv.conf)', 'SRVLINK_CLUSTER_DNS').argParser(collect),
     )
     .addOption(
       envOption('--discovery <kind>', 'where backends come from: dns (SRV via --cluster-dns), etcd (watch, --etcd) or static (--backend)', 'SRVLINK_DISCOVERY').default(
@@ -59,7 +59,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(envOption('--dns-listen <addr[:port]|none>', "the container's DNS stub (UDP and TCP); none: no stub", 'SRVLINK_DNS_LISTEN').default(RUN_DEFAULTS.dnsListen))
     .addOption(envOption('--cluster-domain <domain>', 'names sent to the cluster DNS (default: the parent of --domain)', 'SRVLINK_CLUSTER_DOMAIN'))
     .addOption(
-      envOption('--upstream <host[:port]>', 'resolver for all other names, repeatable (default: nameservers of resolv.conf at start)', 'SRVLINK_UPSTREAM').argParser(collect),
+      envOption('--upstream <ip[:port]>', 'resolver for all other names, repeatable (default: nameservers of resolv.conf at start)', 'SRVLINK_UPSTREAM').argParser(collect),
     )
     .addOption(envOption('--write-resolv-conf', 'point resolv.conf at the stub (search: --domain), keeping its options', 'SRVLINK_WRITE_RESOLV_CONF'))
     .addOption(envOption('--resolv-conf <file>', 'resolv.conf to read upstreams from (and to rewrite)', 'SRVLINK_RESOLV_CONF').default(RUN_DEFAULTS.resolvConf))

@@ -1,6 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { absoluteName, isDomainName } from '../core/dns-name.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import { describeSource, splitList, type OptionSource } from './option-source.js';
 
 /** Settings of `srvlink dns`, validated and frozen. */
@@ -21,7 +22,7 @@ export interface DnsServeInput {
   records?: string;
 }
 
-export const DNS_SERVE_DEFAULTS = { listen: '127.0.0.1:53', zone: 'skydns.local.', prefix: '/skydns' } as const;
+export const DNS_SERVE_DEFAULTS = { listen: '127.0.0.1:53', zone: 'skydns.local.', prefix: DEFAULT_SKYDNS_PREFIX } as const;
 
 /** Validate the raw option strings of `srvlink dns` (pure; throws `ConfigError`). */
 export function parseDnsServeConfig(input: DnsServeInput, sources: Partial<Record<keyof DnsServeInput, OptionSource>> = {}): DnsServeConfig {

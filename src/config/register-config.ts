@@ -1,5 +1,6 @@
 import { ConfigError } from '../core/errors.js';
-import { parseDuration } from '../core/duration.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
 import { parsePort } from '../core/host-port.js';
 import { defaultInstanceId } from '../registry/default-instance-id.js';
 import { HEALTH_CHECK_DEFAULTS, parseHealthCheck } from '../registry/health-check.js';
@@ -119,6 +120,18 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
     fall: integer('fall', REGISTRATION_DEFAULTS.fall, 1, 1000),
   });
 }
+
+/** Defaults of `srvlink register`, as `--help` shows them: the registry's own, written as a user types them. */
+export const REGISTER_DEFAULTS = {
+  priority: String(REGISTRATION_VALUE_DEFAULTS.priority),
+  weight: String(REGISTRATION_VALUE_DEFAULTS.weight),
+  ttl: String(REGISTRATION_DEFAULTS.ttl),
+  checkInterval: formatDuration(REGISTRATION_DEFAULTS.interval),
+  checkTimeout: formatDuration(HEALTH_CHECK_DEFAULTS.timeout),
+  rise: String(REGISTRATION_DEFAULTS.rise),
+  fall: String(REGISTRATION_DEFAULTS.fall),
+  prefix: DEFAULT_SKYDNS_PREFIX,
+} as const;
 
 /** The optional keys of a registration spec, as `RegisterSpec` names them. */
 export const REGISTER_SPEC_KEYS: readonly (keyof RegisterSpec)[] = ['host', 'priority', 'weight', 'ttl', 'instance', 'check', 'checkSend', 'checkExpect', 'checkInterval', 'checkTimeout', 'rise', 'fall'];

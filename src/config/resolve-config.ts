@@ -1,5 +1,6 @@
 import { ConfigError } from '../core/errors.js';
-import { parseDuration } from '../core/duration.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
+import { DNS_CLIENT_DEFAULTS } from '../dns/client.js';
 import { parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
 import { describeSource, splitList, type OptionSource } from './option-source.js';
@@ -24,7 +25,7 @@ export interface ResolveInput {
   json?: boolean;
 }
 
-export const RESOLVE_DEFAULTS = { timeout: '2s' } as const;
+export const RESOLVE_DEFAULTS = { timeout: formatDuration(DNS_CLIENT_DEFAULTS.timeout) } as const;
 
 /** Validate `srvlink resolve SERVICE` options (pure; throws `ConfigError`). */
 export function parseResolveConfig(

@@ -5,7 +5,12 @@ import type { RegisterSpec } from './register-config.js';
 import { registerEntries } from './register-entries.js';
 import { unknownKeyMessage } from './nearest-key.js';
 import { ConfigError } from '../core/errors.js';
-import { parseDuration } from '../core/duration.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
+import { DNS_DISCOVERY_DEFAULTS } from '../discovery/dns-backend-source.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { DNS_CLIENT_DEFAULTS } from '../dns/client.js';
+import { FORWARDER_DEFAULTS } from '../proxy/forwarder.js';
+import { DEFAULT_CACHE_ENTRIES } from '../stub/dns-cache.js';
 import { formatHostPort, parseHostPort, parsePort, parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
 import { parseStaticBackends, type StaticBackend } from '../discovery/static-backend-source.js';
@@ -81,25 +86,29 @@ export interface RunConfig {
 /** Signals `--reload-signal` may name: those a user sends on purpose and nothing else needs. */
 export const RELOAD_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
-/** Defaults, as `--help` shows them. */
+/**
+ * Defaults, as `--help` shows them. Those of a part are the part's own
+ * (`FORWARDER_DEFAULTS`, `DNS_DISCOVERY_DEFAULTS`, ...), written here as a
+ * user types them, so that the two never differ.
+ */
 export const RUN_DEFAULTS = {
   listen: '127.0.0.1',
   discovery: 'dns',
-  connectTimeout: '2s',
-  dialDeadline: '5s',
+  connectTimeout: formatDuration(FORWARDER_DEFAULTS.connectTimeout),
+  dialDeadline: formatDuration(FORWARDER_DEFAULTS.dialDeadline),
   idleTimeout: 'off',
-  maxConns: '1024',
-  ejectAfter: '3',
-  ejectTime: '5s',
-  drainTimeout: '10s',
-  ttlMin: '1s',
-  ttlMax: '60s',
-  staleMax: '5m',
-  dnsTimeout: '2s',
+  maxConns: String(FORWARDER_DEFAULTS.maxConnections),
+  ejectAfter: String(FORWARDER_DEFAULTS.ejectAfter),
+  ejectTime: formatDuration(FORWARDER_DEFAULTS.ejectBase),
+  drainTimeout: formatDuration(FORWARDER_DEFAULTS.drainTimeout),
+  ttlMin: formatDuration(DNS_DISCOVERY_DEFAULTS.ttlMin),
+  ttlMax: formatDuration(DNS_DISCOVERY_DEFAULTS.ttlMax),
+  staleMax: formatDuration(DNS_DISCOVERY_DEFAULTS.staleMax),
+  dnsTimeout: formatDuration(DNS_CLIENT_DEFAULTS.timeout),
   dnsListen: '127.0.0.1:53',
   resolvConf: '/etc/resolv.conf',
-  dnsCacheSize: '10000',
-  prefix: '/skydns',
+  dnsCacheSize: String(DEFAULT_CACHE_ENTRIES),
+  prefix: DEFAULT_SKYDNS_PREFIX,
 } as const;
 
 /** The attributes `parseRunConfig` reads (commander's camelCase names). */

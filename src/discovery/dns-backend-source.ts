@@ -50,9 +50,8 @@ export interface DnsBackendSourceState {
   warnings: number;
 }
 
-const DEFAULT_TTL_MIN = 1000;
-const DEFAULT_TTL_MAX = 60_000;
-const DEFAULT_STALE_MAX = 300_000;
+/** The defaults of the optional settings, ms; `srvlink run` shows them in --help. */
+export const DNS_DISCOVERY_DEFAULTS = { ttlMin: 1000, ttlMax: 60_000, staleMax: 300_000 } as const;
 /** Upper bound of `retryInterval`'s default: a down cluster DNS is asked again every second at most. */
 const DEFAULT_RETRY_CAP = 1000;
 /**
@@ -140,12 +139,12 @@ export class DnsBackendSource implements BackendSource {
     if (name === '') throw new InvalidArgumentError(`invalid dns discovery option "srvName": "${String(options.srvName)}", expected an SRV name like _service._tcp.domain`);
     this.#name = `${name}.`;
     this.#resolver = options.resolver;
-    this.#ttlMin = checkMs('ttlMin', options.ttlMin ?? DEFAULT_TTL_MIN, 1);
-    this.#ttlMax = checkMs('ttlMax', options.ttlMax ?? DEFAULT_TTL_MAX, 1);
+    this.#ttlMin = checkMs('ttlMin', options.ttlMin ?? DNS_DISCOVERY_DEFAULTS.ttlMin, 1);
+    this.#ttlMax = checkMs('ttlMax', options.ttlMax ?? DNS_DISCOVERY_DEFAULTS.ttlMax, 1);
     if (this.#ttlMin > this.#ttlMax) {
       throw new InvalidArgumentError(`invalid dns discovery options: "ttlMin" (${this.#ttlMin} ms) is greater than "ttlMax" (${this.#ttlMax} ms)`);
     }
-    this.#staleMax = checkMs('staleMax', options.staleMax ?? DEFAULT_STALE_MAX, 0, Number.MAX_SAFE_INTEGER);
+    this.#staleMax = checkMs('staleMax', options.staleMax ?? DNS_DISCOVERY_DEFAULTS.staleMax, 0, Number.MAX_SAFE_INTEGER);
     this.#retryInterval = checkMs('retryInterval', options.retryInterval ?? Math.min(this.#ttlMin, DEFAULT_RETRY_CAP), 1);
     this.#discovery = options.discovery ?? 'dns';
     this.#log = (options.logger ?? silentLogger).child({ discovery: this.#discovery, name: this.#name });

@@ -58,8 +58,8 @@ export interface DnsClientStats {
   failures: number;
 }
 
-const DEFAULT_TIMEOUT = 2000;
-const DEFAULT_ATTEMPTS = 2;
+/** The defaults of the optional settings (timeout per exchange, ms; rounds over the servers). */
+export const DNS_CLIENT_DEFAULTS = { timeout: 2000, attempts: 2 } as const;
 
 /** rcodes after which the next server is asked instead of returning the response. */
 const RETRY_RCODES: ReadonlySet<number> = new Set([Rcode.SERVFAIL, Rcode.REFUSED, Rcode.NOTIMP, Rcode.FORMERR]);
@@ -142,11 +142,11 @@ export class DnsClient {
         throw new InvalidArgumentError(`invalid dns server "${formatHostPort(server)}": port ${server.port} is outside 1-65535`);
       }
     }
-    const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+    const timeout = options.timeout ?? DNS_CLIENT_DEFAULTS.timeout;
     if (!Number.isFinite(timeout) || timeout <= 0) {
       throw new InvalidArgumentError(`invalid dns client option "timeout": ${timeout}, expected a positive number of milliseconds`);
     }
-    const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
+    const attempts = options.attempts ?? DNS_CLIENT_DEFAULTS.attempts;
     if (!Number.isInteger(attempts) || attempts < 1) {
       throw new InvalidArgumentError(`invalid dns client option "attempts": ${attempts}, expected an integer of at least 1`);
     }
