@@ -41,9 +41,9 @@ export interface AccessLogOptions {
  * The access log (`--access-log`): one line per closed connection with the
  * time, mapping, client, backend chosen, backends tried, bytes each way,
  * duration and outcome. A file is reopened on `reopen()` (SIGUSR1, as
- * logrotate's `postrotate` sends) and also by itself when it is moved away
- * or deleted (a watch on the file), for a supervised srvlink whose SIGUSR1
- * goes to the child. Writing never blocks forwarding: lines are queued on a
+ * logrotate's `postrotate` sends, when no command is supervised) and also by
+ * itself when it is moved away or deleted (a watch on the file): the only
+ * way with `run -- CMD`, whose SIGUSR1 goes to the command alone. Writing never blocks forwarding: lines are queued on a
  * stream; a file that cannot be written is reported once and retried at
  * the next reopen.
  */

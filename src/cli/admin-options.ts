@@ -26,20 +26,23 @@ export function withAdminOptions(command: Command, defaultAdmin: string | undefi
   command.addOption(defaultAdmin === undefined ? admin : admin.default(defaultAdmin));
   if (!accessLog) return command;
   return command.addOption(
-    envOption('--access-log <stderr|file>', 'one line per closed connection; a file is reopened on SIGUSR1 or when moved away (default: off)', 'SRVLINK_ACCESS_LOG'),
+    envOption('--access-log <stderr|file>', 'one line per closed connection; a file is reopened when moved away, and on SIGUSR1 unless a command is supervised (default: off)', 'SRVLINK_ACCESS_LOG'),
   );
 }
 
 /**
  * Check `--admin` and `--access-log` and open the access log; SIGUSR1
- * reopens it (log rotation). Settings come layered (flag, env, file) so that
- * errors name what the user typed.
+ * reopens it (log rotation), unless `signalsBelongToCommand`: with a
+ * supervised command SIGUSR1 is the command's alone (docs/architecture.md
+ * §4.6), and the file is reopened when it is moved away or deleted. Settings
+ * come layered (flag, env, file) so that errors name what the user typed.
  */
 export async function openAdminSettings(
   io: CliIo,
   settings: { admin?: LayeredValue | undefined; accessLog?: LayeredValue | undefined },
   format: LogFormat,
   log: Logger,
+  options: { signalsBelongToCommand?: boolean } = {},
 ): Promise<AdminSettings> {
   const what = (setting: 'admin' | 'access-log'): string => {
     const given = setting === 'admin' ? settings.admin : settings.accessLog;
@@ -53,7 +56,10 @@ export async function openAdminSettings(
   } catch (err) {
     throw new SrvlinkError('ERR_ACCESS_LOG', `cannot open access log "${config.accessLog.kind === 'file' ? config.accessLog.path : 'stderr'}": ${errorMessage(err)}`, { cause: err });
   }
-  const off = io.onSignal('SIGUSR1', () => void accessLog.reopen());
+  const off = options.signalsBelongToCommand ? () => undefined : io.onSignal('SIGUSR1', () => void accessLog.reopen());
+  if (config.accessLog.kind === 'file') {
+    log.info('access log open', { file: config.accessLog.path, reopen: options.signalsBelongToCommand ? 'when moved or deleted (SIGUSR1 goes to the command)' : 'on SIGUSR1, or when moved or deleted' });
+  }
   return {
     admin: config.admin,
     accessLog,

@@ -134,7 +134,9 @@ with a command, the command's status, 127 command not found, 126 not executable.
           const stopping = new AbortController();
           void stopSignal.then(() => stopping.abort());
           const { layered } = settings;
-          const adminSettings = await openAdminSettings(io, { admin: layered.admin, accessLog: layered.accessLog }, logFormat(cmd, settings.layered), log);
+          const adminSettings = await openAdminSettings(io, { admin: layered.admin, accessLog: layered.accessLog }, logFormat(cmd, settings.layered), log, {
+            signalsBelongToCommand: commandLine.length > 0,
+          });
           const supervised: SupervisedRun | undefined =
             commandLine.length > 0 || layered.subreaper?.value === true
               ? superviseCommand(commandLine, {
