@@ -14,6 +14,7 @@ import { orderBackends } from '../discovery/order-backends.js';
 import { BackendHealth, type Admission, type BackendHealthEntry, type HealthChange } from './backend-health.js';
 import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
+import { DescriptorBudget, processDescriptorBudget } from './descriptor-budget.js';
 import { resetSocket } from './tcp-reset.js';
 import { spliceSockets, type SpliceResult } from './splice-sockets.js';
 
@@ -57,6 +58,8 @@ export interface ForwarderOptions {
   now?: () => number;
   /** Told of every dial and every finished connection (metrics, access log). */
   observer?: ForwarderObserver;
+  /** Room for forwarded pairs under the open-file limit, shared by the forwarders of a process. Default: this process's (`processDescriptorBudget`). */
+  descriptors?: DescriptorBudget;
 }
 
 /** How a client connection ended, for the access log. */
@@ -148,6 +151,7 @@ export class Forwarder implements Service<HostPort> {
   readonly #log: Logger;
   readonly #health: BackendHealth;
   readonly #rejectLog: LogThrottle;
+  readonly #descriptors: DescriptorBudget;
   readonly #serverErrorLog: LogThrottle;
   readonly #failureLog: LogThrottle;
   readonly #observer: ForwarderObserver;
@@ -205,6 +209,7 @@ export class Forwarder implements Service<HostPort> {
     // Once per cause, then counted: a dead service hit by every client is one line a minute, with the count.
     this.#failureLog = new LogThrottle({ interval: FAILURE_LOG_INTERVAL, now });
     this.#observer = options.observer ?? {};
+    this.#descriptors = options.descriptors ?? processDescriptorBudget();
   }
 
   /**
@@ -297,6 +302,13 @@ export class Forwarder implements Service<HostPort> {
       if (suppressed !== undefined) this.#log.error('cannot accept connection', { error: errorMessage(err), suppressed });
     });
     this.#server = server;
+    if (this.#maxConnections > this.#descriptors.capacity) {
+      this.#log.warn('the open-file limit allows fewer connections than --max-conns: raise it (ulimit -n) or expect clients closed at once', {
+        openFiles: this.#descriptors.limit,
+        connections: this.#descriptors.capacity,
+        maxConnections: this.#maxConnections,
+      });
+    }
     this.#unsubscribe = this.#source.onUpdate((set) => this.#forgetDeparted(set));
     this.#log.debug('forwarder listening', { listen: formatHostPort(this.address()) });
   }
@@ -334,13 +346,32 @@ export class Forwarder implements Service<HostPort> {
 
   #onDrop(): void {
     this.stats.rejected++;
-    const suppressed = this.#rejectLog.take();
+    const suppressed = this.#rejectLog.take('max-conns');
     if (suppressed !== undefined) {
       this.#log.warn('too many connections: closing new clients', { maxConnections: this.#maxConnections, suppressed });
     }
   }
 
+  /** No descriptors left for another pair: closed at once and counted like a connection over --max-conns. */
+  #onNoDescriptors(client: Socket): void {
+    this.stats.rejected++;
+    client.on('error', () => undefined);
+    resetSocket(client);
+    const suppressed = this.#rejectLog.take('open-files');
+    if (suppressed !== undefined) {
+      this.#log.warn('open-file limit reached: closing new clients', {
+        openFiles: this.#descriptors.limit,
+        connections: this.#descriptors.capacity,
+        suppressed,
+      });
+    }
+  }
+
   #onConnection(client: Socket): void {
+    if (!this.#descriptors.take()) {
+      this.#onNoDescriptors(client);
+      return;
+    }
     this.stats.accepted++;
     this.#clients.add(client);
     this.stats.active = ++this.#active;
@@ -357,6 +388,7 @@ export class Forwarder implements Service<HostPort> {
       resetSocket(client);
     });
     void Promise.all([forwarded, clientClosed]).then(() => {
+      this.#descriptors.release();
       this.stats.active = --this.#active;
       this.#checkIdle();
     });
