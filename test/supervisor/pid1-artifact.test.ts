@@ -114,4 +114,16 @@ describe.skipIf(NETNS_UNAVAILABLE !== undefined)(`the artifact as PID 1${NETNS_U
     await srvlink.signal('SIGTERM');
     expect(await srvlink.exited).toBe(0);
   });
+
+  it('--stop-timeout: an app that ignores SIGTERM gets SIGKILL after the timeout, and srvlink exits 137', async () => {
+    const dir = tempDir();
+    const srvlink = spawnPid1(['run', '--config', configFile(dir), '--stop-timeout', '1s', '--', 'sh', '-c', `trap '' TERM; echo up > ${dir}/up; while :; do sleep 0.05; done`]);
+    await waitFor(() => existsSync(join(dir, 'up')), { what: 'the app to start' });
+    await srvlink.signal('SIGTERM');
+    // Bounded: the timeout is 1 s; the upper bound is generous for a loaded machine.
+    await waitFor(() => srvlink.child.exitCode !== null, { what: 'srvlink to exit after the stop timeout', timeout: 30_000 });
+    expect(await srvlink.exited).toBe(137);
+    expect(srvlink.logs.find((l) => l.msg === 'command did not stop in time: killing it')).toMatchObject({ stopTimeout: 1000 });
+    expect(srvlink.logs.find((l) => l.msg === 'command exited')).toMatchObject({ signal: 'SIGKILL', status: 137 });
+  });
 });
