@@ -2,7 +2,8 @@ import * as packet from 'dns-packet';
 import type { Answer, OptAnswer, Question, RecordType } from 'dns-packet';
 import { MalformedMessageError } from '../core/errors.js';
 import { wireNameProblem } from '../core/dns-name.js';
-import { MAX_MESSAGE_SIZE, compressMessage } from './compress-message.js';
+import { compressMessage } from './compress-message.js';
+import { HEADER_LENGTH, MAX_MESSAGE_SIZE } from './wire.js';
 
 /** A resource record as dns-packet models it (OPT excluded: see `DnsMessage.edns`). */
 export type DnsRecord = Exclude<Answer, OptAnswer>;
@@ -73,7 +74,7 @@ export interface DnsHeader {
   arcount: number;
 }
 
-export const HEADER_LENGTH = 12;
+export { HEADER_LENGTH };
 /** RFC 1035 §4.2.1: without EDNS a UDP message is at most 512 bytes. */
 export const CLASSIC_UDP_SIZE = 512;
 /**

@@ -1,7 +1,7 @@
 import { MalformedMessageError } from '../core/errors.js';
+import { HEADER_LENGTH as HEADER, MAX_MESSAGE_SIZE, TC_BIT } from './wire.js';
 
-/** RFC 1035 §4.2.2: a TCP message is at most 65,535 bytes (its length is 16 bits). */
-export const MAX_MESSAGE_SIZE = 0xffff;
+export { MAX_MESSAGE_SIZE };
 
 /** RR type numbers (RFC 1035 §3.2.2, RFC 2782) whose RDATA holds names this pass knows how to find. */
 const NS = 2;
@@ -13,8 +13,6 @@ const SRV = 33;
 
 /** RFC 1035 §4.1.4: a pointer holds a 14-bit offset, so only names in the first 16 KiB can be pointed at. */
 const MAX_POINTER = 0x3fff;
-const HEADER = 12;
-const TC_BIT = 0x0200;
 
 export interface CompressOptions {
   /** Bytes the result may take, at most; records that do not fit are left out. Default 65,535. */

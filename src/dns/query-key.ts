@@ -1,10 +1,10 @@
-import { CLASSIC_UDP_SIZE, EDNS_UDP_SIZE, HEADER_LENGTH, MAX_MESSAGE_SIZE } from './codec.js';
+import { CLASSIC_UDP_SIZE, EDNS_UDP_SIZE } from './codec.js';
+import { HEADER_LENGTH, MAX_MESSAGE_SIZE, OPT_TYPE as OPT } from './wire.js';
 
 /** RFC 1035 §4.1.1 flag bits a reply depends on: RD (copied), AD (RFC 6840 §5.8), CD (RFC 4035 §3.2.2). */
 const REPLY_FLAGS = 0x0100 | 0x0020 | 0x0010;
 const QR = 0x8000;
 const OPCODE = 0x7800;
-const OPT = 41;
 /** RFC 3225: DO is the top bit of the OPT record's flags. */
 const DNSSEC_OK = 0x8000;
 /** RFC 1035 §2.3.4: a name is at most 255 octets on the wire. */

@@ -1,6 +1,4 @@
-import { HEADER_LENGTH } from './codec.js';
-
-const OPT = 41;
+import { HEADER_LENGTH, OPT_TYPE as OPT } from './wire.js';
 
 /**
  * Where the TTL of each resource record of a wire message is (answer,

@@ -20,6 +20,7 @@ import {
 import { runChain, type DnsClientInfo, type DnsHandler, type DnsRequest } from './handler.js';
 import type { ReplyCache } from './reply-cache.js';
 import { FrameDecoder, frameMessage } from './tcp-framing.js';
+import { TC_BIT } from './wire.js';
 
 export interface DnsServerOptions {
   /** Where to listen, UDP and TCP on the same port; port 0 picks a free one. */
@@ -94,9 +95,6 @@ interface TcpConnection {
   idle: NodeJS.Timeout;
   message: NodeJS.Timeout | undefined;
 }
-
-/** RFC 1035 §4.1.1: TC is bit 9 of the flags word. */
-const TC_BIT = 0x0200;
 
 /** Map an error thrown by a handler to the rcode of the reply: the one place this happens. */
 export function rcodeForError(err: unknown): number {

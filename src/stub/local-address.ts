@@ -1,5 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { isIP } from 'node:net';
+import { mappedIpv4 } from '../core/ip-address.js';
 import type { DnsClientInfo } from '../dns/handler.js';
 
 /** Clients remembered at most, and for how long (routes change: a container's network can be re-plugged). */
@@ -77,5 +78,5 @@ function routeSource(address: string): Promise<string | undefined> {
 
 /** `::ffff:10.0.0.2` → `10.0.0.2` (an IPv4 client of a dual-stack socket). */
 function unmapped(address: string): string {
-  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  return mappedIpv4(address) ?? address;
 }

@@ -4,6 +4,7 @@ import type { DnsClientInfo } from '../dns/handler.js';
 import { queryKey } from '../dns/query-key.js';
 import { recordTtlOffsets } from '../dns/record-ttls.js';
 import type { CachedReply, ReplyCache } from '../dns/reply-cache.js';
+import { TC_BIT } from '../dns/wire.js';
 import type { CacheOrigin, DnsCache } from './dns-cache.js';
 import type { StubStats } from './stub-stats.js';
 
@@ -34,8 +35,6 @@ interface Entry {
   rcode: number;
   truncated: boolean;
 }
-
-const TC_BIT = 0x0200;
 
 /**
  * The stub's wire cache (docs/architecture.md §4.1): the encoded replies the

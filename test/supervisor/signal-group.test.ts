@@ -9,11 +9,13 @@ import { waitFor } from '../helpers/wait-for.js';
  * An app (sh) with a worker of its own (a second sh in its process group).
  * Each records SIGTERM in `log`; the app, on SIGTERM, kills what is left of
  * its worker and exits 3, so the outcome says who received the signal.
+ * Both die with their parent (`setpriv --pdeathsig`), so a test that fails
+ * before its SIGTERM leaves no loop behind when srvlink is killed.
  */
 function appScript(log: string): string {
   const worker = `trap 'echo worker-TERM >> ${log}; exit 0' TERM; echo worker-ready >> ${log}; while :; do sleep 0.05; done`;
   return [
-    `sh -c "${worker}" & worker=$!`,
+    `setpriv --pdeathsig KILL -- sh -c "${worker}" & worker=$!`,
     `trap 'echo app-TERM >> ${log}; sleep 0.3; kill -9 $worker 2>/dev/null; exit 3' TERM`,
     `echo app-ready >> ${log}`,
     'while :; do sleep 0.05; done',
@@ -31,7 +33,7 @@ async function runAndTerminate(extra: string[]): Promise<{ status: number; lines
   };
   const srvlink = spawnSrvlink([
     'run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', '--discovery', 'static',
-    '--map', '127.0.0.1:0=x', '--backend', 'x=127.0.0.1:9', ...extra, '--', 'sh', '-c', appScript(log),
+    '--map', '127.0.0.1:0=x', '--backend', 'x=127.0.0.1:9', ...extra, '--', 'setpriv', '--pdeathsig', 'KILL', '--', 'sh', '-c', appScript(log),
   ]);
   await waitFor(() => read().includes('app-ready') && read().includes('worker-ready'), { what: 'the app and its worker to start' });
   srvlink.child.kill('SIGTERM');
