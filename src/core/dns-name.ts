@@ -23,10 +23,14 @@ export const MAX_NAME_LENGTH = 253;
 const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
 const DOMAIN_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$/;
 
+/** The trailing dot dropped, case kept, as names are shown and joined: `zk1.skydns.local.` → `zk1.skydns.local`; the root is `''`. */
+export function relativeName(name: string): string {
+  return name.endsWith('.') ? name.slice(0, -1) : name;
+}
+
 /** Lower case, trailing dot dropped (RFC 4343: names compare case-insensitively); the root is `''`. */
 export function canonicalName(name: string): string {
-  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
-  return trimmed.toLowerCase();
+  return relativeName(name).toLowerCase();
 }
 
 /** `canonicalName` fully qualified: `example.com.`; the root is `.`. */
@@ -73,7 +77,7 @@ export function isDomainLabel(label: string): boolean {
  * root, not an empty string.
  */
 export function isDomainName(name: string): boolean {
-  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
+  const trimmed = relativeName(name);
   if (trimmed === '' || trimmed.length > MAX_NAME_LENGTH) return false;
   return trimmed.split('.').every(isDomainLabel);
 }

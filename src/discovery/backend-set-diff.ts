@@ -1,5 +1,5 @@
 import { formatHostPort } from '../core/host-port.js';
-import type { Backend } from './backend-source.js';
+import { backendName, type Backend } from './backend-source.js';
 
 /** Backends listed per kind of change in a log line; the counts are always whole. */
 export const MAX_LISTED_CHANGES = 10;
@@ -66,7 +66,7 @@ export function diffBackendSets(before: readonly Backend[], after: readonly Back
 
 /** One backend as logs show it: `instance host:port… pN wN`. */
 export function describeBackend(backend: Backend): string {
-  return `${backend.target.replace(/\.$/, '')} ${describeEndpoint(backend)}`;
+  return `${backendName(backend)} ${describeEndpoint(backend)}`;
 }
 
 /** Addresses (sorted), priority and weight: what may change while the instance stays. */

@@ -1,3 +1,5 @@
+import { relativeName } from '../core/dns-name.js';
+
 /** One SRV target (or static backend) with the addresses to dial. */
 export interface Backend {
   /** The SRV target host name, or the host as configured for static backends. */
@@ -7,6 +9,11 @@ export interface Backend {
   readonly weight: number;
   /** Addresses to dial, in order; never empty in a published set. */
   readonly addresses: readonly string[];
+}
+
+/** A backend's name as logs, status and metrics show it: the SRV target (the instance) without its trailing dot. */
+export function backendName(backend: Backend): string {
+  return relativeName(backend.target);
 }
 
 /** Why a set holds what it holds. */

@@ -1,3 +1,4 @@
+import { LogThrottle } from '../core/log-throttle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { Rcode, createReply, type DnsMessage } from './codec.js';
 import type { DnsRequest } from './handler.js';
@@ -32,6 +33,8 @@ const LEVEL: Record<RefusalReason, 'warn' | 'info' | 'debug'> = {
 export class Refusals {
   readonly counts: RefusalCounts = { noUpstream: 0, notAllowed: 0, outsideZone: 0, unsupported: 0 };
   readonly #log: Logger;
+  /** Once per reason: the first refusal of each is the line, the counts say the rest. */
+  readonly #logged = new LogThrottle({ interval: Number.POSITIVE_INFINITY });
 
   constructor(logger: Logger = silentLogger) {
     this.#log = logger;
@@ -40,7 +43,7 @@ export class Refusals {
   /** Count and (the first time for `reason`) log a refusal; the REFUSED reply to `request`. */
   refuse(request: DnsRequest, reason: RefusalReason, fields: { ra?: boolean } = {}): DnsMessage {
     this.counts[reason] += 1;
-    if (this.counts[reason] === 1) {
+    if (this.#logged.take(reason) !== undefined) {
       const question = request.message.questions[0];
       this.#log[LEVEL[reason]]('dns query refused, further refusals for this reason are counted only', {
         reason,

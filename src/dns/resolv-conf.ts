@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { relativeName } from '../core/dns-name.js';
 import type { HostPort } from '../core/host-port.js';
 
 /** What srvlink uses of resolv.conf(5). */
@@ -52,7 +53,7 @@ const ORIGINAL_PREFIX = '# srvlink original: ';
  */
 export function stubResolvConf(old: ResolvConf, stubHost: string, searchDomains: readonly string[], originalText = ''): string {
   const lines = [STUB_RESOLV_CONF_HEADER, `nameserver ${stubHost}`];
-  const search = searchDomains.map((d) => d.replace(/\.$/, '')).filter((d) => d !== '');
+  const search = searchDomains.map(relativeName).filter((d) => d !== '');
   if (search.length > 0) lines.push(`search ${search.join(' ')}`);
   for (const options of old.options) lines.push(`options ${options}`);
   const original = originalText.endsWith('\n') ? originalText.slice(0, -1) : originalText;

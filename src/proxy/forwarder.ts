@@ -9,7 +9,7 @@ import type { Service } from '../core/lifecycle.js';
 import { listenError } from '../core/listen-error.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
-import type { BackendSet, BackendSource } from '../discovery/backend-source.js';
+import { backendName, type BackendSet, type BackendSource } from '../discovery/backend-source.js';
 import { orderBackends } from '../discovery/order-backends.js';
 import { BackendHealth, type Admission, type BackendHealthEntry, type HealthChange } from './backend-health.js';
 import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
@@ -599,7 +599,7 @@ export class Forwarder implements Service<HostPort> {
         const key = formatHostPort({ host, port: backend.port });
         if (seen.has(key)) continue;
         seen.add(key);
-        candidates.push({ host, port: backend.port, key, target: backend.target.replace(/\.$/, '') });
+        candidates.push({ host, port: backend.port, key, target: backendName(backend) });
       }
     }
     return candidates;

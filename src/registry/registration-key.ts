@@ -1,4 +1,4 @@
-import { MAX_LABEL_OCTETS, MAX_NAME_LENGTH, hostLabelProblem } from '../core/dns-name.js';
+import { MAX_LABEL_OCTETS, MAX_NAME_LENGTH, hostLabelProblem, relativeName } from '../core/dns-name.js';
 import { DEFAULT_SKYDNS_PREFIX, nameToKey } from '../discovery/key-path.js';
 import { fieldError, type FieldProblem } from './field-problem.js';
 
@@ -31,7 +31,7 @@ export function registrationKeyProblem(options: RegistrationKeyOptions): FieldPr
   }
   const instanceProblem = hostLabelProblem(instance);
   if (instanceProblem !== undefined) return { field: 'instance', value: instance, problem: `${instanceProblem}; ${labelRule('zk1')}` };
-  const trimmedDomain = domain.endsWith('.') ? domain.slice(0, -1) : domain;
+  const trimmedDomain = relativeName(domain);
   const bad = trimmedDomain.split('.').find((label) => hostLabelProblem(label) !== undefined);
   if (bad !== undefined) {
     const why = trimmedDomain === '' ? 'empty' : `label "${bad}": ${hostLabelProblem(bad)}`;
@@ -64,7 +64,7 @@ export function registrationKey(options: RegistrationKeyOptions): string {
 }
 
 function registeredName({ domain, service, instance }: RegistrationKeyOptions): string {
-  return `${instance}._${service}._tcp.${domain.endsWith('.') ? domain.slice(0, -1) : domain}`;
+  return `${instance}._${service}._tcp.${relativeName(domain)}`;
 }
 
 function labelRule(example: string): string {

@@ -1,4 +1,4 @@
-import { canonicalName, isInZone } from '../core/dns-name.js';
+import { canonicalName, isInZone, relativeName } from '../core/dns-name.js';
 import { Rcode } from '../dns/codec.js';
 import type { DnsQuestion, DnsRecord } from '../dns/codec.js';
 import { DEFAULT_SKYDNS_PREFIX, keyToName, nameToKey } from '../discovery/key-path.js';
@@ -203,7 +203,7 @@ function reversedLabels(canonical: string): string[] {
 }
 
 function keyLabels(lookup: Lookup, key: string): string[] {
-  return reversedLabels(keyToName(key, lookup.prefix).replace(/\.$/, ''));
+  return reversedLabels(relativeName(keyToName(key, lookup.prefix)));
 }
 
 function matches(pattern: readonly string[], labels: readonly string[]): boolean {
@@ -481,7 +481,7 @@ function srvWeight(weight: number, total: number): number {
  */
 function targetOf(lookup: Lookup, entry: ZoneEntry): string {
   const { record } = entry;
-  const name = record.hostKind === 'name' ? record.host : keyToName(entry.key, lookup.prefix).replace(/\.$/, '');
+  const name = record.hostKind === 'name' ? record.host : relativeName(keyToName(entry.key, lookup.prefix));
   if (record.targetstrip === 0) return name;
   const labels = name.split('.');
   return record.targetstrip >= labels.length ? name : labels.slice(record.targetstrip).join('.');

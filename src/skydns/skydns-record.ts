@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { MAX_NAME_OCTETS, isHostName, wireNameProblem } from '../core/dns-name.js';
+import { MAX_NAME_OCTETS, isHostName, relativeName, wireNameProblem } from '../core/dns-name.js';
 import { SrvlinkError } from '../core/errors.js';
 import { canonicalAddress, mappedIpv4 } from '../core/ip-address.js';
 
@@ -100,7 +100,7 @@ export function parseSkydnsRecord(key: string, value: unknown): SkydnsRecord {
   const text = string('text');
   const rawHost = fields.host;
   if (rawHost !== undefined && typeof rawHost !== 'string') throw fail(`"host" must be a string, got ${quote(rawHost)}`);
-  const host = (rawHost ?? '').replace(/\.$/, '');
+  const host = relativeName(rawHost ?? '');
   let hostKind: SkydnsHostKind = 'none';
   let address: string | undefined;
   if (host === '') {

@@ -9,6 +9,7 @@ import {
   isHostName,
   isInZone,
   isServiceLabel,
+  relativeName,
   wireNameProblem,
 } from '../../src/core/dns-name.js';
 
@@ -25,6 +26,14 @@ describe('canonical form', () => {
     expect(canonicalName(name)).toBe(canonical);
     expect(absoluteName(name)).toBe(absolute);
   });
+
+  it.each([
+    ['Zk1.SkyDNS.local.', 'Zk1.SkyDNS.local'],
+    ['zk1.skydns.local', 'zk1.skydns.local'],
+    ['a..', 'a.'],
+    ['.', ''],
+    ['', ''],
+  ])('relativeName(%j) = %j: one trailing dot dropped, case kept', (name, relative) => expect(relativeName(name)).toBe(relative));
 
   it.each([
     ['zk.env1.skydns.local.', 'skydns.local', true],
