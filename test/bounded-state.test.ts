@@ -13,8 +13,8 @@ import { LeaseTracker } from '../src/skydns/lease-tracker.js';
 import { MemoryZoneStore } from '../src/skydns/memory-zone-store.js';
 import { DnsCache } from '../src/stub/dns-cache.js';
 import { sample } from './admin/admin-fixtures.js';
-import { startForwarder } from './proxy/start-forwarder.js';
-import { TestSource, backend } from './proxy/test-source.js';
+import { startForwarder } from './helpers/start-forwarder.js';
+import { TestSource, backend } from './helpers/test-source.js';
 import { expectReset, unusedPort } from './helpers/tcp-backends.js';
 import { waitFor } from './helpers/wait-for.js';
 

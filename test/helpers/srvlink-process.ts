@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
+import type { LogLine } from './log-line.js';
 
 /** The built executable: tests run what users run (`make test` builds first). */
 export const SRVLINK_MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
@@ -15,12 +16,6 @@ const QUIET_ADMIN = { SRVLINK_ADMIN: 'none' };
 
 /** How long to wait for a process to get ready or to end: generous, machines are noisy. */
 export const PROCESS_TIMEOUT = 30_000;
-
-export interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
 
 /** A running `srvlink` process with its structured log. */
 export interface SrvlinkProcess {

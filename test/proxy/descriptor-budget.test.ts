@@ -6,8 +6,8 @@ import { connect } from 'node:net';
 import type { HostPort } from '../../src/core/host-port.js';
 import { connectTcp, echoRoundTrip, startEchoBackend, waitClosed } from '../helpers/tcp-backends.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { linesMatching, startForwarder } from './start-forwarder.js';
-import { TestSource, backend } from './test-source.js';
+import { linesMatching, startForwarder } from '../helpers/start-forwarder.js';
+import { TestSource, backend } from '../helpers/test-source.js';
 
 /** Connect and resolve once the forwarder has closed the connection (the reset may come before the connect is reported). */
 async function closedAtOnce(address: HostPort): Promise<void> {

@@ -12,8 +12,8 @@ import {
   waitDisconnected,
 } from '../helpers/tcp-backends.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { linesMatching, startForwarder } from './start-forwarder.js';
-import { TestSource, backend } from './test-source.js';
+import { linesMatching, startForwarder } from '../helpers/start-forwarder.js';
+import { TestSource, backend } from '../helpers/test-source.js';
 
 /** Which named backend a new connection through `address` reaches. */
 async function reached(address: { host: string; port: number }): Promise<string> {

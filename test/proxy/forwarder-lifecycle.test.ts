@@ -5,8 +5,8 @@ import { silentLogger } from '../../src/core/logger.js';
 import { Forwarder, type ForwarderOptions } from '../../src/proxy/forwarder.js';
 import { connectTcp, echoRoundTrip, readAll, startEchoBackend, waitDisconnected } from '../helpers/tcp-backends.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { linesMatching, startForwarder } from './start-forwarder.js';
-import { TestSource, backend } from './test-source.js';
+import { linesMatching, startForwarder } from '../helpers/start-forwarder.js';
+import { TestSource, backend } from '../helpers/test-source.js';
 
 /** Resolves with the error code of a connect that must fail. */
 function refusedCode(address: { host: string; port: number }): Promise<string> {

@@ -11,8 +11,8 @@ import {
   waitDisconnected,
 } from '../helpers/tcp-backends.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { linesMatching, startForwarder } from './start-forwarder.js';
-import { TestSource, backend } from './test-source.js';
+import { linesMatching, startForwarder } from '../helpers/start-forwarder.js';
+import { TestSource, backend } from '../helpers/test-source.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (buf: Buffer): string => createHash('sha256').update(buf).digest('hex');

@@ -7,7 +7,7 @@ import { STALE_TTL } from '../../src/stub/dns-cache.js';
 import { startFakeDnsServer } from '../helpers/fake-dns-server.js';
 import { RawTcpClient } from '../helpers/raw-dns.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { aRecord, ask, manualClock, query, resolverFor, soaRecord, startStub, startUpstream, type Upstream } from './stub-fixtures.js';
+import { aRecord, ask, manualClock, query, resolverFor, soaRecord, startStub, startUpstream, type Upstream } from '../helpers/stub-fixtures.js';
 
 /** Upstreams that answer every A question with one address of their own, TTL 300. */
 async function twoUpstreams(): Promise<{ cluster: Upstream; upstream: Upstream }> {

@@ -12,7 +12,7 @@ import { dig } from '../helpers/dig.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { spawnSrvlink } from '../helpers/srvlink-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { aRecord, ask, query, resolverFor, startStub, startUpstream } from './stub-fixtures.js';
+import { aRecord, ask, query, resolverFor, startStub, startUpstream } from '../helpers/stub-fixtures.js';
 
 describe('refusals', () => {
   it('counts the stub’s refusals by reason: no upstream, not allowed, unsupported', async () => {

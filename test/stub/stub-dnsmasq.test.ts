@@ -3,7 +3,7 @@ import { createReply } from '../../src/dns/codec.js';
 import { STALE_TTL } from '../../src/stub/dns-cache.js';
 import { dig } from '../helpers/dig.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
-import { aRecord, manualClock, resolverFor, startStub, startUpstream } from './stub-fixtures.js';
+import { aRecord, manualClock, resolverFor, startStub, startUpstream } from '../helpers/stub-fixtures.js';
 
 /**
  * The stub between two programs we did not write: dnsmasq serving the

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { createReply } from '../../src/dns/codec.js';
 import { dig } from '../helpers/dig.js';
-import { aRecord, resolverFor, startStub, startUpstream } from './stub-fixtures.js';
+import { aRecord, resolverFor, startStub, startUpstream } from '../helpers/stub-fixtures.js';
 
 /** An upstream that says it validated every answer (AD), as a validating resolver does. */
 async function validatingUpstream(): Promise<Awaited<ReturnType<typeof startUpstream>>> {

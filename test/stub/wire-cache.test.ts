@@ -14,7 +14,7 @@ import type { HostPort } from '../../src/core/host-port.js';
 import { Rcode, createReply, decodeMessage } from '../../src/dns/codec.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { RawTcpClient, RawUdpClient } from '../helpers/raw-dns.js';
-import { manualClock, resolverFor, soaRecord, startStub, startUpstream } from './stub-fixtures.js';
+import { manualClock, resolverFor, soaRecord, startStub, startUpstream } from '../helpers/stub-fixtures.js';
 
 const TYPES = { A: 1, AAAA: 28, SRV: 33, TXT: 16, MX: 15, CNAME: 5 } as const;
 

@@ -2,12 +2,7 @@ import { onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
 import { createLogger, type LogLevel } from '../../src/core/logger.js';
 import { Forwarder, type ForwarderOptions } from '../../src/proxy/forwarder.js';
-
-export interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
+import type { LogLine } from './log-line.js';
 
 export interface TestForwarder {
   forwarder: Forwarder;

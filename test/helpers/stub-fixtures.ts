@@ -5,7 +5,7 @@ import { createMessage, decodeMessage, encodeMessage, type DnsMessage, type DnsR
 import type { DnsHandler } from '../../src/dns/handler.js';
 import { DnsServer } from '../../src/dns/server.js';
 import { createStub, type StubOptions, type StubServer } from '../../src/stub/create-stub.js';
-import { RawTcpClient, RawUdpClient } from '../helpers/raw-dns.js';
+import { RawTcpClient, RawUdpClient } from './raw-dns.js';
 
 /** A clock the test moves by hand (the stub's cache reads it; nothing else does). */
 export interface ManualClock {
