@@ -129,12 +129,10 @@ describe('EtcdZoneStore', () => {
     expect(lines.find((line) => line.msg === 'etcd zone loaded')).toMatchObject({ level: 'info', records: 3, malformed: 0, revision: 5, etcdPrefix: '/skydns/' });
     await waitFor(() => store.connected, { what: 'the watch to be established' });
 
-    // A put reaches the index through the watch, well under a second after etcd committed it.
+    // A put reaches the index through the watch (not a read of the whole prefix again), with its revision.
     const changed = once(store, 'change', { signal: AbortSignal.timeout(WAIT_TIMEOUT) });
     const put = await etcd.put(`${ZK}/zk4`).value('{"host":"10.0.0.14","port":31004,"priority":20}').exec();
-    const committed = Date.now();
     const [change] = await changed;
-    expect(Date.now() - committed).toBeLessThan(1000);
     expect(change).toEqual({ cause: 'watch', revision: Number(put.header.revision), keys: [`${ZK}/zk4`] });
     expect(srv(store)).toContain(`${SRV_NAME} 300 SRV 20 50 31004 zk4._zookeeper._tcp.env1.skydns.local`);
 
@@ -316,8 +314,10 @@ describe('EtcdZoneStore', () => {
     if (!member) throw new Error('no member');
 
     const lost = next(store, 'disconnected');
+    const stopping = Date.now();
     await member.stop();
     await lost;
+    const lostSeen = Date.now();
     expect(store.synced).toBe(false);
     expect(store.connected).toBe(false);
     expect(store.unavailable).toMatch(/^etcd unreachable since /);
@@ -330,8 +330,12 @@ describe('EtcdZoneStore', () => {
     const restartedAt = Date.now();
     await member.start();
     const [resync] = (await back) as [EtcdZoneResync];
+    const resyncSeen = Date.now();
     expect(resync).toMatchObject({ records: 1, malformed: 0 });
-    expect(resync.outageMs).toBeGreaterThan(0);
+    // The outage the store reports is the one the test made: from the loss (after the stop began)
+    // to the resync (after the restart), so at least the time the member stayed down.
+    expect(resync.outageMs).toBeGreaterThanOrEqual(restartedAt - lostSeen);
+    expect(resync.outageMs).toBeLessThanOrEqual(resyncSeen - stopping);
     expect(store.synced).toBe(true);
     expect(store.unavailable).toBeUndefined();
     expect(lines.find((line) => line.msg === 'etcd zone resynced')).toMatchObject({ level: 'info', records: 1 });
@@ -343,8 +347,6 @@ describe('EtcdZoneStore', () => {
       `${SRV_NAME} 300 SRV 10 33 31002 zk2._zookeeper._tcp.env1.skydns.local`,
     ]);
     expect(store.connected).toBe(true);
-    // Recorded for the report: how long from the member's restart to the store being current again.
-    expect(Date.now() - restartedAt).toBeLessThan(RECOVERY_TIMEOUT);
   });
 
   it('reads everything again when its watch revision has been compacted', async () => {
