@@ -11,6 +11,7 @@ import { createAliasHandler, type AliasAddresses } from './alias-handler.js';
 import { allowFrom, createAllowFromHandler } from './allow-from.js';
 import { LocalAddresses } from './local-address.js';
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, DnsCache } from './dns-cache.js';
+import { createCacheHandler } from './cache-handler.js';
 import { createForwardHandler, type DnsResolver } from './forward-handler.js';
 import { createQueryCheckHandler } from '../dns/query-check.js';
 import { Refusals } from '../dns/refusals.js';
@@ -56,7 +57,7 @@ export interface StubOptions {
   logger?: Logger;
   /** Clock of the cache, ms since the epoch; default `Date.now`. */
   now?: () => number;
-  /** RFC 8767 client-response timer of the forwarders, ms; default `STALE_ANSWER_AFTER` (1.8 s). */
+  /** RFC 8767 client-response timer of the cache handler, ms; default `STALE_ANSWER_AFTER` (1.8 s). */
   staleAnswerAfter?: number;
   /** Longest a client waits for a forwarded answer, ms; default `QUESTION_DEADLINE` (4 s). */
   questionDeadline?: number;
@@ -111,12 +112,14 @@ export class StubServer extends DnsServer {
  * 1. query-check: NOTIMP, FORMERR, REFUSED for what is not a standard IN query;
  * 2. allow-from, when `allowFrom` is given: REFUSED for other clients;
  * 3. aliases: the names of mapped services → the listeners' addresses;
- * 4. cluster forwarder: names in `clusterDomain` → `clusterResolver`;
- * 5. upstream forwarder: every other name → `upstreamResolver`;
+ * 4. the cluster zone, when `clusterZone` is given: names it holds in memory;
+ * 5. cache: fresh and stale answers to what the forwarders take, and their replies;
+ * 6. cluster forwarder: names in `clusterDomain` → `clusterResolver`;
+ * 7. upstream forwarder: every other name → `upstreamResolver`;
  *
  * and REFUSED for what is left (we are nobody's open resolver). Both
- * forwarders share one cache; the wire cache in front of the chain answers
- * repeated queries with the encoded replies that cache gave. Not started: call `start()`. Throws a
+ * forwarders fill the one cache; the wire cache in front of the chain answers
+ * repeated queries with the encoded replies the cache handler gave. Not started: call `start()`. Throws a
  * `InvalidArgumentError` for a `clusterResolver` without `clusterDomain` and for bad
  * aliases, networks or cache sizes.
  */
@@ -146,45 +149,47 @@ export function createStub(options: StubOptions): StubServer {
   let aliasHandler = createAliasHandler(options.aliases ?? new Map(), aliasOptions);
   // A level of indirection so that a reload can swap the table without rebuilding the chain.
   handlers.push({ name: 'alias', handle: (request, next) => aliasHandler.handle(request, next) });
+  const setAliases = (aliases: ReadonlyMap<string, AliasAddresses>): void => {
+    aliasHandler = createAliasHandler(aliases, aliasOptions);
+    // A name forwarded until now may be an alias from now on.
+    wireCache?.clear();
+  };
+  const inCluster = (qname: string): boolean => zones.some((zone) => isInZone(qname, zone));
+  // The names some forwarder takes; the cache answers for those only.
+  const forwarded = options.upstreamResolver !== undefined ? 'all' : inCluster;
+  const cacheHandler = createCacheHandler({
+    cache,
+    match: forwarded,
+    stats,
+    ...(options.staleAnswerAfter === undefined ? {} : { staleAnswerAfter: options.staleAnswerAfter }),
+  });
+  const forward = {
+    onResponse: cacheHandler.store,
+    stats,
+    logger: logger.child({ component: 'dns-stub' }),
+    signal: abort.signal,
+    ...(options.questionDeadline === undefined ? {} : { questionDeadline: options.questionDeadline }),
+  };
+  // A cluster zone held in memory (the etcd index) answers before the cache and any forwarder.
+  if (options.clusterZone !== undefined) handlers.push(options.clusterZone);
+  if (options.clusterResolver !== undefined || options.upstreamResolver !== undefined) handlers.push(cacheHandler);
+  if (options.clusterResolver !== undefined) {
+    handlers.push(createForwardHandler({ ...forward, name: 'cluster', match: inCluster, resolver: options.clusterResolver }));
+  }
+  if (options.upstreamResolver !== undefined) {
+    handlers.push(createForwardHandler({ ...forward, name: 'upstream', match: 'all', resolver: options.upstreamResolver }));
+  }
   const wireCache =
     options.wireCache === false
       ? undefined
       : new WireCache({
-          source: cache,
+          source: cacheHandler,
           maxEntries: options.cacheSize ?? DEFAULT_CACHE_ENTRIES,
           maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
           stats,
           ...(options.now === undefined ? {} : { now: options.now }),
           ...(options.allowFrom === undefined ? {} : { allows: allowFrom(options.allowFrom) }),
         });
-  const setAliases = (aliases: ReadonlyMap<string, AliasAddresses>): void => {
-    aliasHandler = createAliasHandler(aliases, aliasOptions);
-    // A name forwarded until now may be an alias from now on.
-    wireCache?.clear();
-  };
-  const forward = {
-    cache,
-    stats,
-    logger: logger.child({ component: 'dns-stub' }),
-    signal: abort.signal,
-    ...(options.staleAnswerAfter === undefined ? {} : { staleAnswerAfter: options.staleAnswerAfter }),
-    ...(options.questionDeadline === undefined ? {} : { questionDeadline: options.questionDeadline }),
-  };
-  // A cluster zone held in memory (the etcd index) answers before any forwarder.
-  if (options.clusterZone !== undefined) handlers.push(options.clusterZone);
-  if (options.clusterResolver !== undefined) {
-    handlers.push(
-      createForwardHandler({
-        ...forward,
-        name: 'cluster',
-        match: (qname) => zones.some((zone) => isInZone(qname, zone)),
-        resolver: options.clusterResolver,
-      }),
-    );
-  }
-  if (options.upstreamResolver !== undefined) {
-    handlers.push(createForwardHandler({ ...forward, name: 'upstream', match: 'all', resolver: options.upstreamResolver }));
-  }
   // What no handler took: a name outside the cluster domain with no upstream to send it to
   // (resolv.conf names only the stub). Never silent: counted, and logged the first time.
   const fallback = (request: DnsRequest): Promise<DnsMessage> => Promise.resolve(refusals.refuse(request, 'noUpstream', { ra: true }));

@@ -1,7 +1,6 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { canonicalName } from '../core/dns-name.js';
 import { Rcode, encodeMessage, type DnsMessage, type DnsRecord } from '../dns/codec.js';
-import { replyFromResponse } from './reply-from-response.js';
 
 export interface DnsCacheOptions {
   /** Entries kept at most; the least recently used go first. Default 10 000. */
@@ -46,7 +45,7 @@ interface Entry {
   live: boolean;
 }
 
-/** Where a reply `get` gave came from: what a cache of encoded replies needs to age it and to drop it with its entry. */
+/** Where a fresh answer came from: what a cache of encoded replies needs to age it and to drop it with its entry. */
 export interface CacheOrigin {
   /** When the entry was stored and when it stops being fresh, ms since the epoch. */
   readonly storedAt: number;
@@ -55,6 +54,19 @@ export interface CacheOrigin {
   readonly elapsed: number;
   /** Whether the entry is still the cache's answer to its question. */
   live(): boolean;
+}
+
+/**
+ * An entry `get` or `getStale` found: the response as stored, and what a
+ * reply made of it must say (the cache handler makes the reply, in one place).
+ */
+export interface CachedAnswer {
+  /** The response as stored (TTLs capped, TC clear, no EDNS); shared with the cache: never change it. */
+  readonly response: DnsMessage;
+  /** The TTL a reply gives each record, from the one it has in `response`: aged by the whole seconds in the cache, or `STALE_TTL`. */
+  readonly ttl: (ttl: number) => number;
+  /** For a fresh entry: where it came from. Undefined for a stale one. */
+  readonly origin?: CacheOrigin;
 }
 
 /**
@@ -82,8 +94,6 @@ export interface CacheOrigin {
  */
 export class DnsCache {
   readonly #entries = new Map<string, Entry>();
-  /** The fresh replies `get` gave, by object: their origin, while someone holds them. */
-  readonly #origins = new WeakMap<DnsMessage, CacheOrigin>();
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #maxTtl: number;
@@ -130,18 +140,16 @@ export class DnsCache {
   }
 
   /**
-   * A fresh answer to `query`, or undefined. The reply carries `query`'s ID
-   * and question (its spelling, too, for the records owned by the asked name),
-   * every TTL lowered by the whole seconds spent in the cache (RFC 1035 §3.2.1:
-   * a TTL is the time left to keep the record), AA clear (RFC 1035 §4.1.1:
-   * AA is for answers from the authority, not from a cache).
+   * A fresh answer to `query`, or undefined: its TTLs lowered by the whole
+   * seconds spent in the cache (RFC 1035 §3.2.1: a TTL is the time left to
+   * keep the record).
    */
-  get(query: DnsMessage): DnsMessage | undefined {
+  get(query: DnsMessage): CachedAnswer | undefined {
     const found = this.#lookup(query);
     if (found === undefined) return undefined;
     const { entry, now } = found;
     if (now >= entry.expiresAt) return undefined;
-    return this.#reply(query, entry, now);
+    return fresh(entry, now);
   }
 
   /**
@@ -149,12 +157,12 @@ export class DnsCache {
    * `get` gives it, else an expired one less than `staleMax` ms past its
    * expiry with every TTL set to 30 s (RFC 8767 §4), else undefined.
    */
-  getStale(query: DnsMessage): DnsMessage | undefined {
+  getStale(query: DnsMessage): CachedAnswer | undefined {
     const found = this.#lookup(query);
     if (found === undefined) return undefined;
     const { entry, now } = found;
-    if (now < entry.expiresAt) return this.#reply(query, entry, now);
-    return replyFromResponse(query, entry.response, { aa: false, ttl: () => STALE_TTL });
+    if (now < entry.expiresAt) return fresh(entry, now);
+    return { response: entry.response, ttl: () => STALE_TTL };
   }
 
   /**
@@ -198,11 +206,6 @@ export class DnsCache {
     return true;
   }
 
-  /** Where `reply` came from, when `get` gave it (undefined for any other reply, stale ones included). */
-  origin(reply: DnsMessage): CacheOrigin | undefined {
-    return this.#origins.get(reply);
-  }
-
   /** Drop every entry. */
   clear(): void {
     for (const entry of this.#entries.values()) entry.live = false;
@@ -225,13 +228,6 @@ export class DnsCache {
     this.#entries.delete(key);
     this.#entries.set(key, entry);
     return { entry, now };
-  }
-
-  #reply(query: DnsMessage, entry: Entry, now: number): DnsMessage {
-    const elapsed = Math.max(0, Math.floor((now - entry.storedAt) / 1000));
-    const reply = replyFromResponse(query, entry.response, { aa: false, ttl: (ttl) => Math.max(0, ttl - elapsed) });
-    this.#origins.set(reply, { storedAt: entry.storedAt, expiresAt: entry.expiresAt, elapsed, live: () => entry.live });
-    return reply;
   }
 
   #delete(key: string): void {
@@ -259,6 +255,15 @@ export class DnsCache {
     // RFC 2308 §7.1 allows keeping SERVFAIL for up to 5 minutes; the stub never does: it would hide recovery.
     return undefined;
   }
+}
+
+function fresh(entry: Entry, now: number): CachedAnswer {
+  const elapsed = Math.max(0, Math.floor((now - entry.storedAt) / 1000));
+  return {
+    response: entry.response,
+    ttl: (ttl) => Math.max(0, ttl - elapsed),
+    origin: { storedAt: entry.storedAt, expiresAt: entry.expiresAt, elapsed, live: () => entry.live },
+  };
 }
 
 function capTtl(record: DnsRecord, cap: number): DnsRecord {

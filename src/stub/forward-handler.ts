@@ -4,7 +4,6 @@ import { LogThrottle } from '../core/log-throttle.js';
 import { EDNS_UDP_SIZE, createMessage, type DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { DnsCache } from './dns-cache.js';
-import { replyFromResponse } from './reply-from-response.js';
 import type { StubStats } from './stub-stats.js';
 
 /** What the forwarder needs of an upstream client; `DnsClient` is one. */
@@ -19,47 +18,37 @@ export interface ForwardHandlerOptions {
   /** Which questions go to `resolver`: the names for which it returns true, or all. */
   match: 'all' | ((qname: string) => boolean);
   resolver: DnsResolver;
-  /** Shared with other forwarders; none: every question goes upstream. */
-  cache?: DnsCache;
+  /**
+   * Told every response an upstream gave, once per exchange, also for one
+   * every client gave up on (the cache handler keeps it).
+   */
+  onResponse?: (query: DnsMessage, response: DnsMessage) => void;
   logger?: Logger;
-  /** Counters to increment: cacheHits, cacheMisses, coalesced, upstreamFailures, staleServed. */
+  /** Counters to increment: coalesced, upstreamFailures, deadlineExceeded, shed. */
   stats?: StubStats;
   /** Aborts the exchanges in flight (on shutdown). */
   signal?: AbortSignal;
   /**
-   * Distinct exchanges in flight at most. Past it a question is answered
-   * stale or SERVFAIL at once: a flood of names a slow upstream must answer
+   * Distinct exchanges in flight at most. Past it a question fails at once
+   * (the cache handler answers it stale, or the server SERVFAIL): a flood of names a slow upstream must answer
    * cannot take the server's every slot, and the names the stub answers
    * itself stay answered. Default 256.
    */
   maxInflight?: number;
   /**
-   * RFC 8767 §5 client-response timer, in ms: when an expired answer is at
-   * hand and the refresh has not answered by then, the client gets the stale
-   * answer at once while the refresh goes on (and updates the cache).
-   * Default `STALE_ANSWER_AFTER` (1.8 s, the value RFC 8767 suggests).
-   */
-  staleAnswerAfter?: number;
-  /**
    * Longest a client waits for an answer, in ms, whatever the upstreams do
    * (several servers each timing out add up): past it the question is
-   * answered SERVFAIL (or stale) while the exchange goes on. Default
+   * answered SERVFAIL (or stale, by the cache handler) while the exchange goes on. Default
    * `QUESTION_DEADLINE` (4 s: before glibc's resolver gives up, at 5 s).
    */
   questionDeadline?: number;
 }
 
-/** RFC 8767 §5: "a client response timer ... of 1.8 seconds". */
-export const STALE_ANSWER_AFTER = 1800;
 /** Under glibc's default 5 s per try (resolv.conf `timeout:`), so the app hears an answer, not silence. */
 export const QUESTION_DEADLINE = 4000;
 
 /** What a client's wait for an exchange ended with. */
-type Wait =
-  | { kind: 'answer'; response: DnsMessage }
-  | { kind: 'error'; error: unknown }
-  | { kind: 'stale' }
-  | { kind: 'deadline' };
+type Wait = { kind: 'answer'; response: DnsMessage } | { kind: 'error'; error: unknown } | { kind: 'deadline' };
 
 /** Raised when `maxInflight` exchanges are already on their way. */
 class UpstreamOverload extends SrvlinkError {
@@ -69,30 +58,26 @@ class UpstreamOverload extends SrvlinkError {
 }
 
 /**
- * Forward matching questions to `resolver` (docs/architecture.md §4.1), through `cache`:
+ * Forward matching questions to `resolver` (docs/architecture.md §4.1); the
+ * cache handler before it answers from the cache and makes the reply:
  *
- * 1. a fresh cache entry answers at once;
- * 2. else the question goes upstream, once: identical questions (same cache
- *    key) arriving while it is in flight wait for the same exchange;
- * 3. the upstream's response is cached when `DnsCache` allows and relayed
- *    with its rcode, sections and AA bit, the client's ID, question and RD,
- *    and RA set: the stub recurses on the client's behalf (RFC 1035 §4.1.1);
- * 4. when the exchange fails (timeouts, unreachable, SERVFAIL or REFUSED from
- *    every server), an expired entry is served with TTL 30 (RFC 8767 §4); with
- *    none, the error is thrown and the server answers SERVFAIL
- *    (`rcodeForError`, the one place errors become rcodes);
- * 5. a client never waits longer than `staleAnswerAfter` when an expired
- *    entry exists (RFC 8767 §5), nor longer than `questionDeadline` at all;
- *    the exchange it gave up on still finishes and fills the cache.
+ * 1. a question goes upstream once: identical questions (same cache key)
+ *    arriving while it is in flight wait for the same exchange;
+ * 2. the upstream's response is returned as it came (the cache handler
+ *    turns it into the client's reply) and told to `onResponse`;
+ * 3. when the exchange fails (timeouts, unreachable, SERVFAIL or REFUSED from
+ *    every server) the error is thrown: the cache handler answers stale, or
+ *    the server SERVFAIL (`rcodeForError`, the one place errors become rcodes);
+ * 4. a client never waits longer than `questionDeadline`; the exchange it
+ *    gave up on still finishes and is told to `onResponse`.
  *
  * The query sent upstream always asks for recursion (RD), whatever the client
  * set, so that what is cached is a full answer; it keeps the client's CD bit
  * and DO bit (both in the cache key). Other questions go to `next`.
  */
 export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler {
-  const { name, match, resolver, cache, stats, signal } = options;
+  const { name, match, resolver, onResponse, stats, signal } = options;
   const maxInflight = options.maxInflight ?? 256;
-  const staleAfter = options.staleAnswerAfter ?? STALE_ANSWER_AFTER;
   const deadline = options.questionDeadline ?? QUESTION_DEADLINE;
   const log = (options.logger ?? silentLogger).child({ forwarder: name });
   const inflight = new Map<string, Promise<DnsMessage>>();
@@ -123,7 +108,7 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
     const exchange = (async (): Promise<DnsMessage> => {
       try {
         const response = await resolver.exchange(upstream, signal ? { signal } : {});
-        cache?.set(query, response);
+        onResponse?.(query, response);
         if (outage.clear() !== undefined) {
           log.info('upstream dns answering again');
         }
@@ -137,21 +122,19 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
   };
 
   /**
-   * Wait for `exchange`, or for the client-response timer when a stale
-   * answer exists, or for the deadline: whichever comes first. The exchange
-   * may outlive the wait; its rejection is then seen by no one, and must not
-   * count as unhandled.
+   * Wait for `exchange` or for the deadline, whichever comes first. The
+   * exchange may outlive the wait; its rejection is then seen by no one,
+   * and must not count as unhandled.
    */
-  const waitFor = (exchange: Promise<DnsMessage>, haveStale: boolean): Promise<Wait> =>
+  const waitFor = (exchange: Promise<DnsMessage>): Promise<Wait> =>
     new Promise<Wait>((resolve) => {
-      const timers = [setTimeout(() => resolve({ kind: 'deadline' }), deadline)];
-      if (haveStale && staleAfter < deadline) timers.push(setTimeout(() => resolve({ kind: 'stale' }), staleAfter));
+      const timer = setTimeout(() => resolve({ kind: 'deadline' }), deadline);
       exchange
         .then(
           (response) => resolve({ kind: 'answer', response }),
           (error: unknown) => resolve({ kind: 'error', error }),
         )
-        .finally(() => timers.forEach(clearTimeout));
+        .finally(() => clearTimeout(timer));
     });
 
   return {
@@ -160,35 +143,18 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
       const query = request.message;
       const question = query.questions[0];
       if (question === undefined || !matches(question.name)) return next();
-      const cached = cache?.get(query);
-      if (cached !== undefined) {
-        if (stats) stats.cacheHits += 1;
-        return cached;
-      }
-      if (stats) stats.cacheMisses += 1;
-      let response: DnsMessage;
       try {
-        const waited = await waitFor(fetch(DnsCache.keyOf(query), query), cache?.getStale(query) !== undefined);
-        if (waited.kind === 'stale' || waited.kind === 'deadline') {
-          const stale = cache?.getStale(query);
-          if (stale !== undefined) {
-            if (stats) {
-              stats.staleServed += 1;
-              stats.staleOnTimer += 1;
-            }
-            return stale;
-          }
+        const waited = await waitFor(fetch(DnsCache.keyOf(query), query));
+        if (waited.kind === 'deadline') {
           if (stats) stats.deadlineExceeded += 1;
           throw new DnsQueryError('ERR_DNS_TIMEOUT', `cannot resolve "${question.name}" ${question.type}: no answer within ${deadline} ms`);
         }
         if (waited.kind === 'error') throw waited.error;
-        response = waited.response;
+        return waited.response;
       } catch (err) {
         if (err instanceof UpstreamOverload) {
           if (stats) stats.shed += 1;
-          const stale = cache?.getStale(query);
-          if (stale === undefined) throw err;
-          return stale;
+          throw err;
         }
         if (stats) stats.upstreamFailures += 1;
         // An upstream that answers SERVFAIL is alive (the name is broken, e.g. a DNSSEC failure):
@@ -201,12 +167,8 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
         } else {
           log.debug('upstream dns failed', fields);
         }
-        const stale = cache?.getStale(query);
-        if (stale === undefined) throw err;
-        if (stats) stats.staleServed += 1;
-        return stale;
+        throw err;
       }
-      return replyFromResponse(query, response);
     },
   };
 }

@@ -5,12 +5,13 @@ import { queryKey } from '../dns/query-key.js';
 import { recordTtlOffsets } from '../dns/record-ttls.js';
 import type { CachedReply, ReplyCache } from '../dns/reply-cache.js';
 import { TC_BIT } from '../dns/wire.js';
-import type { CacheOrigin, DnsCache } from './dns-cache.js';
+import type { CacheHandler } from './cache-handler.js';
+import type { CacheOrigin } from './dns-cache.js';
 import type { StubStats } from './stub-stats.js';
 
 export interface WireCacheOptions {
-  /** The answer cache whose fresh replies are kept encoded; an entry lives only as long as its source entry. */
-  source: DnsCache;
+  /** The cache handler whose replies from fresh entries are kept encoded; an entry lives only as long as its source entry. */
+  source: Pick<CacheHandler, 'origin'>;
   /** Entries at most (one per query shape: spelling, EDNS, size, transport); the least recently used go first. */
   maxEntries: number;
   /** Bytes of encoded replies at most. */
@@ -38,11 +39,11 @@ interface Entry {
 
 /**
  * The stub's wire cache (docs/architecture.md §4.1): the encoded replies the
- * answer cache (`DnsCache`) gave, keyed by the raw query (`queryKey`), so a
+ * cache handler made from fresh entries, keyed by the raw query (`queryKey`), so a
  * repeated question is answered without decoding, running the chain or
  * encoding: the template is copied, the client's ID written in, and the
  * TTLs aged by the whole seconds since the source entry was stored, exactly
- * as `DnsCache.get` ages them. Only replies the answer cache gave are kept
+ * as the cache handler ages them. Only replies the cache handler made from the cache are kept
  * (never alias answers, refusals, stale or upstream-fresh replies), and one
  * is served only while its source entry is the cache's fresh answer: a
  * replaced, evicted or cleared source takes it along. Bounded by entries and
@@ -50,7 +51,7 @@ interface Entry {
  */
 export class WireCache implements ReplyCache {
   readonly #entries = new Map<string, Entry>();
-  readonly #source: DnsCache;
+  readonly #source: Pick<CacheHandler, 'origin'>;
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #now: () => number;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { Rcode, createMessage, createReply, type DnsMessage, type DnsRecord } from '../../src/dns/codec.js';
+import { cachedReply } from '../../src/stub/cache-handler.js';
 import { DnsCache, STALE_TTL, type DnsCacheOptions } from '../../src/stub/dns-cache.js';
 
 /** A clock the test moves by hand. */
@@ -40,6 +41,17 @@ function ttls(message: DnsMessage | undefined): number[] {
   return [...(message?.answers ?? []), ...(message?.authorities ?? [])].map((record) => record.ttl ?? -1);
 }
 
+/** The reply the cache handler makes of what `get` (`getStale`) found: the cache keeps responses, the handler makes replies. */
+function get(cache: DnsCache, q: DnsMessage): DnsMessage | undefined {
+  const found = cache.get(q);
+  return found && cachedReply(q, found);
+}
+
+function getStale(cache: DnsCache, q: DnsMessage): DnsMessage | undefined {
+  const found = cache.getStale(q);
+  return found && cachedReply(q, found);
+}
+
 function cacheWith(options: DnsCacheOptions = {}): { cache: DnsCache; advance: (ms: number) => void } {
   const c = clock();
   return { cache: new DnsCache({ now: c.now, ...options }), advance: c.advance };
@@ -67,17 +79,17 @@ describe('DnsCache', () => {
       const { cache, advance } = cacheWith();
       expect(cache.set(q, res)).toBe(expected !== undefined);
       if (expected === undefined) {
-        expect(cache.get(q)).toBeUndefined();
+        expect(get(cache, q)).toBeUndefined();
         expect(cache.size).toBe(0);
         return;
       }
       // Fresh until exactly `expected` seconds have passed, then gone.
       advance(expected * 1000 - 1);
-      const hit = cache.get(q);
+      const hit = get(cache, q);
       expect(hit).toBeDefined();
       expect(Math.min(...ttls(hit))).toBe(1);
       advance(1);
-      expect(cache.get(q)).toBeUndefined();
+      expect(get(cache, q)).toBeUndefined();
     });
   });
 
@@ -94,7 +106,7 @@ describe('DnsCache', () => {
     const q = query('www.example.com');
     cache.set(q, response(q, { answers: [a('www.example.com', 300)], authorities: [{ name: 'example.com', type: 'NS', class: 'IN', ttl: 120, data: 'ns1.example.com' }] }));
     advance(elapsed);
-    expect(ttls(cache.get(q))).toEqual(expected);
+    expect(ttls(get(cache, q))).toEqual(expected);
   });
 
   it("a negative answer's SOA says min(TTL, MINIMUM), counting down (RFC 2308 §3)", () => {
@@ -102,7 +114,7 @@ describe('DnsCache', () => {
     const q = query('nope.example.com');
     cache.set(q, response(q, { rcode: Rcode.NXDOMAIN, authorities: [soa('example.com', 3600, 60)] }));
     advance(20_000);
-    const hit = cache.get(q);
+    const hit = get(cache, q);
     expect(hit?.rcode).toBe(Rcode.NXDOMAIN);
     expect(ttls(hit)).toEqual([40]);
   });
@@ -112,7 +124,7 @@ describe('DnsCache', () => {
     const first = query('WWW.Example.COM', 'A', { id: 7 });
     cache.set(first, response(first, { answers: [a('WWW.Example.COM', 300), a('other.example.com', 300, '192.0.2.9')] }));
     const second = createMessage({ id: 4242, flags: { rd: false }, questions: [{ name: 'www.example.com.', type: 'A', class: 'IN' }] });
-    const hit = cache.get(second);
+    const hit = get(cache, second);
     expect(hit).toMatchObject({ id: 4242, response: true, rcode: Rcode.NOERROR, flags: { aa: false, rd: false, ra: true, tc: false } });
     expect(hit?.questions).toEqual([{ name: 'www.example.com.', type: 'A', class: 'IN' }]);
     // The owner of the asked name takes the asker's spelling; others are left alone.
@@ -124,9 +136,9 @@ describe('DnsCache', () => {
     const q = query('Host.Example.ORG');
     cache.set(q, response(q, { answers: [a('Host.Example.ORG', 60)] }));
     for (const name of ['host.example.org', 'HOST.EXAMPLE.ORG.', 'hOsT.eXaMpLe.OrG']) {
-      expect(cache.get(query(name))?.answers[0]).toMatchObject({ name, data: '192.0.2.1' });
+      expect(get(cache, query(name))?.answers[0]).toMatchObject({ name, data: '192.0.2.1' });
     }
-    expect(cache.get(query('host.example.org', 'AAAA'))).toBeUndefined();
+    expect(get(cache, query('host.example.org', 'AAAA'))).toBeUndefined();
     expect(cache.size).toBe(1);
   });
 
@@ -136,15 +148,15 @@ describe('DnsCache', () => {
     const withDo = query('signed.example', 'A', { do: true });
     const withCd = query('signed.example', 'A', { cd: true });
     cache.set(withDo, response(withDo, { answers: [a('signed.example', 60), { name: 'signed.example', type: 'RRSIG', class: 'IN', ttl: 60, data: rrsig() }] }));
-    expect(cache.get(plain)).toBeUndefined();
-    expect(cache.get(withCd)).toBeUndefined();
-    expect(cache.get(withDo)?.answers).toHaveLength(2);
+    expect(get(cache, plain)).toBeUndefined();
+    expect(get(cache, withCd)).toBeUndefined();
+    expect(get(cache, withDo)?.answers).toHaveLength(2);
     // No EDNS at all is the same as DO clear.
     cache.set(plain, response(plain, { answers: [a('signed.example', 60)] }));
-    expect(cache.get(query('signed.example'))?.answers).toHaveLength(1);
+    expect(get(cache, query('signed.example'))?.answers).toHaveLength(1);
     // The reply's EDNS follows the new query: DO echoed (RFC 3225 §3), none without EDNS.
-    expect(cache.get(withDo)?.edns).toMatchObject({ dnssecOk: true });
-    expect(cache.get(query('signed.example'))?.edns).toBeUndefined();
+    expect(get(cache, withDo)?.edns).toMatchObject({ dnssecOk: true });
+    expect(get(cache, query('signed.example'))?.edns).toBeUndefined();
   });
 
   it(`serves expired entries with TTL ${STALE_TTL} only through getStale, up to staleMax (RFC 8767)`, () => {
@@ -153,17 +165,17 @@ describe('DnsCache', () => {
     cache.set(q, response(q, { answers: [a('stale.example', 10)] }));
     // While fresh, getStale is get.
     advance(4_000);
-    expect(ttls(cache.getStale(q))).toEqual([6]);
+    expect(ttls(getStale(cache, q))).toEqual([6]);
     advance(6_000);
-    expect(cache.get(q)).toBeUndefined();
-    const stale = cache.getStale(query('STALE.example', 'A', { id: 99 }));
+    expect(get(cache, q)).toBeUndefined();
+    const stale = getStale(cache, query('STALE.example', 'A', { id: 99 }));
     expect(stale).toMatchObject({ id: 99, rcode: Rcode.NOERROR, questions: [{ name: 'STALE.example' }] });
     expect(ttls(stale)).toEqual([STALE_TTL]);
     advance(59_999);
-    expect(ttls(cache.getStale(q))).toEqual([STALE_TTL]);
+    expect(ttls(getStale(cache, q))).toEqual([STALE_TTL]);
     expect(cache.size).toBe(1);
     advance(1);
-    expect(cache.getStale(q)).toBeUndefined();
+    expect(getStale(cache, q)).toBeUndefined();
     expect(cache.size).toBe(0);
   });
 
@@ -172,8 +184,8 @@ describe('DnsCache', () => {
     const q = query('gone.example');
     cache.set(q, response(q, { rcode: Rcode.NXDOMAIN, authorities: [soa('example', 300, 5)] }));
     advance(5_000);
-    expect(cache.get(q)).toBeUndefined();
-    const stale = cache.getStale(q);
+    expect(get(cache, q)).toBeUndefined();
+    const stale = getStale(cache, q);
     expect(stale?.rcode).toBe(Rcode.NXDOMAIN);
     expect(ttls(stale)).toEqual([STALE_TTL]);
   });
@@ -183,7 +195,7 @@ describe('DnsCache', () => {
     const q = query('x.example');
     cache.set(q, response(q, { answers: [a('x.example', 1)] }));
     advance(1000);
-    expect(cache.getStale(q)).toBeUndefined();
+    expect(getStale(cache, q)).toBeUndefined();
   });
 
   it('evicts the least recently used entry past maxEntries', () => {
@@ -196,12 +208,12 @@ describe('DnsCache', () => {
     put('two.example');
     put('three.example');
     // Reading "one" makes "two" the least recently used.
-    expect(cache.get(query('one.example'))).toBeDefined();
+    expect(get(cache, query('one.example'))).toBeDefined();
     put('four.example');
     expect(cache.size).toBe(3);
     expect(cache.evictions).toBe(1);
-    expect(cache.get(query('two.example'))).toBeUndefined();
-    for (const name of ['one.example', 'three.example', 'four.example']) expect(cache.get(query(name))).toBeDefined();
+    expect(get(cache, query('two.example'))).toBeUndefined();
+    for (const name of ['one.example', 'three.example', 'four.example']) expect(get(cache, query(name))).toBeDefined();
     // Replacing an entry does not grow the cache.
     put('four.example');
     expect(cache.size).toBe(3);
@@ -221,7 +233,7 @@ describe('DnsCache', () => {
     expect(cache.size).toBeLessThan(20);
     const before = cache.size;
     txt('huge.example', 2500);
-    expect(cache.get(query('huge.example', 'TXT'))).toBeUndefined();
+    expect(get(cache, query('huge.example', 'TXT'))).toBeUndefined();
     expect(cache.size).toBe(before);
   });
 
@@ -241,10 +253,10 @@ describe('DnsCache', () => {
     const res = response(q, { answers: [a('copy.example', 300)] });
     cache.set(q, res);
     res.answers[0] = a('copy.example', 300, '203.0.113.66');
-    const hit = cache.get(q);
+    const hit = get(cache, q);
     expect(hit?.answers[0]).toMatchObject({ data: '192.0.2.1' });
     if (hit?.answers[0]) hit.answers[0].ttl = 1;
-    expect(cache.get(q)?.answers[0]?.ttl).toBe(300);
+    expect(get(cache, q)?.answers[0]?.ttl).toBe(300);
   });
 
   it('ignores queries without exactly one question', () => {
@@ -252,7 +264,7 @@ describe('DnsCache', () => {
     const none = createMessage({ id: 1 });
     expect(DnsCache.keyOf(none)).toBeUndefined();
     expect(cache.set(none, createReply(none))).toBe(false);
-    expect(cache.get(none)).toBeUndefined();
+    expect(get(cache, none)).toBeUndefined();
   });
 
   it.each([{ maxEntries: 0 }, { maxEntries: 1.5 }, { maxBytes: -1 }, { staleMax: Number.NaN }])('rejects bad options %j', (options) => {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMessage, createReply, type DnsMessage } from '../../src/dns/codec.js';
 import { runChain, type DnsRequest } from '../../src/dns/handler.js';
-import { DnsCache } from '../../src/stub/dns-cache.js';
 import { createForwardHandler } from '../../src/stub/forward-handler.js';
 import { createStubStats } from '../../src/stub/stub-stats.js';
 
@@ -17,7 +16,7 @@ describe('createForwardHandler', () => {
       exchange: (query: DnsMessage): Promise<DnsMessage> => new Promise((resolve) => held.push(() => resolve(createReply(query, { answers: [] })))),
     };
     const stats = createStubStats();
-    const handler = createForwardHandler({ name: 'upstream', match: 'all', resolver, cache: new DnsCache(), stats, maxInflight: 2 });
+    const handler = createForwardHandler({ name: 'upstream', match: 'all', resolver, stats, maxInflight: 2 });
     const last = (): Promise<DnsMessage> => Promise.reject(new Error('fell through'));
     const first = runChain([handler], request('a.example'), last);
     const second = runChain([handler], request('b.example'), last);
