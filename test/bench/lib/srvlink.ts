@@ -1,6 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext } from './bench-section.js';
+import { topFrames } from './cpu-profile.js';
 import type { OwnedProcess } from './process-group.js';
 
 export interface SrvlinkListener {
@@ -56,4 +57,29 @@ export async function startSrvlinkRun(
 export async function dataPlanes(context: BenchContext): Promise<readonly string[]> {
   const help = await context.help('run');
   return /--data-plane\b/.test(help) ? ['native', 'js'] : [];
+}
+
+/**
+ * Where srvlink's time goes under `load`: a separate `srvlink run` with
+ * `config` under `node --cpu-prof` (not the one measured, so the profiler
+ * costs the figures nothing), stopped after the load, and the frames with
+ * the most self time.
+ */
+export async function profileSrvlinkRun(
+  context: BenchContext,
+  name: string,
+  config: Record<string, unknown>,
+  load: (srvlink: RunningSrvlink) => Promise<void>,
+): Promise<string> {
+  const dir = join(context.work, `profile-${++configs}`);
+  mkdirSync(dir);
+  const srvlink = await startSrvlinkRun(context, `${name} (profiled)`, config, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  const from = performance.now();
+  await load(srvlink);
+  const to = performance.now();
+  // SIGTERM lets srvlink drain and exit, and node write the profile on the way out.
+  await srvlink.process.stop(15_000);
+  const exit = performance.now();
+  const frames = topFrames(dir, context.root, { fromMs: exit - from, toMs: exit - to });
+  return frames.length > 0 ? `Profile of ${name} under that load (self time, node --cpu-prof): ${frames.join('; ')}.` : `No profile of ${name} was written.`;
 }

@@ -6,7 +6,7 @@ import { withFreePort } from '../lib/free-port.js';
 import { listening } from '../lib/listening.js';
 import { cpuSeconds } from '../lib/proc-stats.js';
 import { startHaproxy } from '../lib/haproxy.js';
-import { dataPlanes, startSrvlinkRun } from '../lib/srvlink.js';
+import { dataPlanes, profileSrvlinkRun, startSrvlinkRun } from '../lib/srvlink.js';
 import { formatRatio, formatSummary, ratioOf, summarize, type Summary } from '../lib/stats.js';
 import { table, type BenchContext, type BenchSection, type Ratio, type SectionResult } from '../lib/bench-section.js';
 
@@ -79,18 +79,19 @@ export const throughput: BenchSection = {
     paths.push({ label: 'HAProxy splice-auto', port: auto.port, pid: auto.process.pid });
     const forced = await startHaproxy(context, 'HAProxy forced splice', [server], ['splice-request', 'splice-response']);
     paths.push({ label: 'HAProxy forced splice', port: forced.port, pid: forced.process.pid });
+    const config = (plane: string | undefined): Record<string, unknown> => ({
+      domain: 'bench.skydns.local',
+      discovery: 'static',
+      map: [{ listen: '127.0.0.1:0', service: 'iperf' }],
+      backend: [`iperf=127.0.0.1:${server}`],
+      ...(plane ? { 'data-plane': plane } : {}),
+    });
     const planes = await dataPlanes(context);
     const notes: string[] = [];
     const srvlinkLabels: string[] = [];
     for (const plane of planes.length > 0 ? planes : [undefined]) {
       const label = plane ? `srvlink ${plane} plane` : 'srvlink';
-      const srvlink = await startSrvlinkRun(context, label, {
-        domain: 'bench.skydns.local',
-        discovery: 'static',
-        map: [{ listen: '127.0.0.1:0', service: 'iperf' }],
-        backend: [`iperf=127.0.0.1:${server}`],
-        ...(plane ? { 'data-plane': plane } : {}),
-      });
+      const srvlink = await startSrvlinkRun(context, label, config(plane));
       paths.push({ label, port: srvlink.listeners[0]?.port ?? 0, pid: srvlink.process.pid });
       srvlinkLabels.push(label);
     }
@@ -130,6 +131,14 @@ export const throughput: BenchSection = {
         { what: `1 stream, ${label}, against direct`, srvlink: `${formatSummary(gbit(label, 1))} Gbit/s`, alternative: `direct ${formatSummary(gbit('direct', 1))}`, ratio: ratioOf(gbit(label, 1), gbit('direct', 1)), goal: '≥ 0.7×' },
         { what: `4 streams, ${label}`, srvlink: `${formatSummary(gbit(label, 4))} Gbit/s`, alternative: `HAProxy forced splice ${formatSummary(gbit('HAProxy forced splice', 4))}`, ratio: ratioOf(gbit(label, 4), gbit('HAProxy forced splice', 4)), goal: '≥ 1.2×' },
         { what: `CPU per GB, 1 stream, ${label}`, srvlink: `${formatSummary(cpu(label, 1))} CPU-s/GB`, alternative: `HAProxy forced splice ${formatSummary(cpu('HAProxy forced splice', 1))}`, ratio: ratioOf(cpu(label, 1), cpu('HAProxy forced splice', 1)), goal: '≤ 0.75×' },
+      );
+    }
+    for (const plane of planes.length > 0 ? planes : [undefined]) {
+      const label = plane ? `srvlink ${plane} plane` : 'srvlink';
+      notes.push(
+        await profileSrvlinkRun(context, `${label}, 1 stream`, config(plane), async (srvlink) => {
+          await iperf(context, srvlink.listeners[0]?.port ?? 0, 1, seconds);
+        }),
       );
     }
     const markdown = [
