@@ -131,7 +131,7 @@ function ratiosOf(block: Block): Ratio[] {
 function summaryOf(blocks: readonly Block[]): string {
   const rows = blocks.flatMap((block) =>
     ratiosOf(block).map((r) => {
-      const met = goalMet(r.ratio, r.goal);
+      const met = r.met ?? goalMet(r.ratio, r.goal);
       const ratio = Number.isFinite(r.ratio) ? `${r.ratio.toFixed(r.ratio >= 10 ? 1 : 2)}×` : '–';
       return [block.name, r.what, r.srvlink, r.alternative, ratio, r.goal || '–', met === undefined ? '–' : met ? 'met' : '**behind**'];
     }),

@@ -29,8 +29,10 @@ export interface Ratio {
   readonly alternative: string;
   /** srvlink / alternative, of the medians; NaN when one side is missing. */
   readonly ratio: number;
-  /** The goal, e.g. "≥ 1.1×" ("≤ 0.75×" for a cost); empty when there is none. */
+  /** The goal, e.g. "≥ 1.1×" ("≤ 0.75×" for a cost, "≤ 1 ms" for an absolute bound); empty when there is none. */
   readonly goal: string;
+  /** Whether the goal is met, when the goal is not a bound on `ratio` (an absolute one). */
+  readonly met?: boolean;
 }
 
 export interface SectionResult {

@@ -45,7 +45,9 @@ export function topFrames(dir: string, root: string, window?: ProfileWindow, cou
       if (window && (beforeEnd > window.fromMs || beforeEnd < window.toMs)) continue;
       const frame = byId.get(id)?.callFrame;
       if (!frame || frame.functionName === '(idle)' || frame.functionName === '(program)') continue;
-      const where = frame.url ? ` ${relative(root, frame.url.replace(/^file:\/\//, ''))}:${frame.lineNumber + 1}` : '';
+      const path = frame.url.replace(/^file:\/\//, '');
+      const file = path.includes('node_modules/') ? path.slice(path.lastIndexOf('node_modules/')) : relative(root, path);
+      const where = frame.url ? ` ${file}:${frame.lineNumber + 1}` : '';
       const key = `${frame.functionName || '(anonymous)'}${where}`;
       self.set(key, (self.get(key) ?? 0) + 1);
       total++;

@@ -65,20 +65,30 @@ export async function dataPlanes(context: BenchContext): Promise<readonly string
  * costs the figures nothing), stopped after the load, and the frames with
  * the most self time.
  */
-export async function profileSrvlinkRun(
+export function profileSrvlinkRun(
   context: BenchContext,
   name: string,
   config: Record<string, unknown>,
   load: (srvlink: RunningSrvlink) => Promise<void>,
 ): Promise<string> {
+  return profileSrvlink(context, name, (nodeArgs) => startSrvlinkRun(context, `${name} (profiled)`, config, { nodeArgs }), load);
+}
+
+/** The same for any srvlink command: `start` spawns it with the node arguments given. */
+export async function profileSrvlink<T extends { readonly process: OwnedProcess }>(
+  context: BenchContext,
+  name: string,
+  start: (nodeArgs: readonly string[]) => Promise<T>,
+  load: (started: T) => Promise<void>,
+): Promise<string> {
   const dir = join(context.work, `profile-${++configs}`);
   mkdirSync(dir);
-  const srvlink = await startSrvlinkRun(context, `${name} (profiled)`, config, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  const started = await start(['--cpu-prof', `--cpu-prof-dir=${dir}`]);
   const from = performance.now();
-  await load(srvlink);
+  await load(started);
   const to = performance.now();
-  // SIGTERM lets srvlink drain and exit, and node write the profile on the way out.
-  await srvlink.process.stop(15_000);
+  // SIGTERM lets srvlink stop, and node write the profile on the way out.
+  await started.process.stop(15_000);
   const exit = performance.now();
   const frames = topFrames(dir, context.root, { fromMs: exit - from, toMs: exit - to });
   return frames.length > 0 ? `Profile of ${name} under that load (self time, node --cpu-prof): ${frames.join('; ')}.` : `No profile of ${name} was written.`;
