@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # command:package pairs the test suite needs from Debian.
-TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux nsenter:util-linux setpriv:util-linux setsid:util-linux flock:util-linux prlimit:util-linux mount:mount getent:libc-bin mkfifo:coreutils ip:iproute2 etcd:etcd-server etcdctl:etcd-client openssl:openssl \
+TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux nsenter:util-linux setpriv:util-linux flock:util-linux prlimit:util-linux mount:mount getent:libc-bin mkfifo:coreutils ip:iproute2 etcd:etcd-server etcdctl:etcd-client openssl:openssl \
   cc:gcc c++:g++ strip:binutils ldd:libc-bin socat:socat podman:podman runc:runc \
   java:default-jre-headless javac:default-jdk-headless /usr/share/zookeeper/bin/zkServer.sh:zookeeperd redis-server:redis-server /usr/lib/postgresql/15/bin/postgres:postgresql \
   prometheus:prometheus promtool:prometheus
@@ -77,20 +77,12 @@ test: system-deps build image-artifact lint
 demo: build
 	node dist/demo/demo.js
 
-# The alternatives a user would pick, measured beside srvlink in the same run,
-# and what the bench itself needs (cc builds its C client and echo server).
-BENCH_TOOLS := iperf3:iperf3 haproxy:haproxy socat:socat dnsperf:dnsperf unbound:unbound dnsmasq:dnsmasq-base \
-  etcd:etcd-server etcdctl:etcd-client cc:gcc setpriv:util-linux
-
-# test/bench/run.ts and its sections, transpiled as they are (no bundling: the runner finds
-# its sections in dist/bench/sections/). SECTIONS=throughput,dns runs some; ROUNDS=5 more rounds.
-BENCH_SOURCES := test/bench/run.ts 'test/bench/lib/*.ts' 'test/bench/sections/*.ts'
+# The alternatives a user would pick, measured beside srvlink in the same run.
+BENCH_TOOLS := socat:socat haproxy:haproxy
 
 bench: build
 	@$(MAKE) --no-print-directory system-deps TEST_TOOLS="$(BENCH_TOOLS)"
-	rm -rf dist/bench
-	npx esbuild $(BENCH_SOURCES) --outdir=dist/bench --outbase=test/bench --platform=node --format=esm --target=node20 --log-level=warning
-	PATH="$$PATH:/usr/sbin:/sbin" node dist/bench/run.js
+	PATH="$$PATH:/usr/sbin:/sbin" npx vitest bench --run
 
 clean:
 	rm -rf dist

@@ -12,6 +12,7 @@ import { DnsServer } from '../dns/server.js';
 import { DEMO_RECORDS } from '../skydns/demo-records.js';
 import { MemoryZoneStore } from '../skydns/memory-zone-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
+import { createZoneReplyCache } from '../skydns/zone-reply-cache.js';
 import type { ZoneStore } from '../skydns/zone-store.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
@@ -94,9 +95,12 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             source = 'embedded demo records';
           }
           const refusals = new Refusals(log);
+          const zoneHandler = createZoneHandler({ zones: config.zones, prefix: config.prefix, store });
           const server = new DnsServer({
             listen: config.listen,
-            handlers: [createQueryCheckHandler({ refusals }), createZoneHandler({ zones: config.zones, prefix: config.prefix, store })],
+            handlers: [createQueryCheckHandler({ refusals }), zoneHandler],
+            // A repeated question is answered from the encoded reply while the zone is unchanged.
+            replyCache: createZoneReplyCache(zoneHandler),
             // Names outside --zone: REFUSED, counted, the first one logged.
             fallback: (request) => Promise.resolve(refusals.refuse(request, 'outsideZone')),
             logger: log,

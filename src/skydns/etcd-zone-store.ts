@@ -108,6 +108,8 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
   readonly #range: string;
 
   #index = new MemoryZoneStore();
+  /** What `version` adds to the index's own: past every version the indexes replaced had. */
+  #versionBase = 0;
   #leases: LeaseTracker;
   /** Lease lookups of indexes replaced already. */
   #retiredLeaseQueries = 0;
@@ -168,6 +170,11 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
   /** How many valid records are served. */
   get size(): number {
     return this.#index.size;
+  }
+
+  /** Grows with every change of the index: a watch event applied, a lease end moved, a resync. */
+  get version(): number {
+    return this.#versionBase + this.#index.version;
   }
 
   /** The etcd revision the index reflects (the range read's, then each watch batch's); 0 before the first load. */
@@ -275,6 +282,7 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     this.#retiredLeaseQueries += this.#leases.queries;
     this.#leases.close();
     this.#leases = leases;
+    this.#versionBase = this.version + 1;
     this.#index = index;
     this.#revision = revision;
     this.#synced = true;

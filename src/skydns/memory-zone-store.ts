@@ -23,6 +23,7 @@ export class MemoryZoneStore implements ZoneStore {
   readonly #malformed = new Map<string, SrvlinkError>();
   /** Keys of `#entries`, sorted. */
   #keys: string[] = [];
+  #version = 0;
 
   /**
    * A store holding `values` (key → JSON text as etcd holds it, or an already
@@ -45,6 +46,11 @@ export class MemoryZoneStore implements ZoneStore {
 
   get malformed(): number {
     return this.#malformed.size;
+  }
+
+  /** Changes since the store was made: one per `put`, `reject` and `delete` that found something. */
+  get version(): number {
+    return this.#version;
   }
 
   /** How many valid records the store holds. */
@@ -70,8 +76,10 @@ export class MemoryZoneStore implements ZoneStore {
     } catch (err) {
       this.delete(key);
       this.#malformed.set(key, err as SrvlinkError);
+      this.#version++;
       return err as SrvlinkError;
     }
+    this.#version++;
     this.#malformed.delete(key);
     if (!this.#entries.has(key)) this.#keys.splice(lowerBound(this.#keys, key), 0, key);
     this.#entries.set(key, entry);
@@ -82,13 +90,18 @@ export class MemoryZoneStore implements ZoneStore {
   reject(key: string, error: SrvlinkError): void {
     this.delete(key);
     this.#malformed.set(key, error);
+    this.#version++;
   }
 
   /** Forget `key` (an etcd delete or an expired lease). Whether it held a record or a malformed value. */
   delete(key: string): boolean {
     const wasMalformed = this.#malformed.delete(key);
-    if (!this.#entries.delete(key)) return wasMalformed;
+    if (!this.#entries.delete(key)) {
+      if (wasMalformed) this.#version++;
+      return wasMalformed;
+    }
     this.#keys.splice(lowerBound(this.#keys, key), 1);
+    this.#version++;
     return true;
   }
 

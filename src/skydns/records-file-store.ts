@@ -47,6 +47,8 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
   readonly #logger: Logger;
   readonly #debounceMs: number;
   #current = new MemoryZoneStore();
+  /** What `version` adds to the current contents' own: past every version the earlier contents had. */
+  #versionBase = 0;
   /** The text being served, to skip re-reads that find nothing new. */
   #text: string | undefined;
   /** The last text that failed, to report a broken file once, not on every event. */
@@ -88,6 +90,11 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
   /** How many valid records are served. */
   get size(): number {
     return this.#current.size;
+  }
+
+  /** Grows with every reload that serves new contents. */
+  get version(): number {
+    return this.#versionBase + this.#current.version;
   }
 
   subtree(keyPrefix: string): readonly ZoneEntry[] {
@@ -171,6 +178,7 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
       this.#logger.warn('records file key does not start with "/", it is never served', { key });
     }
     this.#text = text;
+    this.#versionBase = this.version + 1;
     this.#current = store;
   }
 

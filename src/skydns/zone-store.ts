@@ -26,4 +26,12 @@ export interface ZoneStore {
   get(key: string): ZoneEntry | undefined;
   /** How many values are skipped right now because they could not be read as records. */
   readonly malformed: number;
+  /**
+   * A counter that grows with every change of what the store holds (a put, a
+   * delete, a moved lease end, a whole new load), so that an answer made at
+   * one version may stand in for a fresh one while the version is unchanged
+   * (`srvlink dns`'s wire cache). Undefined for a store that cannot tell:
+   * answers from it are never kept.
+   */
+  readonly version?: number;
 }

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { HostPort } from '../../src/core/host-port.js';
 
@@ -51,4 +54,22 @@ export function parseDigOutput(stdout: string): DigResult {
       });
   };
   return { status, flags, answer: section('ANSWER'), authority: section('AUTHORITY'), additional: section('ADDITIONAL'), raw: stdout };
+}
+
+/**
+ * Ask `server` every question of `questions` (name, type) in order with one
+ * dig process (`dig -f`), the options `extra` applying to all; one result per question.
+ */
+export async function digBatch(server: HostPort, questions: readonly (readonly [string, string])[], extra: string[] = []): Promise<DigResult[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'srvlink-dig-'));
+  try {
+    const batch = join(dir, 'batch');
+    await writeFile(batch, questions.map(([name, type]) => `${name} ${type}\n`).join(''));
+    const { stdout } = await run('dig', [`@${server.host}`, '-p', String(server.port), '+time=5', '+tries=2', '+nocookie', ...extra, '-f', batch], { timeout: 120_000 });
+    const results = stdout.split(/^(?=; <<>> DiG )/m).filter((part) => part.startsWith('; <<>> DiG')).map(parseDigOutput);
+    if (results.length !== questions.length) throw new Error(`dig -f answered ${results.length} of ${questions.length} questions:\n${stdout}`);
+    return results;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

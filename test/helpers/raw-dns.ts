@@ -125,3 +125,61 @@ export class RawTcpClient {
     this.socket.destroy();
   }
 }
+
+/** Type codes of the raw queries tests write by hand. */
+export const RAW_TYPES = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, AXFR: 252, ANY: 255 } as const;
+
+/** A query as a resolver writes it: the name spelled as given, the header bits and EDNS as chosen. */
+export interface RawQuery {
+  name: string;
+  type: keyof typeof RAW_TYPES;
+  /** Class code; default 1 (IN). */
+  class?: number;
+  /** Header flag bits: RD 0x0100, AD 0x0020, CD 0x0010; default RD. */
+  flags?: number;
+  /** EDNS payload size (and DO); none: no OPT record. */
+  edns?: { size: number; do?: boolean };
+  transport?: 'udp' | 'tcp';
+}
+
+/** The bytes of `q` with ID `id`, written label by label (no compression, no canonicalisation). */
+export function rawQuery(id: number, q: RawQuery): Buffer {
+  const labels = q.name.split('.').filter((l) => l !== '');
+  const name = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(q.flags ?? 0x0100, 2);
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(q.edns ? 1 : 0, 10);
+  const question = Buffer.alloc(4);
+  question.writeUInt16BE(RAW_TYPES[q.type], 0);
+  question.writeUInt16BE(q.class ?? 1, 2);
+  const parts = [header, name, question];
+  if (q.edns) {
+    const opt = Buffer.alloc(11);
+    opt.writeUInt16BE(41, 1);
+    opt.writeUInt16BE(q.edns.size, 3);
+    opt.writeUInt16BE(q.edns.do ? 0x8000 : 0, 7);
+    parts.push(opt);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Send `bytes` to `server` over `transport` on a connection of its own and return the reply's bytes. */
+export async function rawExchange(server: HostPort, bytes: Buffer, transport: 'udp' | 'tcp' = 'udp'): Promise<Buffer> {
+  if (transport === 'tcp') {
+    const tcp = await RawTcpClient.open(server);
+    try {
+      tcp.send(bytes);
+      return await tcp.receive();
+    } finally {
+      tcp.close();
+    }
+  }
+  const udp = await RawUdpClient.open();
+  try {
+    return await udp.exchange(server, bytes);
+  } finally {
+    udp.close();
+  }
+}

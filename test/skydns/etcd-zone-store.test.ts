@@ -284,6 +284,7 @@ describe('EtcdZoneStore', () => {
     await kept.put(`${ZK}/zk2`).value('{"host":"10.0.0.12","port":31002,"ttl":300}');
     const { store } = await startStore({ client: etcd });
     const first = store.get(`${ZK}/zk1`)?.expiresAt ?? 0;
+    const version = store.version;
 
     // Sampled for 1.6 × the lease TTL: no event marks "still alive", only time does.
     const samples: number[] = [];
@@ -300,6 +301,8 @@ describe('EtcdZoneStore', () => {
     expect(Math.max(...samples)).toBeLessThanOrEqual(5);
     expect(store.get(`${ZK}/zk1`)?.expiresAt ?? 0).toBeGreaterThan(first + 5000);
     expect(store.get(`${ZK}/zk2`)?.expiresAt).toBe(store.get(`${ZK}/zk1`)?.expiresAt);
+    // A moved lease end changes answers (their TTLs): the version says so.
+    expect(store.version).toBeGreaterThan(version);
     // About one lookup every TTL/2 for the one lease, whatever the number of keys or queries.
     expect(store.leaseQueries).toBeGreaterThanOrEqual(3);
     expect(store.leaseQueries).toBeLessThanOrEqual(10);
@@ -328,10 +331,13 @@ describe('EtcdZoneStore', () => {
 
     const back = next(store, 'resync');
     const restartedAt = Date.now();
+    const version = store.version;
     await member.start();
     const [resync] = (await back) as [EtcdZoneResync];
     const resyncSeen = Date.now();
     expect(resync).toMatchObject({ records: 1, malformed: 0 });
+    // A new index, the same records: still a new version (anything may have changed).
+    expect(store.version).toBeGreaterThan(version);
     // The outage the store reports is the one the test made: from the loss (after the stop began)
     // to the resync (after the restart), so at least the time the member stayed down.
     expect(resync.outageMs).toBeGreaterThanOrEqual(restartedAt - lostSeen);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryZoneStore } from '../../src/skydns/memory-zone-store.js';
+import { SrvlinkError } from '../../src/core/errors.js';
 
 const keys = (entries: readonly { key: string }[]): string[] => entries.map((entry) => entry.key);
 
@@ -63,5 +64,27 @@ describe('MemoryZoneStore', () => {
     expect(store.delete('/skydns/c')).toBe(true);
     expect(store.malformed).toBe(0);
     expect(keys(store.subtree(''))).toEqual(['/skydns/b']);
+  });
+});
+
+describe('MemoryZoneStore.version', () => {
+  it('grows with every change of what the store holds, and only then', () => {
+    const store = MemoryZoneStore.fromValues({ '/skydns/a': '{"host":"10.0.0.1"}' });
+    const steps: [string, () => unknown, boolean][] = [
+      ['put', () => store.put('/skydns/b', '{"host":"10.0.0.2"}'), true],
+      ['the same value again', () => store.put('/skydns/b', '{"host":"10.0.0.2"}'), true],
+      ['a lease end', () => store.put('/skydns/b', '{"host":"10.0.0.2"}', 1234), true],
+      ['a malformed value', () => store.put('/skydns/b', '{broken'), true],
+      ['deleting the malformed key', () => store.delete('/skydns/b'), true],
+      ['deleting a missing key', () => store.delete('/skydns/b'), false],
+      ['a rejected key', () => store.reject('/skydns/a', new SrvlinkError('ERR_SKYDNS_RECORD', 'not text')), true],
+      ['reading', () => [store.get('/skydns/a'), store.subtree('/')], false],
+    ];
+    for (const [what, step, changes] of steps) {
+      const version = store.version;
+      step();
+      if (changes) expect(store.version, what).toBeGreaterThan(version);
+      else expect(store.version, what).toBe(version);
+    }
   });
 });

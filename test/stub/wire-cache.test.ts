@@ -10,64 +10,10 @@
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import type { HostPort } from '../../src/core/host-port.js';
 import { Rcode, createReply, decodeMessage } from '../../src/dns/codec.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
-import { RawTcpClient, RawUdpClient } from '../helpers/raw-dns.js';
+import { rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
 import { manualClock, resolverFor, soaRecord, startStub, startUpstream } from '../helpers/stub-fixtures.js';
-
-const TYPES = { A: 1, AAAA: 28, SRV: 33, TXT: 16, MX: 15, CNAME: 5 } as const;
-
-interface RawQuery {
-  name: string;
-  type: keyof typeof TYPES;
-  /** Header flag bits: RD 0x0100, AD 0x0020, CD 0x0010. */
-  flags?: number;
-  /** EDNS payload size (and DO); none: no OPT record. */
-  edns?: { size: number; do?: boolean };
-  transport?: 'udp' | 'tcp';
-}
-
-/** A query's bytes as a resolver writes them, the name spelled as given. */
-function encodeQuery(id: number, q: RawQuery): Buffer {
-  const labels = q.name.split('.').filter((l) => l !== '');
-  const name = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(q.flags ?? 0x0100, 2);
-  header.writeUInt16BE(1, 4);
-  header.writeUInt16BE(q.edns ? 1 : 0, 10);
-  const question = Buffer.alloc(4);
-  question.writeUInt16BE(TYPES[q.type], 0);
-  question.writeUInt16BE(1, 2);
-  const parts = [header, name, question];
-  if (q.edns) {
-    const opt = Buffer.alloc(11);
-    opt.writeUInt16BE(41, 1);
-    opt.writeUInt16BE(q.edns.size, 3);
-    opt.writeUInt16BE(q.edns.do ? 0x8000 : 0, 7);
-    parts.push(opt);
-  }
-  return Buffer.concat(parts);
-}
-
-async function exchange(server: HostPort, bytes: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer> {
-  if (transport === 'tcp') {
-    const tcp = await RawTcpClient.open(server);
-    try {
-      tcp.send(bytes);
-      return await tcp.receive();
-    } finally {
-      tcp.close();
-    }
-  }
-  const udp = await RawUdpClient.open();
-  try {
-    return await udp.exchange(server, bytes);
-  } finally {
-    udp.close();
-  }
-}
 
 /** The TTL of every record of a reply, in order. */
 function ttls(wire: Buffer): number[] {
@@ -88,7 +34,7 @@ const SHAPES: Omit<RawQuery, 'name' | 'type'>[] = [
   { transport: 'tcp' },
   { transport: 'tcp', edns: { size: 1232, do: true } },
 ];
-const TYPE_OF: Record<string, keyof typeof TYPES> = { 'alias.wire.test': 'A', '_svc._tcp.wire.test': 'SRV', 'txt.wire.test': 'TXT', 'wire.test': 'MX', 'v6.wire.test': 'AAAA' };
+const TYPE_OF: Record<string, RawQuery['type']> = { 'alias.wire.test': 'A', '_svc._tcp.wire.test': 'SRV', 'txt.wire.test': 'TXT', 'wire.test': 'MX', 'v6.wire.test': 'AAAA' };
 
 describe('the stub wire cache', () => {
   it('answers byte for byte what the full path answers, dnsmasq upstream, before and after the TTLs age', async () => {
@@ -112,13 +58,13 @@ describe('the stub wire cache', () => {
       for (const shape of SHAPES) {
         const q: RawQuery = { name, type: TYPE_OF[name.toLowerCase()] ?? 'A', ...shape };
         const transport = q.transport ?? 'udp';
-        const bytes = encodeQuery(0x1234, q);
+        const bytes = rawQuery(0x1234, q);
         const what = JSON.stringify(q);
         // The first time may go upstream; the second is answered by the chain from the answer cache.
-        await exchange(server, bytes, transport);
-        const fromChain = await exchange(server, bytes, transport);
+        await rawExchange(server, bytes, transport);
+        const fromChain = await rawExchange(server, bytes, transport);
         const hits = wire.hits;
-        const fromWire = await exchange(server, bytes, transport);
+        const fromWire = await rawExchange(server, bytes, transport);
         const cacheable = decodeMessage(fromChain).answers.length > 0;
         expect(wire.hits - hits, `wire cache hit for ${what}`).toBe(cacheable ? 1 : 0);
         expect(fromWire.equals(fromChain), `${what}\nchain ${fromChain.toString('hex')}\nwire  ${fromWire.toString('hex')}`).toBe(true);
@@ -132,10 +78,10 @@ describe('the stub wire cache', () => {
       for (const shape of SHAPES) {
         const q: RawQuery = { name, type: TYPE_OF[name.toLowerCase()] ?? 'A', ...shape };
         const transport = q.transport ?? 'udp';
-        const bytes = encodeQuery(0x4321, q);
-        const fromWire = await exchange(server, bytes, transport);
+        const bytes = rawQuery(0x4321, q);
+        const fromWire = await rawExchange(server, bytes, transport);
         wire.clear();
-        const fromChain = await exchange(server, bytes, transport);
+        const fromChain = await rawExchange(server, bytes, transport);
         expect(fromWire.equals(fromChain), `${JSON.stringify(q)} after 2.5 s\nchain ${fromChain.toString('hex')}\nwire  ${fromWire.toString('hex')}`).toBe(true);
         if (decodeMessage(fromChain).answers.length > 0) expect(ttls(fromWire).every((ttl) => ttl === 28)).toBe(true);
         compared++;
@@ -156,9 +102,9 @@ describe('the stub wire cache', () => {
     const wire = stub.wireCache as NonNullable<typeof stub.wireCache>;
     const server = stub.address();
     const fill = async (q: RawQuery): Promise<Buffer> => {
-      const bytes = encodeQuery(7, q);
-      await exchange(server, bytes, 'udp');
-      await exchange(server, bytes, 'udp');
+      const bytes = rawQuery(7, q);
+      await rawExchange(server, bytes, 'udp');
+      await rawExchange(server, bytes, 'udp');
       return bytes;
     };
 
@@ -167,10 +113,10 @@ describe('the stub wire cache', () => {
     for (const name of ['nosuch.wire.test', 'NOSUCH.WIRE.TEST', 'nosuch.Wire.Test']) {
       const bytes = await fill({ name, type: 'A' });
       const hits = wire.hits;
-      const fromWire = await exchange(server, bytes, 'udp');
+      const fromWire = await rawExchange(server, bytes, 'udp');
       expect(wire.hits).toBe(hits + 1);
       wire.clear();
-      expect(fromWire.equals(await exchange(server, bytes, 'udp')), name).toBe(true);
+      expect(fromWire.equals(await rawExchange(server, bytes, 'udp')), name).toBe(true);
     }
 
     // The source entry goes (cleared, here): the wire entry goes with it.
@@ -178,14 +124,14 @@ describe('the stub wire cache', () => {
     stub.cache.clear();
     let hits = wire.hits;
     const asked = upstream.count('www.wire.test');
-    await exchange(server, www, 'udp');
+    await rawExchange(server, www, 'udp');
     expect(wire.hits).toBe(hits);
     expect(upstream.count('www.wire.test')).toBe(asked + 1);
 
     // The name becomes an alias: answered as one at once.
     await fill({ name: 'www.wire.test', type: 'A' });
     stub.setAliases(new Map([['www.wire.test', { ipv4: '127.0.0.9' }]]));
-    const alias = decodeMessage(await exchange(server, www, 'udp'));
+    const alias = decodeMessage(await rawExchange(server, www, 'udp'));
     expect(alias.answers.map((r) => r.data)).toEqual(['127.0.0.9']);
     stub.setAliases(new Map());
 
@@ -193,7 +139,7 @@ describe('the stub wire cache', () => {
     await fill({ name: 'www.wire.test', type: 'A' });
     clock.advance(30_000);
     hits = wire.hits;
-    await exchange(server, www, 'udp');
+    await rawExchange(server, www, 'udp');
     expect(wire.hits).toBe(hits);
 
     // A client allow-from refuses is refused, entry or not.

@@ -1,0 +1,169 @@
+import { InvalidArgumentError } from '../core/errors.js';
+import type { DnsMessage } from './codec.js';
+import type { DnsClientInfo } from './handler.js';
+import { queryKey } from './query-key.js';
+import { recordTtlOffsets } from './record-ttls.js';
+import type { CachedReply, ReplyCache } from './reply-cache.js';
+import { TC_BIT } from './wire.js';
+
+/**
+ * What the part that made a reply says about it, so that a copy of its bytes
+ * can stand in for it: how long the chain would still give the same reply.
+ */
+export interface ReplyOrigin {
+  /** Whether the chain, asked at `now` (ms since the epoch), would give this very reply (its TTLs aged as `aging` says). */
+  fresh(now: number): boolean;
+  /**
+   * For a reply made from a cache whose TTLs count down: when the TTLs start
+   * counting (ms since the epoch) and the whole seconds already taken off the
+   * reply's TTLs. Absent: the TTLs stand still (an authoritative answer).
+   */
+  readonly aging?: { readonly storedAt: number; readonly elapsed: number };
+}
+
+export interface WireReplyCacheOptions {
+  /** Where a reply came from, when it may be kept (undefined: never kept). Asked once per reply the chain gives. */
+  origin: (reply: DnsMessage) => ReplyOrigin | undefined;
+  /** Entries at most (one per query shape: spelling, EDNS, size, transport); the least recently used go first. */
+  maxEntries: number;
+  /** Bytes of encoded replies at most. */
+  maxBytes: number;
+  /** Clock in ms since the epoch: the one the origins are judged by. */
+  now?: () => number;
+  /** Whether a client may be answered (the stub's allow-from); default everyone. */
+  allows?: (address: string) => boolean;
+  /** Told of every query answered from here (the owner's counters). */
+  onHit?: () => void;
+}
+
+interface Entry {
+  /** The encoded reply, TTLs as of `shown` seconds of age; ID rewritten per hit. */
+  template: Buffer;
+  origin: ReplyOrigin;
+  /** Where each record's TTL is, and its value with no age taken off (only for an origin whose TTLs age). */
+  ttlOffsets: readonly number[];
+  ttls: readonly number[];
+  shown: number;
+  type: string;
+  rcode: number;
+  truncated: boolean;
+}
+
+/**
+ * Encoded replies keyed by the raw query (`queryKey`: the question's bytes,
+ * the flags, EDNS and size that change a reply, the transport), in front of
+ * a `DnsServer`'s chain (docs/architecture.md §4.1, §4.5): a repeated query
+ * is answered without decoding, running the chain or encoding. The template
+ * is copied, the client's ID written in and, for replies made from a cache,
+ * the TTLs aged by the whole seconds since the source entry was stored, as
+ * that cache ages them. Only replies their origin vouches for are kept, and
+ * one is served only while the origin says the chain would still give it.
+ * Bounded by entries and bytes; `clear()` drops all.
+ */
+export class WireReplyCache implements ReplyCache {
+  readonly #entries = new Map<string, Entry>();
+  readonly #origin: (reply: DnsMessage) => ReplyOrigin | undefined;
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #now: () => number;
+  readonly #allows: ((address: string) => boolean) | undefined;
+  readonly #onHit: (() => void) | undefined;
+  #bytes = 0;
+  /** Queries answered from here. */
+  hits = 0;
+
+  constructor(options: WireReplyCacheOptions) {
+    for (const [name, value] of [['maxEntries', options.maxEntries], ['maxBytes', options.maxBytes]] as const) {
+      if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`invalid wire cache option "${name}": ${value}, expected an integer of at least 1`);
+    }
+    this.#origin = options.origin;
+    this.#maxEntries = options.maxEntries;
+    this.#maxBytes = options.maxBytes;
+    this.#now = options.now ?? Date.now;
+    this.#allows = options.allows;
+    this.#onHit = options.onHit;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  lookup(query: Buffer, client: DnsClientInfo): CachedReply | undefined {
+    if (this.#entries.size === 0) return undefined;
+    const key = queryKey(query, client.transport);
+    if (key === undefined) return undefined;
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    const now = this.#now();
+    if (!entry.origin.fresh(now)) {
+      this.#delete(key, entry);
+      return undefined;
+    }
+    if (this.#allows !== undefined && !this.#allows(client.address)) return undefined;
+    const aging = entry.origin.aging;
+    if (aging !== undefined) {
+      const elapsed = Math.max(0, Math.floor((now - aging.storedAt) / 1000));
+      if (elapsed !== entry.shown) {
+        for (let i = 0; i < entry.ttlOffsets.length; i++) entry.template.writeUInt32BE(Math.max(0, (entry.ttls[i] as number) - elapsed), entry.ttlOffsets[i] as number);
+        entry.shown = elapsed;
+      }
+    }
+    const wire = Buffer.allocUnsafe(entry.template.length);
+    entry.template.copy(wire);
+    wire[0] = query[0] as number;
+    wire[1] = query[1] as number;
+    // Most recently used last: the front of the map goes first.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    this.hits += 1;
+    this.#onHit?.();
+    return { wire, type: entry.type, rcode: entry.rcode, truncated: entry.truncated };
+  }
+
+  store(query: Buffer, client: DnsClientInfo, reply: DnsMessage, wire: Buffer): void {
+    const origin = this.#origin(reply);
+    if (origin === undefined || wire.length > this.#maxBytes) return;
+    const key = queryKey(query, client.transport);
+    if (key === undefined) return;
+    const aging = origin.aging;
+    let ttlOffsets: readonly number[] = [];
+    if (aging !== undefined) {
+      const offsets = recordTtlOffsets(wire);
+      if (offsets === undefined) return;
+      ttlOffsets = offsets;
+    }
+    const previous = this.#entries.get(key);
+    if (previous !== undefined) this.#delete(key, previous);
+    const elapsed = aging?.elapsed ?? 0;
+    this.#entries.set(key, {
+      template: Buffer.from(wire),
+      origin,
+      ttlOffsets,
+      ttls: ttlOffsets.map((offset) => wire.readUInt32BE(offset) + elapsed),
+      shown: elapsed,
+      type: reply.questions[0]?.type ?? '',
+      rcode: reply.rcode,
+      truncated: (wire.readUInt16BE(2) & TC_BIT) !== 0,
+    });
+    this.#bytes += wire.length;
+    for (const [oldest, entry] of this.#entries) {
+      if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
+      this.#delete(oldest, entry);
+    }
+  }
+
+  /** Drop every entry. */
+  clear(): void {
+    this.#entries.clear();
+    this.#bytes = 0;
+  }
+
+  #delete(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    this.#bytes -= entry.template.length;
+  }
+}
