@@ -77,12 +77,20 @@ test: system-deps build image-artifact lint
 demo: build
 	node dist/demo/demo.js
 
-# The alternatives a user would pick, measured beside srvlink in the same run.
-BENCH_TOOLS := socat:socat haproxy:haproxy
+# The alternatives a user would pick, measured beside srvlink in the same run,
+# and what the bench itself needs (cc builds its C client and echo server).
+BENCH_TOOLS := iperf3:iperf3 haproxy:haproxy socat:socat dnsperf:dnsperf unbound:unbound dnsmasq:dnsmasq-base \
+  etcd:etcd-server etcdctl:etcd-client cc:gcc setpriv:util-linux
+
+# test/bench/run.ts and its sections, transpiled as they are (no bundling: the runner finds
+# its sections in dist/bench/sections/). SECTIONS=throughput,dns runs some; ROUNDS=5 more rounds.
+BENCH_SOURCES := test/bench/run.ts 'test/bench/lib/*.ts' 'test/bench/sections/*.ts'
 
 bench: build
 	@$(MAKE) --no-print-directory system-deps TEST_TOOLS="$(BENCH_TOOLS)"
-	PATH="$$PATH:/usr/sbin:/sbin" npx vitest bench --run
+	rm -rf dist/bench
+	npx esbuild $(BENCH_SOURCES) --outdir=dist/bench --outbase=test/bench --platform=node --format=esm --target=node20 --log-level=warning
+	PATH="$$PATH:/usr/sbin:/sbin" node dist/bench/run.js
 
 clean:
 	rm -rf dist
