@@ -5,7 +5,7 @@ import type { EtcdConfig } from '../config/etcd-config.js';
 import type { RegisterConfig } from '../config/register-config.js';
 import { RESTART_SETTINGS, mappingKey, planReload } from '../config/reload-plan.js';
 import type { Mapping, RunConfig } from '../config/run-config.js';
-import { abortable, deferred } from '../core/abort.js';
+import { abortable } from '../core/abort.js';
 import { ConfigError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import { listenError } from '../core/listen-error.js';
@@ -17,14 +17,12 @@ import { SwappableBackendSource } from '../discovery/swappable-backend-source.js
 import { StaticBackendSource } from '../discovery/static-backend-source.js';
 import { DnsClient } from '../dns/client.js';
 import type { DnsMessage } from '../dns/codec.js';
-import type { DnsHandler } from '../dns/handler.js';
 import { STUB_RESOLV_CONF_HEADER, originalText, parseResolvConf, readResolvConfText, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
 import { Forwarder, type ForwarderSettings } from '../proxy/forwarder.js';
 import type { Registration, RegistrationState } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
-import { createZoneHandler } from '../skydns/zone-handler.js';
+import { LateZone } from '../skydns/late-zone.js';
 import { createZoneResolver } from '../skydns/zone-resolver.js';
-import type { ZoneEntry, ZoneStore } from '../skydns/zone-store.js';
 import type { AliasAddresses } from '../stub/alias-handler.js';
 import { LOOPBACK_NETWORKS, defaultAllowFrom } from '../stub/allow-from.js';
 import { createStub, type StubServer } from '../stub/create-stub.js';
@@ -150,6 +148,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   // The zone and registrations need etcd3's classes: loaded with the client, only when etcd is used.
   const etcdRuntime = etcdClient ? await import('./etcd-runtime.js') : undefined;
   const zone = config.discovery === 'etcd' ? new LateZone(config.prefix) : undefined;
+  const zoneOpener = zone && etcdClient ? await import('../skydns/open-etcd-zone.js') : undefined;
   // Every mapped service's environment is answered from etcd, the cluster domain or not.
   const zoneResolverOf = (c: RunConfig): Resolver | undefined =>
     zone
@@ -301,8 +300,8 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     throw err;
   }
   // Discovery starts after the listeners: a cluster DNS or etcd that is down must not stop start-up.
-  if (zone && etcdClient && etcdRuntime) {
-    void etcdRuntime.openEtcdZone(etcdClient, config.prefix, log, stop, () => zone.failed()).then((store) => {
+  if (zone && etcdClient && zoneOpener) {
+    void zoneOpener.openEtcdZone(etcdClient, config.prefix, log, stop, () => zone.failed()).then((store) => {
       if (!store) return;
       etcdStore = store;
       zone.attach(store);
@@ -593,75 +592,6 @@ function createDnsStub(
 /** A DNS client's `onExchange` option feeding `metrics` under `role` (cluster, upstream, discovery); none without metrics. */
 function exchangeObserver(metrics: AdminMetrics | undefined, role: string): { onExchange?: (server: string, outcome: string, ms: number) => void } {
   return metrics ? { onExchange: (server, outcome, ms) => metrics.observeExchange(role, server, outcome, ms) } : {};
-}
-
-/**
- * The etcd zone once it has loaded: a `ZoneStore` that is empty (and says
- * why it cannot vouch for that) until etcd first answers, so listeners and
- * the stub need not wait for etcd at start-up.
- */
-class LateZone implements ZoneStore {
-  readonly prefix: string;
-  #store: EtcdZoneStore | undefined;
-  /** Resolved once etcd has answered the first read, or failed it: until then, queries wait. */
-  readonly #settled = deferred();
-
-  constructor(prefix: string) {
-    this.prefix = prefix;
-  }
-
-  attach(store: EtcdZoneStore): void {
-    this.#store = store;
-    this.#settled.resolve();
-  }
-
-  /** An attempt to read the zone failed: queries stop waiting and fail (unavailable) until it is read. */
-  failed(): void {
-    this.#settled.resolve();
-  }
-
-  /**
-   * `resolver`, whose queries wait for the first read of the zone (or its
-   * first failure), so that a connection at start-up gets backends instead of
-   * an answer from an empty zone.
-   */
-  gate(resolver: Resolver): Resolver {
-    return {
-      query: async (name, type, options) => {
-        await (options?.signal ? abortable(this.#settled.promise, options.signal) : this.#settled.promise);
-        return resolver.query(name, type, options);
-      },
-    };
-  }
-
-  get unavailable(): string | undefined {
-    return this.#store ? this.#store.unavailable : 'the zone has not been read from etcd yet';
-  }
-
-  subtree(keyPrefix: string): readonly ZoneEntry[] {
-    return this.#store?.subtree(keyPrefix) ?? [];
-  }
-
-  get(key: string): ZoneEntry | undefined {
-    return this.#store?.get(key);
-  }
-
-  get malformed(): number {
-    return this.#store?.malformed ?? 0;
-  }
-
-  /** Answers the cluster domain from the index once loaded; before that, passes names on (to the cluster DNS, if any). */
-  handler(clusterDomain: string): DnsHandler {
-    const zoneHandler = createZoneHandler({ zones: [clusterDomain], prefix: this.prefix, store: this });
-    return {
-      name: 'etcd-zone',
-      handle: (request, next) => (this.#store ? zoneHandler.handle(request, next) : next()),
-    };
-  }
-
-  async close(): Promise<void> {
-    await this.#store?.close();
-  }
 }
 
 /** Point resolv.conf at the stub, the environment as search domain, its options kept, the original in comments. */

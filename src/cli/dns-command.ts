@@ -73,7 +73,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
           let client: Etcd3 | undefined;
           if (etcdConfig) {
             client = await createEtcdClient(etcdConfig, io.env);
-            const { openEtcdZone } = await import('./etcd-runtime.js');
+            const { openEtcdZone } = await import('../skydns/open-etcd-zone.js');
             const stopped = new AbortController();
             void stopSignal.then(() => stopped.abort());
             const etcdStore = await openEtcdZone(client, config.prefix, log, stopped.signal);
