@@ -14,8 +14,9 @@ import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import type { StubServer } from '../stub/create-stub.js';
 
 /**
- * The metrics of an admin endpoint. prom-client is loaded here, on first
- * use: a command without an admin endpoint never pays for it.
+ * The metrics of an admin endpoint, loaded on first use: a command without
+ * an admin endpoint never pays for them (and prom-client waits for the
+ * first scrape).
  */
 export async function createAdminMetrics(): Promise<AdminMetrics> {
   const { AdminMetrics } = await import('../admin/admin-metrics.js');

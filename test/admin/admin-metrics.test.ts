@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { AdminMetrics } from '../../src/admin/admin-metrics.js';
 import type { AdminSnapshot } from '../../src/admin/admin-source.js';
@@ -81,5 +82,67 @@ describe('AdminMetrics', () => {
     expect(sample(page, 'srvlink_dns_upstream_failures_total', { upstream: '10.0.0.2:53', role: 'cluster', reason: 'timeout' })).toBe(1);
     expect(await promtool(page)).toEqual({ code: 0, out: '' });
     expect(metrics.upstreams()).toEqual([expect.objectContaining({ address: '10.0.0.2:53', role: 'cluster', state: 'failing', failures: 1, lastOutcome: 'timeout' })]);
+  });
+});
+
+describe('AdminMetrics, rendered from its own recorders', () => {
+  const OBSERVED = ['srvlink_dial_duration_seconds', 'srvlink_dns_queries_total', 'srvlink_dns_upstream_duration_seconds', 'srvlink_dns_upstream_failures_total'];
+  const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+  /** The families `names` of a page, as text (HELP, TYPE and samples), in page order. */
+  function families(page: string, names: readonly string[]): string {
+    return page
+      .split(/\n(?=# HELP )/)
+      .filter((block) => names.some((name) => block.startsWith(`# HELP ${name} `) || block.startsWith(`# HELP ${name.replace(/_total$/, '')} `)))
+      .map((block) => block.replace(/\n# EOF\n?$/, '').trimEnd())
+      .join('\n');
+  }
+
+  it.each([
+    ['the text format', ''],
+    ['OpenMetrics', 'application/openmetrics-text;version=1.0.0'],
+  ])('renders %s as prom-client histograms and counters fed the same observations do', async (_format, accept) => {
+    // The reference: prom-client's own metrics, defined as srvlink defined them when it fed them directly.
+    const reference = new Registry();
+    const registers = [reference];
+    const dial = new Histogram({ name: OBSERVED[0] as string, help: 'Time to connect to a backend, successful dials, per mapping.', labelNames: ['mapping'], buckets: BUCKETS, registers });
+    const queries = new Counter({ name: OBSERVED[1] as string, help: 'DNS replies sent, by listener (stub, dns), question type and rcode.', labelNames: ['listener', 'type', 'rcode'], registers });
+    const upstream = new Histogram({
+      name: OBSERVED[2] as string,
+      help: 'Time of one exchange with one upstream DNS server, by server and by the role of the client asking it (cluster, upstream, discovery).',
+      labelNames: ['upstream', 'role'],
+      buckets: BUCKETS,
+      registers,
+    });
+    const failures = new Counter({
+      name: OBSERVED[3] as string,
+      help: 'Exchanges with an upstream DNS server that gave no usable answer, by reason (timeout, network, invalid, server-failure).',
+      labelNames: ['upstream', 'role', 'reason'],
+      registers,
+    });
+    const metrics = new AdminMetrics({ processMetrics: false });
+    // Values on bucket bounds, between them, above every bound and at zero; sums that do not add up exactly in binary.
+    const dials: [string, number][] = [[ZK, 0.4], [ZK, 1], [ZK, 0.1], ['_pg._tcp.env1.skydns.local.', 7000], [ZK, 0], [ZK, 2.5], [ZK, 0.3], ['_pg._tcp.env1.skydns.local.', 12.5]];
+    for (const [mapping, ms] of dials) {
+      metrics.observeDial(mapping, ms);
+      dial.observe({ mapping }, ms / 1000);
+    }
+    const replies: [string, string, string][] = [['stub', 'A', 'NOERROR'], ['stub', 'AAAA', 'NOERROR'], ['stub', 'A', 'NOERROR'], ['dns', 'SRV', 'NXDOMAIN']];
+    for (const [listener, type, rcode] of replies) {
+      metrics.observeDnsReply(listener, type, rcode === 'NOERROR' ? 0 : 3);
+      queries.inc({ listener, type, rcode });
+    }
+    const exchanges: [string, string, string, number][] = [['cluster', '10.0.0.2:53', 'answer', 0.7], ['cluster', '10.0.0.2:53', 'timeout', 2000], ['upstream', '[fd00::1]:53', 'answer', 3.3], ['cluster', '10.0.0.2:53', 'timeout', 2000.1]];
+    for (const [role, server, outcome, ms] of exchanges) {
+      metrics.observeExchange(role, server, outcome, ms);
+      upstream.observe({ upstream: server, role }, ms / 1000);
+      if (outcome !== 'answer') failures.inc({ upstream: server, role, reason: outcome });
+    }
+    reference.setContentType((accept === '' ? Registry.PROMETHEUS_CONTENT_TYPE : Registry.OPENMETRICS_CONTENT_TYPE) as typeof Registry.PROMETHEUS_CONTENT_TYPE);
+    const expected = await reference.metrics();
+    const page = await metrics.render({ snapshot: () => Promise.resolve(fullSnapshot([])) }, accept);
+    expect(page.contentType).toBe(reference.contentType);
+    expect(families(page.body, OBSERVED)).toBe(families(expected, OBSERVED));
+    expect(families(page.body, OBSERVED).split('\n').filter((line) => !line.startsWith('#'))).toHaveLength(2 * 16 + 3 + 2 * 16 + 1);
   });
 });
