@@ -1,13 +1,34 @@
 import { Command, CommanderError } from 'commander';
 import { cliLogger, ExitCode, processIo, withCommonOptions, type CliIo } from './cli-context.js';
-import { dnsCommand } from './dns-command.js';
-import { resolveCommand } from './resolve-command.js';
-import { registerCommand } from './register-command.js';
-import { runCommand } from './run-command.js';
-import { statusCommand } from './status-command.js';
 
 /** Version printed by `srvlink --version`. */
 export const VERSION = '0.1.0';
+
+type CommandFactory = (io: CliIo, setExit: (code: number) => void) => Command;
+
+/**
+ * The commands, in the order `srvlink --help` lists them, each module loaded
+ * only when the command is built: an idle `srvlink run` carries no code of
+ * the other commands.
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<CommandFactory>>> = {
+  run: async () => (await import('./run-command.js')).runCommand,
+  register: async () => (await import('./register-command.js')).registerCommand,
+  dns: async () => (await import('./dns-command.js')).dnsCommand,
+  resolve: async () => (await import('./resolve-command.js')).resolveCommand,
+  status: async () => (await import('./status-command.js')).statusCommand,
+};
+
+/**
+ * The commands to build for `argv`: the one it names, or every one (for
+ * `--help`, `help`, `--version`, no command or a mistyped one, whose "did
+ * you mean" needs every name). Options of the program itself come before
+ * the command (positional options), so the command is the first argument.
+ */
+function commandsFor(argv: readonly string[]): string[] {
+  const first = argv[2];
+  return first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+}
 
 /**
  * Parse `argv` (as `process.argv`: node, script, args...) and run the chosen
@@ -39,9 +60,10 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     })
     .exitOverride()
     .enablePositionalOptions();
-  for (const command of [runCommand(io, setExit), registerCommand(io, setExit), dnsCommand(io, setExit), resolveCommand(io, setExit), statusCommand(io, setExit)]) {
+  const factories = await Promise.all(commandsFor(argv).map((name) => (COMMANDS[name] as () => Promise<CommandFactory>)()));
+  for (const factory of factories) {
     // Output, exit override and help-after-error apply to every command.
-    program.addCommand(withCommonOptions(command.copyInheritedSettings(program)));
+    program.addCommand(withCommonOptions(factory(io, setExit).copyInheritedSettings(program)));
   }
   program.addHelpText(
     'after',
