@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import type { connect as tlsConnect } from 'node:tls';
 import { boundedCheck } from './bounded-check.js';
 import type { CheckResult, HealthCheck } from './health-check.js';
 import type { ServiceUrl } from './service-url.js';
@@ -62,7 +63,9 @@ function closeAfterAnswer(socket: Socket, received: Buffer, host: string): void 
     socket.end();
     return;
   }
-  const tls = tlsConnect({ socket, rejectUnauthorized: false, ...(isIP(host) === 0 ? { servername: host } : {}) });
+  // Loaded for the first server that answers `S`: TLS costs a process that never meets one about 2 MB.
+  const connect = (createRequire(import.meta.url)('node:tls') as { connect: typeof tlsConnect }).connect;
+  const tls = connect({ socket, rejectUnauthorized: false, ...(isIP(host) === 0 ? { servername: host } : {}) });
   tls.on('error', () => socket.destroy());
   tls.once('secureConnect', () => tls.end());
   tls.once('close', () => socket.destroy());
