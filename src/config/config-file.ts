@@ -1,6 +1,6 @@
 import { parse } from 'yaml';
 import { ConfigError } from '../core/errors.js';
-import { unknownKeyMessage } from './nearest-key.js';
+import { settingsDocument } from './json-config-file.js';
 
 // The layering needs no YAML parser: it lives apart, so a run without --config never loads one.
 export { configFileKeys, layerSettings, type LayeredValue } from './layer-settings.js';
@@ -18,14 +18,5 @@ export function parseConfigFile(text: string, file: string, knownKeys: readonly 
   } catch (err) {
     throw new ConfigError(`cannot read config file "${file}": ${(err as Error).message.split('\n')[0]}`);
   }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new ConfigError(`cannot read config file "${file}": expected a mapping of settings, got ${Array.isArray(doc) ? 'a list' : typeof doc}`);
-  }
-  for (const key of Object.keys(doc)) {
-    if (!knownKeys.includes(key)) {
-      throw new ConfigError(unknownKeyMessage(key, `config file "${file}"`, knownKeys));
-    }
-  }
-  return doc as Record<string, unknown>;
+  return settingsDocument(doc, file, knownKeys);
 }
