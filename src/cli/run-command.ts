@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { parseJsonConfigFile } from '../config/json-config-file.js';
 import { configFileKeys, layerSettings, type LayeredValue } from '../config/layer-settings.js';
 import { describeSource, flagName } from '../config/option-source.js';
 import { RELOAD_SIGNALS, RUN_DEFAULTS, parseRunConfig, type RunConfig, type RunSetting } from '../config/run-config.js';
@@ -221,9 +222,9 @@ async function loadRunSettings(cmd: Command, io: CliIo): Promise<RunSettings> {
     } catch (err) {
       throw new ConfigError(`cannot read config file "${file}": ${errorMessage(err)}`);
     }
-    // The YAML parser is loaded only for a config file.
-    const { parseConfigFile } = await import('../config/config-file.js');
-    fromFile = parseConfigFile(text, file, configFileKeys(cmd.options.map((o) => o.long)));
+    // The YAML parser is loaded only for a config file that is not plain JSON.
+    const keys = configFileKeys(cmd.options.map((o) => o.long));
+    fromFile = parseJsonConfigFile(text, file, keys) ?? (await import('../config/config-file.js')).parseConfigFile(text, file, keys);
   }
   const layered = layerSettings(cmd.opts(), sources, fromFile, file, flagName);
   const config = parseRunConfig(layered as Partial<Record<RunSetting, (typeof layered)[string]>>);
