@@ -3,7 +3,9 @@
  * dns` and the stub of `srvlink run` (forwarding the cluster domain to that
  * server). After each scenario the process is alive, answers a correct query
  * (dig, a client we did not write) and its memory is bounded. Each prints one
- * summary line. The random-packet flood at larger scale is test/stub/stub-fuzz.
+ * summary line: the connections it opened and dig's exchanges after it, the
+ * bytes of the answers dig checked, and those lost (no answer, or a wrong
+ * one). The random-packet flood at larger scale is test/stub/stub-fuzz.
  */
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
@@ -15,8 +17,9 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { createMessage, encodeMessage } from '../../src/dns/codec.js';
 import { frameMessage } from '../../src/dns/tcp-framing.js';
-import { dig } from '../helpers/dig.js';
+import { dig, type DigResult } from '../helpers/dig.js';
 import { rss } from '../helpers/proc-stats.js';
+import { reportScenario } from '../helpers/scenario-summary.js';
 import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -44,14 +47,42 @@ async function startTargets(): Promise<Target[]> {
   ];
 }
 
-/** Alive, answering a correct query over UDP and TCP, memory within `baseline` + 128 MiB. */
-async function expectHealthy(target: Target, baseline: number): Promise<void> {
+/** The size of the reply dig read (its `;; MSG SIZE  rcvd: N` line). */
+function replySize(answer: DigResult): number {
+  return Number(/MSG SIZE\s+rcvd: (\d+)/.exec(answer.raw)?.[1] ?? 0);
+}
+
+/** dig's exchanges after a part: how many, the bytes of the correct answers, and what went wrong with the others. */
+interface Checked {
+  exchanges: number;
+  bytes: number;
+  problems: string[];
+}
+
+/** Ask for `name` (A) and expect `address` alone: a correct answer counts its bytes, anything else is a problem. */
+async function checkAnswer(target: Target, name: string, address: string, extra: string[], checked: Checked): Promise<void> {
+  checked.exchanges++;
+  const answer = await dig(target.address, name, 'A', extra).catch((err: unknown) => String(err));
+  if (typeof answer === 'string') checked.problems.push(`${name} ${extra.join(' ')}: ${answer}`);
+  else if (answer.answer.length !== 1 || answer.answer[0]?.data !== address) checked.problems.push(`${name} ${extra.join(' ')}: ${JSON.stringify(answer.answer)}`);
+  else checked.bytes += replySize(answer);
+}
+
+/** Alive, memory within `baseline` + 128 MiB; then a correct query over UDP and one over TCP, checked. */
+async function checkHealthy(target: Target, baseline: number): Promise<Checked> {
   expect(target.proc.child.exitCode).toBeNull();
-  const udp = await dig(target.address, 'i1._big._tcp.env1.skydns.local', 'A');
-  expect(udp.answer.map((r) => r.data)).toEqual(['10.3.0.1']);
-  const tcp = await dig(target.address, 'i2._big._tcp.env1.skydns.local', 'A', ['+tcp']);
-  expect(tcp.answer.map((r) => r.data)).toEqual(['10.3.0.2']);
+  const checked: Checked = { exchanges: 0, bytes: 0, problems: [] };
+  await checkAnswer(target, 'i1._big._tcp.env1.skydns.local', '10.3.0.1', [], checked);
+  await checkAnswer(target, 'i2._big._tcp.env1.skydns.local', '10.3.0.2', ['+tcp'], checked);
   expect(rss(target.proc.child.pid as number) - baseline).toBeLessThan(128 * 2 ** 20);
+  return checked;
+}
+
+/** Print the part's summary line, then fail on any loss. */
+function report(scenario: string, connections: number, checked: Checked, extra: string, verifiedBefore = 0): void {
+  const summary = reportScenario({ scenario, connections: connections + checked.exchanges, bytesVerified: verifiedBefore + checked.bytes, lost: checked.problems.length, extra });
+  expect(checked.problems).toEqual([]);
+  expect(summary.lost).toBe(0);
 }
 
 async function tcp(address: HostPort): Promise<Socket> {
@@ -79,7 +110,7 @@ describe('dns abuse against srvlink dns and the stub', () => {
     );
     for (const target of targets) {
       const pid = target.proc.child.pid as number;
-      await expectHealthy(target, rss(pid));
+      expect((await checkHealthy(target, rss(pid))).problems).toEqual([]);
       const baseline = rss(pid);
 
       // Random and mutated packets over UDP, then framed over TCP.
@@ -93,23 +124,23 @@ describe('dns abuse against srvlink dns and the stub', () => {
       let tcpBytes = 0;
       stream.on('data', (chunk: Buffer) => (tcpBytes += chunk.length));
       stream.write(Buffer.concat(packets.map((p) => frameMessage(p))));
-      await expectHealthy(target, baseline);
+      let checked = await checkHealthy(target, baseline);
       udp.close();
-      console.log(`dns-abuse random-packets (${target.name}): ${packets.length * 2} packets, ${udpAnswers} answered over udp, ${tcpBytes} bytes over tcp, 0 crashes`);
+      report(`dns-abuse random-packets (${target.name})`, 1, checked, `${packets.length * 2} packets, ${udpAnswers} answered over udp, ${tcpBytes} bytes over tcp, 0 crashes`);
 
       // Huge length prefixes: a frame of 65,535 announced, a few bytes sent, on 50 connections.
       const huge = await Promise.all(Array.from({ length: 50 }, () => tcp(target.address)));
       for (const socket of huge) socket.write(Buffer.from([0xff, 0xff, 1, 2, 3]));
-      await expectHealthy(target, baseline);
-      console.log(`dns-abuse huge-length-prefix (${target.name}): ${huge.length} connections, 0 answered, 0 crashes`);
+      checked = await checkHealthy(target, baseline);
+      report(`dns-abuse huge-length-prefix (${target.name})`, huge.length, checked, `${huge.length} frames of 65535 bytes announced, 0 answered, 0 crashes`);
       for (const socket of huge) socket.destroy();
 
       // Half-open connections: 2,000 connected, nothing sent (past 256 the oldest idle ones make room).
       const halfOpen: Socket[] = [];
       for (let i = 0; i < 2000; i++) halfOpen.push(await tcp(target.address));
-      await expectHealthy(target, baseline);
+      checked = await checkHealthy(target, baseline);
       const closedByServer = halfOpen.filter((s) => s.destroyed || s.readableEnded).length;
-      console.log(`dns-abuse half-open (${target.name}): ${halfOpen.length} connections, ${closedByServer} closed by the server so far, 0 crashes`);
+      report(`dns-abuse half-open (${target.name})`, halfOpen.length, checked, `${closedByServer} closed by the server so far, 0 crashes`);
       for (const socket of halfOpen) socket.destroy();
 
       // A pipelining client that never reads, asking for the 64 KiB answer.
@@ -118,16 +149,16 @@ describe('dns abuse against srvlink dns and the stub', () => {
       const big = frameMessage(encodeMessage(createMessage({ id: 2, questions: [{ name: BIG, type: 'SRV' }] })));
       let written = 0;
       for (let i = 0; i < 2000 && greedy.write(big); i++) written++;
-      await expectHealthy(target, baseline);
-      console.log(`dns-abuse never-reading (${target.name}): 1 connection, ${written} queries written, 0 crashes`);
+      checked = await checkHealthy(target, baseline);
+      report(`dns-abuse never-reading (${target.name})`, 1, checked, `${written} queries written, 0 crashes`);
       greedy.destroy();
 
       // Answers over 64 KiB uncompressed: dig over UDP (truncated) then TCP.
       const answer = await dig(target.address, BIG, 'SRV', ['+tcp', '+ignore']);
       expect(answer.status).toBe('NOERROR');
       expect(answer.answer.length).toBeGreaterThan(1000);
-      await expectHealthy(target, baseline);
-      console.log(`dns-abuse large-answer (${target.name}): 1 query, ${answer.answer.length} records answered, 0 crashes`);
+      checked = await checkHealthy(target, baseline);
+      report(`dns-abuse large-answer (${target.name})`, 1, checked, `${answer.answer.length} records in one answer over tcp, 0 crashes`, replySize(answer));
       expect(target.proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
     }
   }, 120_000);

@@ -14,6 +14,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { patternAt } from '../helpers/byte-stream.js';
 import { cpuTicks, openFds, rss } from '../helpers/proc-stats.js';
+import { reportScenario } from '../helpers/scenario-summary.js';
 import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { connectTcp, echoRoundTrip, startEchoBackend, type TcpBackend } from '../helpers/tcp-backends.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -130,10 +131,14 @@ describe('connection floods against srvlink run', () => {
     after.destroy();
     expect(proc.child.exitCode).toBeNull();
     expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
-    console.log(
-      `floods max-conns: 5001 connections, ${(counts.forwarded + 1) * PAYLOAD} bytes verified, ${counts.lost} lost; ` +
-        `${rejected} closed at once and counted at --max-conns 1000 (${4000 - rejected} shed before srvlink saw them), srvlink RSS +${Math.round(peakRss / 2 ** 20)} MiB at the peak`,
-    );
+    const summary = reportScenario({
+      scenario: 'floods max-conns',
+      connections: 5001,
+      bytesVerified: (counts.forwarded + 1) * PAYLOAD,
+      lost: counts.lost,
+      extra: `${rejected} closed at once and counted at --max-conns 1000 (${4000 - rejected} shed before srvlink saw them), srvlink RSS +${Math.round(peakRss / 2 ** 20)} MiB at the peak`,
+    });
+    expect(summary.lost).toBe(0);
   }, 150_000);
 
   it('under prlimit --nofile=256: no spin while full, the excess closed and counted, served again when the load drops', async () => {
@@ -181,9 +186,13 @@ describe('connection floods against srvlink run', () => {
     expect(again).toEqual({ forwarded: 50, refused: 0, unconnected: 0, lost: 0 });
     expect(proc.child.exitCode).toBeNull();
     expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
-    console.log(
-      `floods nofile-256: ${600 + knocks.refused + knocks.unconnected + 50} connections, ${(counts.forwarded + 50) * PAYLOAD} bytes verified, 0 lost; ` +
-        `${counts.forwarded} forwarded at once, ${refusedCounted} closed at once and counted, srvlink used ${Math.round(cpuShare * 100)} % of a core while full`,
-    );
+    const summary = reportScenario({
+      scenario: 'floods nofile-256',
+      connections: 600 + knocks.refused + knocks.unconnected + 50,
+      bytesVerified: (counts.forwarded + 50) * PAYLOAD,
+      lost: counts.lost + knocks.lost + again.lost,
+      extra: `${counts.forwarded} forwarded at once, ${refusedCounted} closed at once and counted, srvlink used ${Math.round(cpuShare * 100)} % of a core while full`,
+    });
+    expect(summary.lost).toBe(0);
   }, 150_000);
 });

@@ -12,7 +12,8 @@ import { Etcd3 } from 'etcd3';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { patternAt } from '../helpers/byte-stream.js';
-import { dig } from '../helpers/dig.js';
+import { dig, type DigResult } from '../helpers/dig.js';
+import { reportScenario } from '../helpers/scenario-summary.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { connectTcp, readBytes, readLine, startNamedBackend, type TcpBackend } from '../helpers/tcp-backends.js';
@@ -82,6 +83,11 @@ function client(cluster: EtcdCluster): Etcd3 {
   return etcd;
 }
 
+/** The size of the reply dig read (its `;; MSG SIZE  rcvd: N` line). */
+function replySize(answer: DigResult): number {
+  return Number(/MSG SIZE\s+rcvd: (\d+)/.exec(answer.raw)?.[1] ?? 0);
+}
+
 const noErrors = (proc: SrvlinkProcess): unknown[] => proc.logs.filter((l) => l.level === 'error' || l.level === 'raw');
 
 async function fetchMetric(admin: HostPort, name: string): Promise<number> {
@@ -121,7 +127,8 @@ describe('hostile etcd data', () => {
       ].sort(),
     );
     expect(web.additional.map((r) => `${r.name} ${r.type} ${r.data}`)).toContain(`web2.${WEB}. A 127.0.0.1`);
-    expect((await dig(dnsAddress, `odd-ip-1.${WEB}`, 'A')).status).toBe('NXDOMAIN');
+    const oddIp = await dig(dnsAddress, `odd-ip-1.${WEB}`, 'A');
+    expect(oddIp.status).toBe('NXDOMAIN');
     // 10,000 SRV records do not fit one message: UDP truncates, TCP carries as many whole records as fit.
     const udp = await dig(dnsAddress, BIG, 'SRV', ['+ignore']);
     expect(udp.flags).toContain('tc');
@@ -131,10 +138,15 @@ describe('hostile etcd data', () => {
     expect(tcp.answer.every((r) => new RegExp(`^\\d+ \\d+ ${ports.big} i\\d+\\.${BIG.replace(/\./g, '\\.')}\\.$`).test(r.data))).toBe(true);
     expect(dns.child.exitCode).toBeNull();
     expect(noErrors(dns)).toEqual([]);
-    console.log(
-      `hostile-etcd (srvlink dns): ${4 + INSTANCES + bad} keys, ${bad} skipped and counted, 4 of 4 valid web records answered, ` +
-        `${tcp.answer.length} of ${INSTANCES} big records in one TCP answer, 0 crashes`,
-    );
+    // Every answer above was checked: the four exchanges are dig's, their bytes its replies'.
+    const dnsSummary = reportScenario({
+      scenario: 'hostile-etcd (srvlink dns)',
+      connections: 4,
+      bytesVerified: [web, oddIp, udp, tcp].reduce((sum, answer) => sum + replySize(answer), 0),
+      lost: 0,
+      extra: `${4 + INSTANCES + bad} keys, ${bad} skipped and counted, 4 of 4 valid web records answered, ${tcp.answer.length} of ${INSTANCES} big records in one TCP answer, 0 crashes`,
+    });
+    expect(dnsSummary.lost).toBe(0);
 
     // srvlink run --discovery etcd: connections reach only valid backends, bytes intact.
     const run = spawnSrvlink([
@@ -208,9 +220,13 @@ describe('hostile etcd data', () => {
     expect(run.child.exitCode).toBeNull();
     expect(dns.child.exitCode).toBeNull();
     expect(noErrors(run)).toEqual([]);
-    console.log(
-      `hostile-etcd (srvlink run --discovery etcd): ${webConnections + connections + 1} connections, ${verified} bytes verified, ${lost} lost; ` +
-        `${bad + 2} hostile keys skipped and counted, a set of ${INSTANCES} backends logged in ${JSON.stringify(bigSet).length} bytes`,
-    );
+    const runSummary = reportScenario({
+      scenario: 'hostile-etcd (srvlink run --discovery etcd)',
+      connections: webConnections + connections + 1,
+      bytesVerified: verified,
+      lost,
+      extra: `${bad + 2} hostile keys skipped and counted, a set of ${INSTANCES} backends logged in ${JSON.stringify(bigSet).length} bytes`,
+    });
+    expect(runSummary.lost).toBe(0);
   }, 150_000);
 });

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { readPattern, writePattern, type PatternWriter } from '../helpers/byte-stream.js';
 import { rss } from '../helpers/proc-stats.js';
+import { reportScenario } from '../helpers/scenario-summary.js';
 import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { connectTcp, echoRoundTrip, startEchoBackend, startTcpBackend, type TcpBackend } from '../helpers/tcp-backends.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -96,11 +97,17 @@ describe('slow peers through srvlink run', () => {
     expect({ received: atClient.received, mismatched: atClient.mismatched }).toEqual({ received: backendWriter.written, mismatched: 0 });
     expect({ received: atBackend.received, mismatched: atBackend.mismatched }).toEqual({ received: clientWriter.written, mismatched: 0 });
     expect(proc.child.exitCode).toBeNull();
-    const verified = atClient.received + atBackend.received;
-    console.log(
-      `slow-peers backpressure: 2 connections, ${verified} bytes verified, 0 lost; stalled after ${backendWriter.written} bytes (backend to a never-reading client) ` +
-        `and ${clientWriter.written} bytes (client to a never-reading backend), srvlink RSS +${Math.round(growth / 2 ** 20)} MiB while stalled`,
-    );
+    // Lost: bytes written that never arrived, or arrived wrong.
+    const summary = reportScenario({
+      scenario: 'slow-peers backpressure',
+      connections: 2,
+      bytesVerified: atClient.received - atClient.mismatched + atBackend.received - atBackend.mismatched,
+      lost: backendWriter.written - atClient.received + atClient.mismatched + clientWriter.written - atBackend.received + atBackend.mismatched,
+      extra:
+        `stalled after ${backendWriter.written} bytes (backend to a never-reading client) and ${clientWriter.written} bytes (client to a never-reading backend), ` +
+        `srvlink RSS +${Math.round(growth / 2 ** 20)} MiB while stalled`,
+    });
+    expect(summary.lost).toBe(0);
   }, 120_000);
 
   it('with --idle-timeout, stalled pairs are closed once it runs out; what was delivered is correct', async () => {
@@ -133,9 +140,16 @@ describe('slow peers through srvlink run', () => {
     expect(atClient.received).toBeLessThanOrEqual(backendWriter.written);
     expect(atBackend.received).toBeLessThanOrEqual(clientWriter.written);
     expect(proc.child.exitCode).toBeNull();
-    console.log(
-      `slow-peers idle-timeout: 2 connections, ${atClient.received + atBackend.received} bytes verified, 0 corrupted; both closed ${Math.round(closedAfter)} ms after the stall ` +
-        `(--idle-timeout 1s), slow sides saw ${ends.join(' and ')} after ${atClient.received} and ${atBackend.received} of ${backendWriter.written} and ${clientWriter.written} bytes sent`,
-    );
+    // The idle timeout cuts the streams by design: lost here is a byte delivered wrong.
+    const summary = reportScenario({
+      scenario: 'slow-peers idle-timeout',
+      connections: 2,
+      bytesVerified: atClient.received - atClient.mismatched + atBackend.received - atBackend.mismatched,
+      lost: atClient.mismatched + atBackend.mismatched,
+      extra:
+        `both closed ${Math.round(closedAfter)} ms after the stall (--idle-timeout 1s), slow sides saw ${ends.join(' and ')} ` +
+        `after ${atClient.received} and ${atBackend.received} of ${backendWriter.written} and ${clientWriter.written} bytes sent`,
+    });
+    expect(summary.lost).toBe(0);
   }, 120_000);
 });
