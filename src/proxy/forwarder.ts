@@ -440,22 +440,31 @@ export class Forwarder implements Service<HostPort> {
       resetSocket(client);
       return;
     }
-    // Skip ejected backends, and those a trial connection is probing, unless
-    // that leaves nothing: trying a backend that failed recently beats
-    // refusing the client outright (then nobody takes a probe slot).
-    const admitted = all.filter((candidate) => this.#admits(this.#health.admission(candidate.key)));
-    const lastResort = admitted.length === 0;
-    const candidates = lastResort ? all : admitted;
-    let skipped = all.length - candidates.length;
+    // Ejected backends, and those a trial connection is probing, are held
+    // back: dialed last, only once every admitted one has failed (or when none
+    // is admitted), since trying a backend that failed recently beats
+    // refusing the client outright. A restarted backend may still be ejected
+    // while the others have just died. Dialed as a last resort, they take no probe slot.
+    const candidates: Candidate[] = [];
+    const heldBack = new Set<Candidate>();
+    for (const candidate of all) {
+      if (this.#admits(this.#health.admission(candidate.key))) candidates.push(candidate);
+      else heldBack.add(candidate);
+    }
+    candidates.push(...heldBack);
+    const dialed = new Set<Candidate>();
     const reasons: string[] = [];
     /** The deadline ran out with backends left to try, or cut the last dial short. */
     let outOfTime = false;
-    for (const candidate of candidates) {
+    for (let i = 0; i < candidates.length; i++) {
+      const candidate = candidates[i] as Candidate;
       if (client.destroyed) return end('aborted');
-      // Dials before this one took time: a backend may have been ejected, or taken for a probe, meanwhile.
+      const lastResort = heldBack.has(candidate);
+      // Dials before this one took time: a backend may have been ejected, or taken for a probe, meanwhile: held back too.
       const admission = this.#health.admission(candidate.key);
       if (!lastResort && !this.#admits(admission)) {
-        skipped++;
+        heldBack.add(candidate);
+        candidates.push(candidate);
         continue;
       }
       const remaining = Math.ceil(deadline - performance.now());
@@ -469,6 +478,7 @@ export class Forwarder implements Service<HostPort> {
       // Moving on to the next backend after a failed dial is a failover.
       if (reasons.length > 0) this.stats.failovers++;
       const timeout = Math.min(this.#connectTimeout, remaining);
+      dialed.add(candidate);
       const dialStart = performance.now();
       let backend: Socket;
       try {
@@ -508,7 +518,9 @@ export class Forwarder implements Service<HostPort> {
     }
     this.stats.failed++;
     const listed = reasons.slice(0, MAX_TRIED_LISTED).join(', ') + (reasons.length > MAX_TRIED_LISTED ? `, and ${reasons.length - MAX_TRIED_LISTED} more` : '');
-    const untried = candidates.length - reasons.length;
+    const notDialed = new Set(candidates.filter((candidate) => !dialed.has(candidate)));
+    const skipped = [...notDialed].filter((candidate) => heldBack.has(candidate)).length;
+    const untried = notDialed.size - skipped;
     if (outOfTime) {
       this.stats.deadlineCloses++;
       this.#warnFailure(

@@ -284,6 +284,28 @@ describe('Forwarder: passive health', () => {
     expect(forwarder.health()[0]).toMatchObject({ ejections: 1 });
   });
 
+  it('dials an ejected backend last when every admitted one fails: one back up while still ejected serves the client', async () => {
+    const a = await startNamedBackend('a');
+    const b = await startNamedBackend('b');
+    const deadPort = await unusedPort();
+    let aDown = true;
+    // While `aDown`, dials to backend a go to a port where nothing listens.
+    const dial = (host: string, port: number): Socket => connect({ host, port: aDown && port === a.address.port ? deadPort : port, allowHalfOpen: true });
+    const source = new TestSource([backend('127.0.0.1', a.address.port, { priority: 10 }), backend('127.0.0.1', b.address.port, { priority: 20 })]);
+    const { forwarder, address } = await startForwarder({ source, dial, ejectAfter: 1, ejectBase: 60_000 });
+    // a fails and is ejected for a minute; b serves.
+    expect(await reached(address)).toBe('b');
+    expect(forwarder.health()).toMatchObject([{ key: `127.0.0.1:${a.address.port}`, ejections: 1 }]);
+    // a is back (still ejected), b dies: the client gets a, not a reset.
+    aDown = false;
+    await b.close();
+    expect(await reached(address)).toBe('a');
+    expect(forwarder.stats).toMatchObject({ forwarded: 2, failed: 0 });
+    // a's success forgets its ejection; b's failure ejects it.
+    expect(forwarder.health()).toMatchObject([{ key: `127.0.0.1:${b.address.port}`, ejections: 1 }]);
+    expect(await reached(address)).toBe('a');
+  });
+
   it('forgets the health of backends that leave the set', async () => {
     const live = await startNamedBackend('live');
     const deadPort = await unusedPort();
