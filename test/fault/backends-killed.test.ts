@@ -171,7 +171,9 @@ class EchoBackend {
 /** SIGKILL the process group `server` leads (setsid made it leader). */
 function killGroup(server: ServerProcess): void {
   const pid = server.child.pid;
-  if (pid === undefined) return;
+  // Only while socat is alive is its PID, and so the group's, surely ours (socat forks one
+  // process per connection: PIDs wrap fast). The group is killed before its leader exits.
+  if (pid === undefined || server.child.exitCode !== null || server.child.signalCode !== null) return;
   try {
     process.kill(-pid, 'SIGKILL');
   } catch {
