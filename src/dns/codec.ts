@@ -1,7 +1,7 @@
 import * as packet from 'dns-packet';
 import type { Answer, OptAnswer, Question, RecordType } from 'dns-packet';
 import { MalformedMessageError } from '../core/errors.js';
-import { wireNameProblem } from '../core/dns-name.js';
+import { MAX_LABEL_OCTETS, MAX_NAME_OCTETS, wireNameProblem } from '../core/dns-name.js';
 import { compressMessage } from './compress-message.js';
 import { HEADER_LENGTH, MAX_MESSAGE_SIZE } from './wire.js';
 
@@ -316,24 +316,91 @@ export function truncate(reply: DnsMessage): DnsMessage {
  * (the reply's question would not match the query's, RFC 5452 §9.1), so the
  * message is malformed: its question must encode back to the same bytes.
  * The first question follows the header and cannot hold a compression pointer.
+ *
+ * Most questions are plain ASCII and checked from their bytes alone
+ * (`plainQuestionEnd`); any other is encoded again and compared.
  */
 function assertFaithfulQuestion(buf: Uint8Array, question: DnsQuestion | undefined): void {
   if (!question) return;
-  const unfaithful = new MalformedMessageError(`cannot decode message: question "${question.name}" (${question.type} ${question.class ?? 'IN'}) cannot be represented`);
+  if (plainQuestionEnd(buf) !== undefined) return;
+  const unfaithful = (): MalformedMessageError =>
+    new MalformedMessageError(`cannot decode message: question "${question.name}" (${question.type} ${question.class ?? 'IN'}) cannot be represented`);
   let again: Buffer;
   try {
     assertEncodableName(question.name);
     again = packet.encode({ questions: [question] });
   } catch {
-    throw unfaithful;
+    throw unfaithful();
   }
   const original = Buffer.from(buf.buffer, buf.byteOffset, buf.length).subarray(HEADER_LENGTH, again.length);
-  if (!original.equals(again.subarray(HEADER_LENGTH))) throw unfaithful;
+  if (!original.equals(again.subarray(HEADER_LENGTH))) throw unfaithful();
 }
 
+/** The DNS classes dns-packet names, so reads and writes back the same (any other becomes 0 on encode). */
+const NAMED_CLASSES: ReadonlySet<number> = new Set([0, 1, 2, 3, 4, 255]);
+const DOT = 0x2e;
+const LINE_FEED = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
+
+/**
+ * Where the first question of `buf` ends, when dns-packet reads it back as
+ * the same bytes for certain: its name in labels (no pointer) of ASCII
+ * without a dot, and without the line ends its encoder's multi-line regular
+ * expression strips dots next to, and a class dns-packet names; its type
+ * needs no check (dns-packet maps every 16-bit type to a name and back).
+ * Undefined when any of that does not hold: the question is then checked
+ * the long way. Lengths are dns-packet's to check (a label over 63 octets
+ * is a bad label, a name over 254 an error, for both paths).
+ */
+function plainQuestionEnd(buf: Uint8Array): number | undefined {
+  let at = HEADER_LENGTH;
+  for (;;) {
+    const length = buf[at];
+    if (length === undefined || length > 63) return undefined;
+    at++;
+    if (length === 0) break;
+    const end = at + length;
+    if (end > buf.length) return undefined;
+    for (; at < end; at++) {
+      const byte = buf[at] as number;
+      if (byte >= 0x80 || byte === DOT || byte === LINE_FEED || byte === CARRIAGE_RETURN) return undefined;
+    }
+  }
+  if (at + 4 > buf.length) return undefined;
+  const klass = ((buf[at + 2] as number) << 8) | (buf[at + 3] as number);
+  return NAMED_CLASSES.has(klass) ? at + 4 : undefined;
+}
+
+/** Throws when `name` cannot go on the wire: a label empty or over 63 octets, the name over 255. */
 function assertEncodableName(name: string): void {
   if (name === '.' || name === '') return;
+  if (plainNameFits(name)) return;
   const problem = wireNameProblem(name.replace(/^\.|\.$/g, '').split('.'));
   if (problem?.kind === 'longName') throw new MalformedMessageError(`cannot encode name "${name}": longer than 255 octets`);
   if (problem !== undefined) throw new MalformedMessageError(`cannot encode name "${name}": label "${problem.label}" must be 1-63 octets`);
+}
+
+/**
+ * Whether an ASCII `name` (one leading and one trailing dot ignored) fits
+ * the wire, checked in one pass over its characters; false when it does not
+ * or when it is not ASCII (then `wireNameProblem` decides, and words the error).
+ */
+function plainNameFits(name: string): boolean {
+  const start = name.charCodeAt(0) === DOT ? 1 : 0;
+  const end = name.charCodeAt(name.length - 1) === DOT ? name.length - 1 : name.length;
+  if (end <= start) return false;
+  // The wire form: a length octet per label, the label's octets, the root's zero.
+  if (end - start + 2 > MAX_NAME_OCTETS) return false;
+  let label = 0;
+  for (let i = start; i < end; i++) {
+    const code = name.charCodeAt(i);
+    if (code >= 0x80) return false;
+    if (code === DOT) {
+      if (label === 0) return false;
+      label = 0;
+    } else if (++label > MAX_LABEL_OCTETS) {
+      return false;
+    }
+  }
+  return label > 0;
 }

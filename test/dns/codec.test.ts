@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import * as packet from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import {
   EDNS_UDP_SIZE,
@@ -12,6 +13,7 @@ import {
   udpLimit,
   type DnsMessage,
 } from '../../src/dns/codec.js';
+import { wireNameProblem } from '../../src/core/dns-name.js';
 
 const srvResponse = createMessage({
   id: 0xbeef,
@@ -140,5 +142,82 @@ describe('codec', () => {
     expect(cut.answers).toEqual([]);
     expect(cut.additionals).toEqual([]);
     expect(cut.questions).toEqual(srvResponse.questions);
+  });
+
+  /**
+   * What "faithful" means, the long way: dns-packet reads the question, the
+   * name fits the wire, and the question encodes back to the very bytes.
+   */
+  function faithful(wire: Buffer): boolean {
+    try {
+      const question = packet.decode(wire).questions?.[0];
+      if (question === undefined) return true;
+      const name = question.name;
+      if (name !== '.' && name !== '' && wireNameProblem(name.replace(/^\.|\.$/g, '').split('.')) !== undefined) return false;
+      const again = packet.encode({ questions: [question] });
+      return wire.subarray(12, again.length).equals(again.subarray(12));
+    } catch {
+      return false;
+    }
+  }
+
+  function queryWith(labels: readonly Uint8Array[], type: number, klass: number): Buffer {
+    const header = Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    const tail = Buffer.alloc(4);
+    tail.writeUInt16BE(type, 0);
+    tail.writeUInt16BE(klass, 2);
+    return Buffer.concat([header, ...labels.flatMap((label) => [Buffer.from([label.length]), Buffer.from(label)]), Buffer.from([0]), tail]);
+  }
+
+  it('accepts a question exactly when it reads back as its own bytes, whatever its labels, type and class (property)', () => {
+    // Mostly printable ASCII, with the bytes that trouble a text round trip mixed in: dots, line ends
+    // (dns-packet's encoder strips a dot next to one), NUL, UTF-8 lead and continuation bytes, 0xff.
+    const byte = fc.oneof(
+      { arbitrary: fc.integer({ min: 0x21, max: 0x7e }), weight: 12 },
+      { arbitrary: fc.constantFrom(0x2e, 0x0a, 0x0d, 0x00, 0xc3, 0xa9, 0xe2, 0x80, 0xa8, 0xff), weight: 2 },
+      { arbitrary: fc.integer({ min: 0, max: 255 }), weight: 1 },
+    );
+    const label = fc.oneof({ arbitrary: fc.array(byte, { minLength: 1, maxLength: 8 }), weight: 8 }, { arbitrary: fc.array(byte, { minLength: 1, maxLength: 63 }), weight: 1 }).map((bytes) => Uint8Array.from(bytes));
+    const klass = fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 5, 254, 255, 0x8001), fc.integer({ min: 0, max: 0xffff }));
+    fc.assert(
+      fc.property(fc.array(label, { maxLength: 6 }), fc.integer({ min: 0, max: 0xffff }), klass, (labels, type, cls) => {
+        const wire = queryWith(labels, type, cls);
+        let accepted: boolean;
+        try {
+          decodeMessage(wire);
+          accepted = true;
+        } catch (err) {
+          expect(err).toMatchObject({ code: 'ERR_DNS_MALFORMED' });
+          accepted = false;
+        }
+        expect(accepted, wire.toString('hex')).toBe(faithful(wire));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('reads every one of the 65,536 types back as itself', () => {
+    for (let type = 0; type <= 0xffff; type++) {
+      const wire = queryWith([Buffer.from('a')], type, 1);
+      if (!faithful(wire)) throw new Error(`type ${type} does not read back as itself`);
+      decodeMessage(wire);
+    }
+  });
+
+  it.each([
+    ['a plain name', 'zk1._zookeeper._tcp.env1.skydns.local', true],
+    ['a leading and a trailing dot', '.a.b.', true],
+    ['63-octet labels', `${'a'.repeat(63)}.${'b'.repeat(63)}`, true],
+    ['a 64-octet label', `${'a'.repeat(64)}.b`, false],
+    ['253 characters', Array.from({ length: 4 }, () => 'c'.repeat(62)).join('.') + '.d', true],
+    ['254 characters', Array.from({ length: 4 }, () => 'c'.repeat(62)).join('.') + '.de', false],
+    ['two dots in a row', 'a..b', false],
+    ['only dots', '..', false],
+    ['a long non-ASCII label', `${'é'.repeat(32)}.x`, false],
+    ['a short non-ASCII label', `${'é'.repeat(31)}.x`, true],
+  ])('encodes %s only when it fits the wire', (_what, name, fits) => {
+    const encode = (): Buffer => encodeMessage(createMessage({ questions: [{ name, type: 'A' }] }));
+    if (fits) expect(decodeMessage(encode()).questions[0]?.name).toBe(name.replace(/^\.|\.$/g, ''));
+    else expect(encode).toThrowError(expect.objectContaining({ code: 'ERR_DNS_MALFORMED' }));
   });
 });
