@@ -1,5 +1,6 @@
 /**
- * Imports point one way (docs/architecture.md §4): cli → features → discovery → dns → core.
+ * Imports point one way (docs/architecture.md §4): cli → features → discovery → dns → core,
+ * and features → skydns-model → core.
  * A feature does not import another feature; what two share moves down.
  * This reads the import lines of src/ and keeps that true.
  */
@@ -16,12 +17,16 @@ const ALLOWED: Record<string, readonly string[]> = {
   core: [],
   dns: ['core'],
   discovery: ['dns', 'core'],
-  ...Object.fromEntries(FEATURES.map((feature) => [feature, ['discovery', 'dns', 'core']])),
+  // The SkyDNS record model (key paths, the record, the value written), a leaf beside dns/:
+  // the zone reads records and the registry writes them, and two features may not import each
+  // other, so the one model both use sits below them (as CoreDNS's plugin/etcd/msg).
+  'skydns-model': ['core'],
+  ...Object.fromEntries(FEATURES.map((feature) => [feature, ['skydns-model', 'discovery', 'dns', 'core']])),
   // Config validates with the pure parsers of the layers below and of the registry,
   // and shows the defaults of the parts it configures (FORWARDER_DEFAULTS, the stub cache's size).
-  config: ['registry', 'proxy', 'stub', 'discovery', 'dns', 'core'],
+  config: ['registry', 'proxy', 'stub', 'skydns-model', 'discovery', 'dns', 'core'],
   demo: ['skydns', 'core'],
-  cli: ['config', ...FEATURES, 'discovery', 'dns', 'core'],
+  cli: ['config', ...FEATURES, 'skydns-model', 'discovery', 'dns', 'core'],
 };
 
 function importsOf(folder: string): { file: string; target: string }[] {

@@ -1,7 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { absoluteName, isDomainName } from '../core/dns-name.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { describeSource, splitList, type OptionSource } from './option-source.js';
 
 /** Settings of `srvlink dns`, validated and frozen. */

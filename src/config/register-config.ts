@@ -1,12 +1,13 @@
 import { ConfigError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../core/duration.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { parsePort } from '../core/host-port.js';
 import { defaultInstanceId } from '../registry/default-instance-id.js';
 import { HEALTH_CHECK_DEFAULTS, parseHealthCheck } from '../registry/health-check.js';
 import { expandVars, type Environment } from '../registry/expand-vars.js';
 import { registrationKey, registrationKeyProblem } from '../registry/registration-key.js';
-import { REGISTRATION_VALUE_DEFAULTS, registrationValue, registrationValueProblem, type RegistrationValue } from '../registry/registration-value.js';
+import { recordValue, recordValueProblem, type RecordValue } from '../skydns-model/record-value.js';
+import { SKYDNS_RECORD_DEFAULTS } from '../skydns-model/skydns-record.js';
 import { REGISTRATION_DEFAULTS } from '../registry/registration-defaults.js';
 
 /** One service instance to register, as given (flags of `srvlink register`, or a `--register` spec). */
@@ -30,7 +31,7 @@ export interface RegisterSpec {
 /** What a registration needs, validated and frozen. */
 export interface RegisterConfig {
   readonly key: string;
-  readonly value: RegistrationValue;
+  readonly value: RecordValue;
   /** Lease TTL in seconds. */
   readonly ttl: number;
   readonly check: string | undefined;
@@ -99,17 +100,17 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
   const valueOptions = {
     host,
     port,
-    priority: integer('priority', REGISTRATION_VALUE_DEFAULTS.priority, 0, 65535),
-    weight: integer('weight', REGISTRATION_VALUE_DEFAULTS.weight, 0, 65535),
+    priority: integer('priority', SKYDNS_RECORD_DEFAULTS.priority, 0, 65535),
+    weight: integer('weight', SKYDNS_RECORD_DEFAULTS.weight, 0, 65535),
     // The record's TTL is the lease's: no cache keeps an answer longer than the key may live.
     ttl,
   };
   // The registry names its fields; here they become what the user typed (`--service`, `--register "web:80" service`).
-  const bad = registrationKeyProblem(keyOptions) ?? registrationValueProblem(valueOptions);
+  const bad = registrationKeyProblem(keyOptions) ?? recordValueProblem(valueOptions);
   if (bad !== undefined) throw new ConfigError(`invalid ${what(bad.field)} "${bad.value}": ${bad.problem}`);
   return Object.freeze({
     key: registrationKey(keyOptions),
-    value: registrationValue(valueOptions),
+    value: recordValue(valueOptions),
     ttl,
     check: spec.check,
     checkSend: spec.checkSend,
@@ -123,8 +124,8 @@ export function parseRegisterConfig(spec: RegisterSpec, context: RegisterContext
 
 /** Defaults of `srvlink register`, as `--help` shows them: the registry's own, written as a user types them. */
 export const REGISTER_DEFAULTS = {
-  priority: String(REGISTRATION_VALUE_DEFAULTS.priority),
-  weight: String(REGISTRATION_VALUE_DEFAULTS.weight),
+  priority: String(SKYDNS_RECORD_DEFAULTS.priority),
+  weight: String(SKYDNS_RECORD_DEFAULTS.weight),
   ttl: String(REGISTRATION_DEFAULTS.ttl),
   checkInterval: formatDuration(REGISTRATION_DEFAULTS.interval),
   checkTimeout: formatDuration(HEALTH_CHECK_DEFAULTS.timeout),

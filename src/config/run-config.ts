@@ -7,7 +7,7 @@ import { unknownKeyMessage } from './nearest-key.js';
 import { ConfigError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../core/duration.js';
 import { DNS_DISCOVERY_DEFAULTS } from '../discovery/dns-backend-source.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { DNS_CLIENT_DEFAULTS } from '../dns/client.js';
 import { FORWARDER_DEFAULTS } from '../proxy/forwarder.js';
 import { DEFAULT_CACHE_ENTRIES } from '../stub/dns-cache.js';

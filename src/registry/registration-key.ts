@@ -1,6 +1,6 @@
 import { MAX_LABEL_OCTETS, MAX_NAME_LENGTH, hostLabelProblem, relativeName } from '../core/dns-name.js';
-import { DEFAULT_SKYDNS_PREFIX, nameToKey } from '../discovery/key-path.js';
-import { fieldError, type FieldProblem } from './field-problem.js';
+import { DEFAULT_SKYDNS_PREFIX, nameToKey } from '../skydns-model/key-path.js';
+import { fieldError, type FieldProblem } from '../core/field-problem.js';
 
 export interface RegistrationKeyOptions {
   /** Where the SkyDNS records live. Default `/skydns` (CoreDNS plugin/etcd `path`). */

@@ -60,7 +60,7 @@ export interface RegistrationOptions {
   client: LeaseClient;
   /** The etcd key (`registrationKey`). */
   key: string;
-  /** The value, written as JSON (`registrationValue`). */
+  /** The value, written as JSON (`recordValue`). */
   value: object;
   /** Lease TTL, whole seconds (`--ttl`). Default 10. */
   ttl?: number;

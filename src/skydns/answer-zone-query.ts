@@ -1,8 +1,8 @@
 import { canonicalName, isInZone, relativeName } from '../core/dns-name.js';
 import { Rcode } from '../dns/codec.js';
 import type { DnsQuestion, DnsRecord } from '../dns/codec.js';
-import { DEFAULT_SKYDNS_PREFIX, keyToName, nameToKey } from '../discovery/key-path.js';
-import type { SkydnsRecord } from './skydns-record.js';
+import { DEFAULT_SKYDNS_PREFIX, keyToName, nameToKey } from '../skydns-model/key-path.js';
+import { SKYDNS_RECORD_DEFAULTS, type SkydnsRecord } from '../skydns-model/skydns-record.js';
 import type { ZoneEntry, ZoneStore } from './zone-store.js';
 
 /** What `answerZoneQuery` needs besides the question. */
@@ -31,8 +31,6 @@ export interface ZoneAnswer {
   additionals: DnsRecord[];
 }
 
-/** CoreDNS plugin/etcd/etcd.go `ttl`: a record without a `ttl` lives 300 s. */
-const DEFAULT_TTL = 300;
 /** CoreDNS plugin/etcd/etcd.go `MinTTL`. */
 const DEFAULT_MIN_TTL = 30;
 /** CoreDNS backend_lookup.go gives up after 8 CNAMEs (`len(previousRecords) > 7`). */
@@ -460,7 +458,7 @@ function soaRecord(lookup: Lookup, owner: string): DnsRecord {
 
 /** Weight 0 (or missing) counts as 100 when shares are computed (backend_lookup.go). */
 function effectiveWeight(record: SkydnsRecord): number {
-  return record.weight === 0 ? 100 : record.weight;
+  return record.weight === 0 ? SKYDNS_RECORD_DEFAULTS.weight : record.weight;
 }
 
 /**
@@ -515,7 +513,7 @@ function addressesOf(lookup: Lookup, target: string): DnsRecord[] {
  * whether the key is gone.
  */
 function ttlOf(lookup: Lookup, entry: ZoneEntry): number {
-  const ttl = entry.record.ttl ?? DEFAULT_TTL;
+  const ttl = entry.record.ttl ?? SKYDNS_RECORD_DEFAULTS.ttl;
   if (entry.expiresAt === undefined) return ttl;
   const left = Math.floor((entry.expiresAt - lookup.now) / 1000);
   return Math.max(0, Math.min(ttl, left));

@@ -3,7 +3,7 @@ import type { IKeyValue, IWatchResponse, Namespace, Watcher } from 'etcd3';
 import { Backoff } from '../core/backoff.js';
 import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { readEtcdEntry } from './etcd-entry-text.js';
 import { readRange } from './etcd-range-read.js';
 import { LeaseTracker } from './lease-tracker.js';

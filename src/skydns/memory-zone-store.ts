@@ -1,5 +1,5 @@
 import type { SrvlinkError } from '../core/errors.js';
-import { parseSkydnsRecord } from './skydns-record.js';
+import { parseSkydnsRecord } from '../skydns-model/skydns-record.js';
 import type { ZoneEntry, ZoneStore } from './zone-store.js';
 
 /** A malformed value: its key and why it was skipped. */

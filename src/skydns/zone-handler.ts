@@ -5,7 +5,7 @@ import type { DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import type { ReplyOrigin } from '../dns/wire-reply-cache.js';
 import { answerZoneQuery } from './answer-zone-query.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import type { ZoneEntry, ZoneStore } from './zone-store.js';
 
 export interface ZoneHandlerOptions {

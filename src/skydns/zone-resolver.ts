@@ -3,7 +3,7 @@ import { canonicalName, isInZone } from '../core/dns-name.js';
 import { Rcode, createMessage, type DnsMessage, type RecordType } from '../dns/codec.js';
 import type { Resolver } from '../discovery/lookup-srv.js';
 import { answerZoneQuery } from './answer-zone-query.js';
-import { DEFAULT_SKYDNS_PREFIX } from '../discovery/key-path.js';
+import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import type { ZoneStore } from './zone-store.js';
 
 export interface ZoneResolverOptions {

@@ -1,4 +1,4 @@
-import type { SkydnsRecord } from './skydns-record.js';
+import type { SkydnsRecord } from '../skydns-model/skydns-record.js';
 
 /** One etcd key and the record its value parsed to (parsed once, when loaded or watched). */
 export interface ZoneEntry {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
-import { keyToName } from '../../src/discovery/key-path.js';
+import { keyToName } from '../../src/skydns-model/key-path.js';
 import { registrationKey, registrationKeyProblem } from '../../src/registry/registration-key.js';
 
 describe('registrationKey', () => {

@@ -8,7 +8,7 @@ import { InvalidArgumentError, SrvlinkError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
 import { parseHealthCheck } from '../../src/registry/health-check.js';
 import { registrationKey } from '../../src/registry/registration-key.js';
-import { registrationValue } from '../../src/registry/registration-value.js';
+import { recordValue } from '../../src/skydns-model/record-value.js';
 import { Registration, type RegistrationEvents, type RegistrationOptions, type RegistrationState } from '../../src/registry/registration.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -17,7 +17,7 @@ import { tempDir } from '../helpers/temp-dir.js';
 const EVENT_TIMEOUT = 45_000;
 
 const KEY = registrationKey({ domain: 'env1.skydns.local', service: 'web', instance: 'web-1' });
-const VALUE = registrationValue({ host: '10.0.0.5', port: 31001, ttl: 2 });
+const VALUE = recordValue({ host: '10.0.0.5', port: 31001, ttl: 2 });
 const JSON_VALUE = '{"host":"10.0.0.5","port":31001,"priority":10,"weight":100,"ttl":2}';
 
 function client(etcd: EtcdCluster): Etcd3 {

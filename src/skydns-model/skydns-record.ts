@@ -23,7 +23,7 @@ export interface SkydnsRecord {
   readonly address: string | undefined;
   /** 0 when missing. */
   readonly port: number;
-  /** Missing or 0 → 10 (CoreDNS plugin/etcd `priority`). */
+  /** Missing or 0 → 10 (`SKYDNS_RECORD_DEFAULTS`, CoreDNS plugin/etcd `priority`). */
   readonly priority: number;
   /** As written, 0 when missing; SRV answers count 0 as 100 (CoreDNS backend_lookup.go). */
   readonly weight: number;
@@ -39,10 +39,24 @@ export interface SkydnsRecord {
   readonly mail: boolean;
 }
 
+/**
+ * What a missing or zero field stands for, the same for every reader and
+ * writer: readers apply them (CoreDNS plugin/etcd/etcd.go `priority` and
+ * `ttl`, backend_lookup.go's weight), writers write priority and weight out
+ * so that SkyDNS, CoreDNS, srvlink and a person with etcdctl all see the
+ * same record, whatever their own defaults.
+ */
+export const SKYDNS_RECORD_DEFAULTS = {
+  /** A missing or 0 priority. */
+  priority: 10,
+  /** What a weight of 0 counts as in SRV shares. */
+  weight: 100,
+  /** Seconds an answer lives when the record has no `ttl`. */
+  ttl: 300,
+} as const;
+
 /** RFC 2181 §8: a TTL is an unsigned 31-bit number. */
-const MAX_TTL = 0x7fffffff;
-/** Missing or 0 priority (CoreDNS plugin/etcd/etcd.go `priority`). */
-const DEFAULT_PRIORITY = 10;
+export const MAX_RECORD_TTL = 0x7fffffff;
 /** A name has at most 127 labels (255 octets on the wire, RFC 1035 §2.3.4); stripping more means nothing. */
 const MAX_TARGETSTRIP = 127;
 
@@ -107,20 +121,15 @@ export function parseSkydnsRecord(key: string, value: unknown): SkydnsRecord {
     // CoreDNS `shouldInclude`: only a TXT record may live without a host.
     if (text === '') throw fail('"host" is missing (only a record with "text" may omit it)');
   } else {
-    const ip = classifyAddress(host);
-    if (ip) {
-      hostKind = ip.kind;
-      address = ip.address;
-    } else if (isHostName(host)) {
-      hostKind = 'name';
-    } else {
-      throw fail(`"host" must be an IP address or a valid DNS name, got ${quote(rawHost)}`);
-    }
+    const classified = classifyHost(host);
+    if (classified === undefined) throw fail(`"host" must be an IP address or a valid DNS name, got ${quote(rawHost)}`);
+    hostKind = classified.kind;
+    address = classified.address;
   }
 
   const mail = fields.mail;
   if (mail !== undefined && typeof mail !== 'boolean') throw fail(`"mail" must be true or false, got ${quote(mail)}`);
-  const ttl = integer('ttl', MAX_TTL);
+  const ttl = integer('ttl', MAX_RECORD_TTL);
   const priority = integer('priority', 0xffff);
 
   return Object.freeze({
@@ -128,7 +137,7 @@ export function parseSkydnsRecord(key: string, value: unknown): SkydnsRecord {
     hostKind,
     address,
     port: integer('port', 0xffff),
-    priority: priority === 0 ? DEFAULT_PRIORITY : priority,
+    priority: priority === 0 ? SKYDNS_RECORD_DEFAULTS.priority : priority,
     weight: integer('weight', 0xffff),
     text,
     ttl: ttl === 0 ? undefined : ttl,
@@ -175,16 +184,24 @@ function pickFields(object: Record<string, unknown>): Partial<Record<Field, unkn
   return picked;
 }
 
-/** An IP address in the form A/AAAA records carry, or undefined when `host` is not one. */
-function classifyAddress(host: string): { kind: 'ipv4' | 'ipv6'; address: string } | undefined {
+/**
+ * What a record's `host` is, as written (a trailing dot counts): an IP
+ * address in the form A/AAAA records carry, a host name, or undefined when
+ * it is neither. An IPv6 zone (`fe80::1%eth0`) means nothing on another
+ * machine, so it is neither. Readers and writers decide with this alone.
+ */
+export function classifyHost(host: string): { kind: 'ipv4' | 'ipv6'; address: string } | { kind: 'name'; address: undefined } | undefined {
   const family = isIP(host);
   if (family === 4) return { kind: 'ipv4', address: host };
-  if (family !== 6 || host.includes('%')) return undefined;
-  // Go's net.IP.To4 (CoreDNS HostType): an IPv4-mapped address (RFC 4291 §2.5.5.2) is an A record.
-  const mapped = mappedIpv4(host);
-  if (mapped !== undefined) return { kind: 'ipv4', address: mapped };
-  // One spelling (RFC 5952), so that duplicates compare equal.
-  return { kind: 'ipv6', address: canonicalAddress(host) };
+  if (family === 6) {
+    if (host.includes('%')) return undefined;
+    // Go's net.IP.To4 (CoreDNS HostType): an IPv4-mapped address (RFC 4291 §2.5.5.2) is an A record.
+    const mapped = mappedIpv4(host);
+    if (mapped !== undefined) return { kind: 'ipv4', address: mapped };
+    // One spelling (RFC 5952), so that duplicates compare equal.
+    return { kind: 'ipv6', address: canonicalAddress(host) };
+  }
+  return isHostName(host) ? { kind: 'name', address: undefined } : undefined;
 }
 
 function quote(value: unknown): string {

@@ -1,10 +1,10 @@
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError } from './errors.js';
 
 /**
- * What is wrong with one field of a registration, named by the field
- * (`service`, `host`), not by a flag: only `config/` knows whether the user
- * typed `--service`, `--register "web:80"` or a config file key, and words
- * the message with that.
+ * What is wrong with one field of what a part is given (a registration key,
+ * a record value), named by the field (`service`, `host`), not by a flag:
+ * only `config/` knows whether the user typed `--service`, `--register
+ * "web:80"` or a config file key, and words the message with that.
  */
 export interface FieldProblem<Field extends string> {
   readonly field: Field;

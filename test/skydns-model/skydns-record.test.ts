@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SrvlinkError } from '../../src/core/errors.js';
-import { parseSkydnsRecord } from '../../src/skydns/skydns-record.js';
+import { parseSkydnsRecord } from '../../src/skydns-model/skydns-record.js';
 
 const KEY = '/skydns/local/skydns/env1/_tcp/_zookeeper/zk1';
 

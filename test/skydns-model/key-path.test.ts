@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SrvlinkError } from '../../src/core/errors.js';
-import { keyToName, nameToKey } from '../../src/discovery/key-path.js';
+import { keyToName, nameToKey } from '../../src/skydns-model/key-path.js';
 
 describe('nameToKey', () => {
   it.each([
