@@ -355,12 +355,16 @@ describe('backends killed and restarted under traffic', () => {
     const lost = problems.length;
     const complete = connections.filter((c) => c.end === 'complete').length;
     const bindRetries = backends.reduce((sum, b) => sum + b.bindRetries, 0);
+    // Clients srvlink forwarded after dialing dead backends first: failover at work.
+    const failedOver = lines().filter((line) => line.backend !== null && line.tried.length > 0);
     reportScenario({
       scenario: 'backends-killed',
       connections: connections.length,
       bytesVerified: verified,
       lost,
-      extra: `${complete} complete, ${resets} reset while their backend was killed; ${kills} kills, ${restarts} restarts (${bindRetries} bind retries) of ${BACKENDS} backends, seed ${SEED}`,
+      extra:
+        `${complete} complete, ${resets} reset while their backend was killed, ${failedOver.length} forwarded after ` +
+        `${failedOver.reduce((sum, line) => sum + line.tried.length, 0)} dials of dead backends; ${kills} kills, ${restarts} restarts (${bindRetries} bind retries) of ${BACKENDS} backends, seed ${SEED}`,
     });
     if (lost > 0) {
       // For the diagnosis: what srvlink said (ejections, failures), and socat's errors per life.
