@@ -2,9 +2,10 @@
   "targets": [
     {
       "target_name": "srvlink_native",
-      "sources": ["native/src/addon.c", "native/src/reaper.c"],
-      "cflags": ["-std=c11", "-Wall", "-Wextra", "-O2"],
-      "defines": ["NAPI_VERSION=8"]
+      "sources": ["native/src/addon.c", "native/src/reaper.c", "native/src/splice-plane.c", "native/src/splice-binding.c"],
+      "cflags": ["-std=c11", "-Wall", "-Wextra", "-O2", "-pthread"],
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-pthread"]
     }
   ]
 }

@@ -4,14 +4,18 @@
  *   reapZombies(exclude: number[]): number[]   reaper.c
  *   setChildSubreaper(): void                  reaper.c
  *   isChildSubreaper(): boolean                reaper.c
+ *   spliceStart, spliceAdd, spliceAbort,
+ *   spliceStats                                splice-binding.c (the native data plane)
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <node_api.h>
 
 #include "reaper.h"
+#include "splice-binding.h"
 
 #define REAPED_MAX 256
 
@@ -83,6 +87,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"isChildSubreaper", NULL, is_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+  splice_binding_init(env, exports);
   return exports;
 }
 

@@ -1,6 +1,6 @@
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { loadNativeAddon } from '../supervisor/load-native-addon.js';
+import { loadNativeAddon } from '../core/native-addon.js';
 import { ownChildren } from '../core/own-children.js';
 import { CommandError, Supervisor } from '../supervisor/supervisor.js';
 import { ZombieReaper } from '../supervisor/zombie-reaper.js';

@@ -16,7 +16,7 @@ import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
 import { DescriptorBudget, processDescriptorBudget } from './descriptor-budget.js';
 import { resetSocket } from './tcp-reset.js';
-import { spliceSockets, type SpliceResult } from './splice-sockets.js';
+import { jsDataPlane, type SpliceResult } from './data-plane.js';
 
 export interface ForwarderOptions {
   /** The mapping's label in logs (e.g. `127.0.0.1:2181=zookeeper`). */
@@ -573,7 +573,7 @@ export class Forwarder implements Service<HostPort> {
     this.#log.debug('connection forwarded', { client: from, service, backend: candidate.key, dialMs: Math.round(dialTime) });
     let bytesIn = 0;
     let bytesOut = 0;
-    const result = await spliceSockets(client, backend, {
+    const result = await jsDataPlane.splice(client, backend, {
       idleTimeout: this.#idleTimeout,
       onClientData: (n) => {
         bytesIn += n;

@@ -1,6 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import { errorMessage } from '../core/errors.js';
-import type { NativeAddon } from './load-native-addon.js';
+import type { NativeAddon } from '../core/native-addon.js';
 
 export interface ZombieReaperOptions {
   addon: NativeAddon;

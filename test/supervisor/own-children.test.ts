@@ -9,7 +9,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadNativeAddon } from '../../src/supervisor/load-native-addon.js';
+import { loadNativeAddon } from '../../src/core/native-addon.js';
 
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
 const addon = loadNativeAddon();
@@ -18,7 +18,7 @@ const SCRIPT = `
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { ownChildren, spawnOwned } from '${DIST}core/own-children.js';
-import { loadNativeAddon } from '${DIST}supervisor/load-native-addon.js';
+import { loadNativeAddon } from '${DIST}core/native-addon.js';
 const { addon } = loadNativeAddon();
 // Hold the event loop (libuv cannot collect) until the child is a zombie, then scan as the reaper does.
 const scanOnceZombie = (child) => {

@@ -1,7 +1,22 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage } from './errors.js';
+
+/** Called once per pair the native data plane forwarded, after both of its sockets are closed. */
+export type SpliceEndCallback = (id: number, bytesIn: number, bytesOut: number, end: number, errno: number) => void;
+
+/** The native data plane's pipes, for the descriptor budget and tests. */
+export interface SpliceStats {
+  /** Pairs handed over and not reported yet. */
+  pairs: number;
+  /** Empty pipes kept for the next pairs, and how many at most (two descriptors each). */
+  pooledPipes: number;
+  poolMax: number;
+  /** Capacity of every pipe open, and what it is kept under (from fs.pipe-user-pages-soft). */
+  pipeBytes: number;
+  pipeBudget: number;
+}
 
 /** The exports of srvlink's native addon (native/src/addon.c). */
 export interface NativeAddon {
@@ -10,6 +25,13 @@ export interface NativeAddon {
   /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process. */
   setChildSubreaper(): void;
   isChildSubreaper(): boolean;
+  /** Start the splice(2) data plane's thread (once per process); `onEnd` hears of every pair's end. */
+  spliceStart?(onEnd: SpliceEndCallback): void;
+  /** Hand a connected pair over by descriptor (duplicated, close-on-exec); the pair's id. Throws when no pipe can be had. */
+  spliceAdd?(clientFd: number, backendFd: number, idleMs: number): number;
+  /** Reset both sockets of a pair; its end is reported as aborted. */
+  spliceAbort?(id: number): void;
+  spliceStats?(): SpliceStats;
 }
 
 /** The addon, or why it is not there. */
@@ -26,6 +48,19 @@ const ADDON_FILE = 'srvlink_native.node';
  */
 export function loadNativeAddon(env: NodeJS.ProcessEnv = process.env): NativeAddonResult {
   const override = env.SRVLINK_NATIVE_ADDON;
+  // One load per file: the reaper and the data plane share the addon (and the plane's thread).
+  const key = override ?? '';
+  let result = loaded.get(key);
+  if (result === undefined) {
+    result = load(override);
+    loaded.set(key, result);
+  }
+  return result;
+}
+
+const loaded = new Map<string, NativeAddonResult>();
+
+function load(override: string | undefined): NativeAddonResult {
   const candidates = override !== undefined && override !== '' ? [override] : defaultCandidates();
   const path = candidates.find((candidate) => existsSync(candidate));
   if (path === undefined) return { addon: undefined, reason: `no native addon at ${candidates.map((c) => `"${c}"`).join(' or ')}` };

@@ -1,0 +1,242 @@
+/* See splice-binding.h. */
+#define _GNU_SOURCE
+#include "splice-binding.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "splice-plane.h"
+
+struct binding {
+  splice_plane *plane;
+  napi_threadsafe_function on_end;
+  /* Pairs handed over and not reported yet (JS thread only): the thread-safe function keeps the loop alive while any are open. */
+  uint32_t open;
+  bool referenced;
+};
+
+/* Planes of every environment, so that an exit() without environment teardown still resets the pairs it cuts. */
+static pthread_mutex_t planes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct binding *planes[16];
+static bool atexit_registered;
+/* Set when exit() has begun: pairs are no longer reported to an environment going away. */
+static volatile bool exiting;
+
+static void destroy_plane(struct binding *b) {
+  pthread_mutex_lock(&planes_lock);
+  splice_plane *plane = b->plane;
+  b->plane = NULL;
+  for (size_t i = 0; i < sizeof planes / sizeof planes[0]; i++) {
+    if (planes[i] == b) planes[i] = NULL;
+  }
+  pthread_mutex_unlock(&planes_lock);
+  splice_plane_destroy(plane);
+}
+
+static void at_exit(void) {
+  exiting = true;
+  for (size_t i = 0; i < sizeof planes / sizeof planes[0]; i++) {
+    pthread_mutex_lock(&planes_lock);
+    struct binding *b = planes[i];
+    splice_plane *plane = b ? b->plane : NULL;
+    if (b) {
+      b->plane = NULL;
+      planes[i] = NULL;
+    }
+    pthread_mutex_unlock(&planes_lock);
+    splice_plane_destroy(plane);
+  }
+}
+
+static void cleanup_hook(void *arg) {
+  struct binding *b = arg;
+  destroy_plane(b);
+  if (b->on_end) napi_release_threadsafe_function(b->on_end, napi_tsfn_abort);
+  free(b);
+}
+
+static napi_value throw_errno(napi_env env, const char *action, int err) {
+  char message[160];
+  char code[32];
+  snprintf(message, sizeof message, "cannot %s: %s", action, strerror(err));
+  snprintf(code, sizeof code, "E%d", err);
+  napi_throw_error(env, code, message);
+  return NULL;
+}
+
+static struct binding *binding_of(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) != napi_ok) return NULL;
+  return data;
+}
+
+/* On the JS thread: one pair's end, to the callback. */
+static void call_js(napi_env env, napi_value callback, void *context, void *data) {
+  struct binding *b = context;
+  splice_report *r = data;
+  if (env != NULL && callback != NULL) {
+    if (b->open > 0) b->open--;
+    if (b->open == 0 && b->referenced) {
+      napi_unref_threadsafe_function(env, b->on_end);
+      b->referenced = false;
+    }
+    napi_value undefined, argv[5];
+    napi_get_undefined(env, &undefined);
+    napi_create_double(env, (double)r->id, &argv[0]);
+    napi_create_double(env, (double)r->bytes_in, &argv[1]);
+    napi_create_double(env, (double)r->bytes_out, &argv[2]);
+    napi_create_int32(env, r->end, &argv[3]);
+    napi_create_int32(env, r->error, &argv[4]);
+    napi_call_function(env, undefined, callback, 5, argv, NULL);
+  }
+  free(r);
+}
+
+/* On the plane's thread. */
+static void on_report(void *ctx, const splice_report *report) {
+  struct binding *b = ctx;
+  if (exiting) return;
+  splice_report *copy = malloc(sizeof *copy);
+  if (copy == NULL) return;
+  *copy = *report;
+  if (napi_call_threadsafe_function(b->on_end, copy, napi_tsfn_nonblocking) != napi_ok) free(copy);
+}
+
+static napi_value splice_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  napi_valuetype type = napi_undefined;
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "spliceStart expects a callback");
+    return NULL;
+  }
+  if (binding_of(env) != NULL) {
+    napi_throw_error(env, "ERR_STARTED", "the native data plane is started already");
+    return NULL;
+  }
+  struct binding *b = calloc(1, sizeof *b);
+  if (b == NULL) return throw_errno(env, "start the native data plane", ENOMEM);
+  napi_value name;
+  napi_create_string_utf8(env, "srvlink splice plane", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, b, call_js, &b->on_end) != napi_ok) {
+    free(b);
+    napi_throw_error(env, NULL, "cannot start the native data plane: no thread-safe function");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, b->on_end);
+  int err = splice_plane_create(on_report, b, &b->plane);
+  if (err != 0) {
+    napi_release_threadsafe_function(b->on_end, napi_tsfn_abort);
+    free(b);
+    return throw_errno(env, "start the native data plane", err);
+  }
+  pthread_mutex_lock(&planes_lock);
+  bool listed = false;
+  for (size_t i = 0; i < sizeof planes / sizeof planes[0] && !listed; i++) {
+    if (planes[i] == NULL) {
+      planes[i] = b;
+      listed = true;
+    }
+  }
+  if (!atexit_registered) atexit_registered = atexit(at_exit) == 0;
+  pthread_mutex_unlock(&planes_lock);
+  napi_set_instance_data(env, b, NULL, NULL);
+  napi_add_env_cleanup_hook(env, cleanup_hook, b);
+  return NULL;
+}
+
+static bool get_int(napi_env env, napi_value value, int64_t *out) {
+  return napi_get_value_int64(env, value, out) == napi_ok;
+}
+
+static napi_value splice_add(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int64_t client = -1, backend = -1, idle = 0;
+  if (argc < 3 || !get_int(env, argv[0], &client) || !get_int(env, argv[1], &backend) || !get_int(env, argv[2], &idle) || client < 0 ||
+      backend < 0 || client > INT32_MAX || backend > INT32_MAX || idle < 0 || idle > UINT32_MAX) {
+    napi_throw_type_error(env, NULL, "spliceAdd expects two descriptors and an idle timeout in ms");
+    return NULL;
+  }
+  struct binding *b = binding_of(env);
+  if (b == NULL || b->plane == NULL) {
+    napi_throw_error(env, "ERR_NOT_STARTED", "the native data plane is not started");
+    return NULL;
+  }
+  /* Our own descriptors, close-on-exec: a plain dup would leak into every child spawned meanwhile (health checks). */
+  int fds[2] = {fcntl((int)client, F_DUPFD_CLOEXEC, 0), -1};
+  if (fds[0] >= 0) fds[1] = fcntl((int)backend, F_DUPFD_CLOEXEC, 0);
+  if (fds[0] < 0 || fds[1] < 0) {
+    int err = errno;
+    if (fds[0] >= 0) close(fds[0]);
+    return throw_errno(env, "duplicate a socket", err);
+  }
+  uint64_t id = 0;
+  int err = splice_plane_add(b->plane, fds[0], fds[1], (uint32_t)idle, &id);
+  if (err != 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return throw_errno(env, "open a pipe", err);
+  }
+  b->open++;
+  if (!b->referenced) {
+    napi_ref_threadsafe_function(env, b->on_end);
+    b->referenced = true;
+  }
+  napi_value result;
+  napi_create_double(env, (double)id, &result);
+  return result;
+}
+
+static napi_value splice_abort(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int64_t id = 0;
+  if (argc < 1 || !get_int(env, argv[0], &id) || id <= 0) {
+    napi_throw_type_error(env, NULL, "spliceAbort expects a pair id");
+    return NULL;
+  }
+  struct binding *b = binding_of(env);
+  if (b != NULL && b->plane != NULL) splice_plane_abort(b->plane, (uint64_t)id);
+  return NULL;
+}
+
+static void set_number(napi_env env, napi_value object, const char *key, double value) {
+  napi_value v;
+  napi_create_double(env, value, &v);
+  napi_set_named_property(env, object, key, v);
+}
+
+static napi_value splice_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct binding *b = binding_of(env);
+  splice_plane_stats stats = {0};
+  if (b != NULL && b->plane != NULL) splice_plane_stats_read(b->plane, &stats);
+  napi_value result;
+  napi_create_object(env, &result);
+  set_number(env, result, "pairs", stats.pairs);
+  set_number(env, result, "pooledPipes", stats.pooled_pipes);
+  set_number(env, result, "pipeBytes", (double)stats.pipe_bytes);
+  set_number(env, result, "pipeBudget", (double)stats.pipe_budget);
+  set_number(env, result, "poolMax", SPLICE_POOL_MAX);
+  return result;
+}
+
+napi_status splice_binding_init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"spliceStart", NULL, splice_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spliceAdd", NULL, splice_add, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spliceAbort", NULL, splice_abort, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spliceStats", NULL, splice_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+}

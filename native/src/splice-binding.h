@@ -1,0 +1,18 @@
+/*
+ * The JavaScript side of the native data plane (splice-plane.h):
+ *   spliceStart(onEnd: (id, bytesIn, bytesOut, end, errno) => void): void
+ *   spliceAdd(clientFd: number, backendFd: number, idleMs: number): number   the pair's id
+ *   spliceAbort(id: number): void
+ *   spliceStats(): { pairs, pooledPipes, pipeBytes, pipeBudget, poolMax }
+ * One plane per Node environment, started by spliceStart and stopped when
+ * the environment (or the process) ends.
+ */
+#ifndef SRVLINK_SPLICE_BINDING_H
+#define SRVLINK_SPLICE_BINDING_H
+
+#include <node_api.h>
+
+/* Add the splice* functions to `exports`. */
+napi_status splice_binding_init(napi_env env, napi_value exports);
+
+#endif

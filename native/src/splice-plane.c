@@ -1,0 +1,586 @@
+/* See splice-plane.h. Linux only: splice(2), epoll(7), eventfd(2), F_SETPIPE_SZ. */
+#define _GNU_SOURCE
+#include "splice-plane.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Pipe sizes tried, largest first (F_SETPIPE_SZ rounds to a power of two of pages). */
+#define PIPE_MAX_SIZE (1u << 20)
+#define PIPE_MIN_SIZE (16u << 10)
+/* With no fs.pipe-user-pages-soft to read, or 0 (no limit): what pipes may take. */
+#define PIPE_DEFAULT_BUDGET (256u << 20)
+#define EVENTS_MAX 256
+/* Rounds (each up to a pipe's size) per direction in one pump, so that one busy pair does not starve the others. */
+#define PUMP_ROUNDS 16
+
+struct spipe {
+  int r, w;
+  size_t size;
+};
+
+struct pair;
+
+/* What epoll hands back: a pair and which of its sockets (0 client, 1 backend). */
+struct endpoint {
+  struct pair *pair;
+  int side;
+};
+
+/* One direction: bytes read from fd[side] into the pipe, written out to fd[1 - side]. */
+struct direction {
+  struct spipe pipe;
+  size_t in_pipe;
+  uint64_t bytes;
+  bool eof;  /* the source's FIN was read */
+  bool shut; /* and passed on: shutdown(SHUT_WR) of the destination */
+};
+
+struct pair {
+  uint64_t id;
+  int fd[2];
+  /* Edge-triggered: set by an event, cleared only by EAGAIN. */
+  bool readable[2], writable[2];
+  struct direction dir[2];
+  struct endpoint ep[2];
+  /* EPOLLERR or EPOLLHUP seen: read SO_ERROR before pumping. */
+  bool check_error[2];
+  uint32_t idle_ms;
+  int64_t last_active;
+  bool registered;
+  /* Finished: its sockets are closed, it waits on the graveyard to be freed after the batch. */
+  bool dead;
+  /* In plane->ready: it hit the per-pump limit with bytes left to move. */
+  bool in_ready;
+  uint64_t batch;
+  struct pair *prev, *next;
+};
+
+enum command_kind { COMMAND_ADD, COMMAND_ABORT };
+
+struct command {
+  enum command_kind kind;
+  uint64_t id;
+  struct pair *pair;
+  struct command *next;
+};
+
+struct splice_plane {
+  splice_report_fn report;
+  void *ctx;
+  int epfd;
+  int wakefd;
+  pthread_t thread;
+  bool thread_started;
+
+  /* Shared with the callers' thread. */
+  pthread_mutex_t lock;
+  struct command *queue_head, *queue_tail;
+  bool stop;
+  uint64_t next_id;
+  uint32_t pairs;
+  struct spipe pool[SPLICE_POOL_MAX];
+  uint32_t pooled;
+  uint64_t pipe_bytes;
+  uint64_t pipe_budget;
+
+  /* The thread's own. */
+  struct pair *head;
+  struct pair *graveyard;
+  struct pair **ready, **pending;
+  size_t nready, ready_cap;
+  int64_t next_idle_check; /* INT64_MAX: no pair with an idle timeout */
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Half of fs.pipe-user-pages-soft (the limit is per user, and other processes have pipes too). */
+static uint64_t read_pipe_budget(void) {
+  FILE *f = fopen("/proc/sys/fs/pipe-user-pages-soft", "re");
+  if (f == NULL) return PIPE_DEFAULT_BUDGET;
+  unsigned long long pages = 0;
+  int ok = fscanf(f, "%llu", &pages);
+  fclose(f);
+  if (ok != 1 || pages == 0) return PIPE_DEFAULT_BUDGET;
+  long page = sysconf(_SC_PAGESIZE);
+  return pages * (uint64_t)(page > 0 ? page : 4096) / 2;
+}
+
+/* --- pipes (under plane->lock) ------------------------------------------ */
+
+/* The largest size from 1 MiB down to 16 KiB for which two more pipes stay within the budget. */
+static size_t pipe_target_size(const splice_plane *plane) {
+  for (size_t size = PIPE_MAX_SIZE; size > PIPE_MIN_SIZE; size >>= 1) {
+    if (plane->pipe_bytes + 2 * size <= plane->pipe_budget) return size;
+  }
+  return PIPE_MIN_SIZE;
+}
+
+static int pipe_open(splice_plane *plane, struct spipe *out) {
+  size_t target = pipe_target_size(plane);
+  /* A pooled pipe, if one is not much larger than the budget now allows. */
+  for (uint32_t i = plane->pooled; i-- > 0;) {
+    if (plane->pool[i].size <= 2 * target) {
+      *out = plane->pool[i];
+      plane->pool[i] = plane->pool[--plane->pooled];
+      return 0;
+    }
+  }
+  int fds[2];
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return errno;
+  /* Over the per-user limits an unprivileged F_SETPIPE_SZ fails (EPERM): keep the size the pipe has. */
+  int size = fcntl(fds[1], F_SETPIPE_SZ, (int)target);
+  if (size < 0) size = fcntl(fds[1], F_GETPIPE_SZ);
+  if (size <= 0) size = 4096;
+  out->r = fds[0];
+  out->w = fds[1];
+  out->size = (size_t)size;
+  plane->pipe_bytes += out->size;
+  return 0;
+}
+
+/* An empty pipe goes back to the pool when there is room and the budget is not tight; else it is closed. */
+static void pipe_release(splice_plane *plane, struct spipe *p, bool empty) {
+  if (p->r < 0) return;
+  if (empty && plane->pooled < SPLICE_POOL_MAX && plane->pipe_bytes <= plane->pipe_budget / 2) {
+    plane->pool[plane->pooled++] = *p;
+  } else {
+    close(p->r);
+    close(p->w);
+    plane->pipe_bytes -= p->size;
+  }
+  p->r = p->w = -1;
+}
+
+/* --- the thread ----------------------------------------------------------- */
+
+static void wake(splice_plane *plane) {
+  uint64_t one = 1;
+  ssize_t n;
+  do n = write(plane->wakefd, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+}
+
+/* Close a socket with a TCP RST: the peer learns its stream was cut. */
+static void reset_close(int fd) {
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(fd);
+}
+
+/* Unlink, close both sockets (reset or plainly), give the pipes back, report. */
+static void pair_finish(splice_plane *plane, struct pair *p, int end, int error, bool reset, bool report) {
+  for (int side = 0; side < 2; side++) {
+    if (p->registered) epoll_ctl(plane->epfd, EPOLL_CTL_DEL, p->fd[side], NULL);
+    if (reset) reset_close(p->fd[side]);
+    else close(p->fd[side]);
+  }
+  if (p->prev) p->prev->next = p->next;
+  else if (plane->head == p) plane->head = p->next;
+  if (p->next) p->next->prev = p->prev;
+  splice_report r = {.id = p->id, .bytes_in = p->dir[0].bytes, .bytes_out = p->dir[1].bytes, .end = end, .error = error};
+  pthread_mutex_lock(&plane->lock);
+  for (int d = 0; d < 2; d++) pipe_release(plane, &p->dir[d].pipe, p->dir[d].in_pipe == 0);
+  plane->pairs--;
+  pthread_mutex_unlock(&plane->lock);
+  p->dead = true;
+  p->next = plane->graveyard;
+  plane->graveyard = p;
+  if (report) plane->report(plane->ctx, &r);
+}
+
+static void free_graveyard(splice_plane *plane) {
+  while (plane->graveyard) {
+    struct pair *next = plane->graveyard->next;
+    free(plane->graveyard);
+    plane->graveyard = next;
+  }
+}
+
+/* Pumped again on the next turn of the loop, without waiting for an event. */
+static void mark_ready(splice_plane *plane, struct pair *p) {
+  if (p->in_ready) return;
+  if (plane->nready == plane->ready_cap) {
+    size_t cap = plane->ready_cap ? plane->ready_cap * 2 : 64;
+    struct pair **ready = realloc(plane->ready, cap * sizeof *ready);
+    struct pair **pending = realloc(plane->pending, cap * sizeof *pending);
+    if (ready) plane->ready = ready;
+    if (pending) plane->pending = pending;
+    if (!ready || !pending) return; /* then its next event moves it on */
+    plane->ready_cap = cap;
+  }
+  p->in_ready = true;
+  plane->ready[plane->nready++] = p;
+}
+
+static void pair_fail(splice_plane *plane, struct pair *p, int side, int error) {
+  pair_finish(plane, p, side == 0 ? SPLICE_END_CLIENT_ERROR : SPLICE_END_BACKEND_ERROR, error, true, true);
+}
+
+/*
+ * Move what can be moved, both ways. Returns false when the pair is gone
+ * (finished or failed). splice's EAGAIN means "socket empty" or "pipe
+ * full" (slots, not bytes: a pipe can be full below its size), so the
+ * source is taken as drained only when the pipe was empty; otherwise the
+ * pipe is emptied first and the read tried again. With edge-triggered
+ * epoll, that is the only safe place to wait for the source.
+ */
+static bool pair_pump(splice_plane *plane, struct pair *p) {
+  bool moved_any = false;
+  for (int d = 0; d < 2; d++) {
+    struct direction *x = &p->dir[d];
+    int src = p->fd[d], dst = p->fd[1 - d];
+    for (int round = 0;; round++) {
+      if (round == PUMP_ROUNDS) {
+        mark_ready(plane, p);
+        break;
+      }
+      bool moved = false;
+      if (x->in_pipe > 0 && p->writable[1 - d]) {
+        ssize_t n = splice(x->pipe.r, NULL, dst, NULL, x->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          x->in_pipe -= (size_t)n;
+          moved = true;
+        } else if (n < 0 && errno == EAGAIN) {
+          p->writable[1 - d] = false;
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else {
+          pair_fail(plane, p, 1 - d, n < 0 ? errno : EPIPE);
+          return false;
+        }
+      }
+      if (!x->eof && p->readable[d] && x->in_pipe < x->pipe.size) {
+        ssize_t n = splice(src, NULL, x->pipe.w, NULL, x->pipe.size - x->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          x->in_pipe += (size_t)n;
+          x->bytes += (uint64_t)n;
+          moved = true;
+        } else if (n == 0) {
+          x->eof = true;
+          moved = true;
+        } else if (errno == EAGAIN) {
+          if (x->in_pipe == 0) p->readable[d] = false;
+        } else if (errno == EINTR) {
+          continue;
+        } else {
+          pair_fail(plane, p, d, errno);
+          return false;
+        }
+      }
+      if (!moved) break;
+      moved_any = true;
+    }
+    if (x->eof && x->in_pipe == 0 && !x->shut) {
+      if (shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) {
+        pair_fail(plane, p, 1 - d, errno);
+        return false;
+      }
+      x->shut = true;
+    }
+  }
+  if (moved_any) p->last_active = now_ms();
+  if (p->dir[0].shut && p->dir[1].shut) {
+    pair_finish(plane, p, SPLICE_END_CLOSED, 0, false, true);
+    return false;
+  }
+  return true;
+}
+
+static void pair_start(splice_plane *plane, struct pair *p) {
+  p->next = plane->head;
+  if (plane->head) plane->head->prev = p;
+  plane->head = p;
+  p->last_active = now_ms();
+  for (int side = 0; side < 2; side++) {
+    p->ep[side].pair = p;
+    p->ep[side].side = side;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &p->ep[side]};
+    if (epoll_ctl(plane->epfd, EPOLL_CTL_ADD, p->fd[side], &ev) != 0) {
+      int err = errno;
+      if (side == 1) epoll_ctl(plane->epfd, EPOLL_CTL_DEL, p->fd[0], NULL);
+      pair_fail(plane, p, side, err);
+      return;
+    }
+  }
+  p->registered = true;
+  p->readable[0] = p->readable[1] = p->writable[0] = p->writable[1] = true;
+  if (p->idle_ms > 0 && p->last_active + p->idle_ms < plane->next_idle_check) plane->next_idle_check = p->last_active + p->idle_ms;
+  pair_pump(plane, p);
+}
+
+static void run_commands(splice_plane *plane) {
+  uint64_t count;
+  while (read(plane->wakefd, &count, sizeof count) > 0) {
+  }
+  pthread_mutex_lock(&plane->lock);
+  struct command *c = plane->queue_head;
+  plane->queue_head = plane->queue_tail = NULL;
+  pthread_mutex_unlock(&plane->lock);
+  while (c) {
+    struct command *next = c->next;
+    if (c->kind == COMMAND_ADD) {
+      pair_start(plane, c->pair);
+    } else {
+      for (struct pair *p = plane->head; p; p = p->next) {
+        if (p->id == c->id) {
+          pair_finish(plane, p, SPLICE_END_ABORTED, 0, true, true);
+          break;
+        }
+      }
+    }
+    free(c);
+    c = next;
+  }
+}
+
+/* End idle pairs; compute when the next one may be. Plainly closed unless bytes are stuck in a pipe. */
+static void check_idle(splice_plane *plane, int64_t now) {
+  int64_t next = INT64_MAX;
+  struct pair *p = plane->head;
+  while (p) {
+    struct pair *following = p->next;
+    if (p->idle_ms > 0) {
+      int64_t due = p->last_active + p->idle_ms;
+      if (due <= now) {
+        bool stuck = p->dir[0].in_pipe > 0 || p->dir[1].in_pipe > 0;
+        pair_finish(plane, p, SPLICE_END_IDLE, 0, stuck, true);
+      } else if (due < next) {
+        next = due;
+      }
+    }
+    p = following;
+  }
+  plane->next_idle_check = next;
+}
+
+/*
+ * One turn: read a batch of events, then pump each pair of the batch once,
+ * and the pairs left ready by the last turn. Pairs finished meanwhile are
+ * freed only after the turn, so no event or list refers to freed memory.
+ */
+static void *plane_main(void *arg) {
+  splice_plane *plane = arg;
+  struct epoll_event events[EVENTS_MAX];
+  struct pair *dirty[EVENTS_MAX];
+  uint64_t batch = 0;
+  for (;;) {
+    int timeout = -1;
+    if (plane->nready > 0) {
+      timeout = 0;
+    } else if (plane->next_idle_check != INT64_MAX) {
+      int64_t wait = plane->next_idle_check - now_ms();
+      timeout = wait < 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
+    }
+    int n = epoll_wait(plane->epfd, events, EVENTS_MAX, timeout);
+    if (n < 0 && errno != EINTR) break;
+    batch++;
+    bool commands = false;
+    int ndirty = 0;
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.ptr == NULL) {
+        commands = true;
+        continue;
+      }
+      struct endpoint *ep = events[i].data.ptr;
+      struct pair *p = ep->pair;
+      uint32_t e = events[i].events;
+      if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) p->readable[ep->side] = true;
+      if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) p->writable[ep->side] = true;
+      if (e & (EPOLLERR | EPOLLHUP)) p->check_error[ep->side] = true;
+      if (p->batch != batch) {
+        p->batch = batch;
+        dirty[ndirty++] = p;
+      }
+    }
+    size_t npending = plane->nready;
+    struct pair **pending = plane->ready;
+    plane->ready = plane->pending;
+    plane->pending = pending;
+    plane->nready = 0;
+    for (size_t i = 0; i < npending; i++) pending[i]->in_ready = false;
+    /*
+     * A reset shows as EPOLLERR; after a half-close (our FIN sent, theirs
+     * read) it is the only sign, with SO_ERROR EPIPE or ECONNRESET, since
+     * nothing is left to read or write that would fail.
+     */
+    for (int i = 0; i < ndirty; i++) {
+      struct pair *p = dirty[i];
+      bool gone = false;
+      for (int side = 0; side < 2 && !gone; side++) {
+        if (!p->check_error[side]) continue;
+        p->check_error[side] = false;
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(p->fd[side], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+          pair_fail(plane, p, side, err);
+          gone = true;
+        }
+      }
+      if (!gone) pair_pump(plane, p);
+    }
+    for (size_t i = 0; i < npending; i++) {
+      struct pair *p = pending[i];
+      if (!p->dead && p->batch != batch) pair_pump(plane, p);
+    }
+    if (commands) run_commands(plane);
+    int64_t now = now_ms();
+    if (plane->next_idle_check <= now) check_idle(plane, now);
+    free_graveyard(plane);
+    pthread_mutex_lock(&plane->lock);
+    bool stop = plane->stop;
+    pthread_mutex_unlock(&plane->lock);
+    if (stop) break;
+  }
+  return NULL;
+}
+
+/* --- the callers' side ------------------------------------------------- */
+
+int splice_plane_create(splice_report_fn report, void *ctx, splice_plane **out) {
+  splice_plane *plane = calloc(1, sizeof *plane);
+  if (plane == NULL) return ENOMEM;
+  plane->report = report;
+  plane->ctx = ctx;
+  plane->next_id = 1;
+  plane->next_idle_check = INT64_MAX;
+  plane->pipe_budget = read_pipe_budget();
+  plane->epfd = epoll_create1(EPOLL_CLOEXEC);
+  plane->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int err = 0;
+  if (plane->epfd < 0 || plane->wakefd < 0) err = errno;
+  if (err == 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(plane->epfd, EPOLL_CTL_ADD, plane->wakefd, &ev) != 0) err = errno;
+  }
+  if (err == 0) err = pthread_mutex_init(&plane->lock, NULL);
+  if (err == 0) {
+    /* Signals are for the main thread (SIGCHLD for the reaper, SIGTERM...); SIGPIPE stays pending here, harmless. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    err = pthread_create(&plane->thread, NULL, plane_main, plane);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    plane->thread_started = err == 0;
+  }
+  if (err != 0) {
+    if (plane->epfd >= 0) close(plane->epfd);
+    if (plane->wakefd >= 0) close(plane->wakefd);
+    free(plane);
+    return err;
+  }
+  *out = plane;
+  return 0;
+}
+
+static void enqueue(splice_plane *plane, struct command *c) {
+  pthread_mutex_lock(&plane->lock);
+  if (plane->queue_tail) plane->queue_tail->next = c;
+  else plane->queue_head = c;
+  plane->queue_tail = c;
+  pthread_mutex_unlock(&plane->lock);
+  wake(plane);
+}
+
+int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, uint64_t *id) {
+  struct pair *p = calloc(1, sizeof *p);
+  struct command *c = calloc(1, sizeof *c);
+  if (p == NULL || c == NULL) {
+    free(p);
+    free(c);
+    return ENOMEM;
+  }
+  p->fd[0] = client_fd;
+  p->fd[1] = backend_fd;
+  p->idle_ms = idle_ms;
+  p->dir[0].pipe.r = p->dir[0].pipe.w = p->dir[1].pipe.r = p->dir[1].pipe.w = -1;
+  for (int side = 0; side < 2; side++) {
+    int flags = fcntl(p->fd[side], F_GETFL);
+    if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(p->fd[side], F_SETFL, flags | O_NONBLOCK);
+  }
+  pthread_mutex_lock(&plane->lock);
+  int err = plane->stop ? ESHUTDOWN : 0;
+  for (int d = 0; d < 2 && err == 0; d++) err = pipe_open(plane, &p->dir[d].pipe);
+  if (err != 0) {
+    for (int d = 0; d < 2; d++) pipe_release(plane, &p->dir[d].pipe, true);
+    pthread_mutex_unlock(&plane->lock);
+    free(p);
+    free(c);
+    return err;
+  }
+  p->id = plane->next_id++;
+  plane->pairs++;
+  pthread_mutex_unlock(&plane->lock);
+  *id = p->id;
+  c->kind = COMMAND_ADD;
+  c->pair = p;
+  enqueue(plane, c);
+  return 0;
+}
+
+void splice_plane_abort(splice_plane *plane, uint64_t id) {
+  struct command *c = calloc(1, sizeof *c);
+  if (c == NULL) return;
+  c->kind = COMMAND_ABORT;
+  c->id = id;
+  enqueue(plane, c);
+}
+
+void splice_plane_stats_read(splice_plane *plane, splice_plane_stats *out) {
+  pthread_mutex_lock(&plane->lock);
+  out->pairs = plane->pairs;
+  out->pooled_pipes = plane->pooled;
+  out->pipe_bytes = plane->pipe_bytes;
+  out->pipe_budget = plane->pipe_budget;
+  pthread_mutex_unlock(&plane->lock);
+}
+
+void splice_plane_destroy(splice_plane *plane) {
+  if (plane == NULL) return;
+  pthread_mutex_lock(&plane->lock);
+  plane->stop = true;
+  pthread_mutex_unlock(&plane->lock);
+  wake(plane);
+  if (plane->thread_started) pthread_join(plane->thread, NULL);
+  /* Pairs still forwarding, and pairs added but never started: the streams are cut, so both peers are reset. */
+  while (plane->head) pair_finish(plane, plane->head, SPLICE_END_ABORTED, 0, true, false);
+  free_graveyard(plane);
+  struct command *c = plane->queue_head;
+  while (c) {
+    struct command *next = c->next;
+    if (c->kind == COMMAND_ADD) {
+      c->pair->registered = false;
+      c->pair->prev = c->pair->next = NULL;
+      plane->head = c->pair;
+      pair_finish(plane, c->pair, SPLICE_END_ABORTED, 0, true, false);
+      free_graveyard(plane);
+    }
+    free(c);
+    c = next;
+  }
+  for (uint32_t i = 0; i < plane->pooled; i++) {
+    close(plane->pool[i].r);
+    close(plane->pool[i].w);
+  }
+  close(plane->epfd);
+  close(plane->wakefd);
+  free(plane->ready);
+  free(plane->pending);
+  pthread_mutex_destroy(&plane->lock);
+  free(plane);
+}

@@ -1,0 +1,75 @@
+/*
+ * The native data plane: forwarded TCP pairs moved by splice(2) on one
+ * thread with edge-triggered epoll.
+ *
+ * Each pair has one pipe per direction (client → backend, backend → client).
+ * Bytes go socket → pipe → socket without entering user space. A FIN read on
+ * one side is passed on with shutdown(SHUT_WR) once the pipe is empty; an
+ * error on either side (a reset, EPIPE) resets both (SO_LINGER 0 + close),
+ * so a peer never takes a clean FIN for a complete stream when bytes were
+ * lost. The end of each pair is reported through a callback, on the plane's
+ * thread.
+ */
+#ifndef SRVLINK_SPLICE_PLANE_H
+#define SRVLINK_SPLICE_PLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* How a pair ended. */
+enum splice_end {
+  SPLICE_END_CLOSED = 0,        /* both directions finished with a FIN */
+  SPLICE_END_IDLE = 1,          /* no byte either way for the idle timeout */
+  SPLICE_END_CLIENT_ERROR = 2,  /* the client side failed (reset, EPIPE...): both reset */
+  SPLICE_END_BACKEND_ERROR = 3, /* the backend side failed: both reset */
+  SPLICE_END_ABORTED = 4,       /* splice_plane_abort(): both reset */
+};
+
+typedef struct splice_report {
+  uint64_t id;
+  uint64_t bytes_in;  /* read from the client (towards the backend) */
+  uint64_t bytes_out; /* read from the backend (towards the client) */
+  int end;            /* enum splice_end */
+  int error;          /* errno for the *_ERROR ends, else 0 */
+} splice_report;
+
+/* Called on the plane's thread once per pair, after both of its sockets are closed. */
+typedef void (*splice_report_fn)(void *ctx, const splice_report *report);
+
+typedef struct splice_plane splice_plane;
+
+typedef struct splice_plane_stats {
+  uint32_t pairs;        /* pairs added and not reported yet */
+  uint32_t pooled_pipes; /* empty pipes kept for the next pairs */
+  uint64_t pipe_bytes;   /* capacity of every pipe open (in pairs and pooled) */
+  uint64_t pipe_budget;  /* what pipe_bytes is kept under, from fs.pipe-user-pages-soft */
+} splice_plane_stats;
+
+/* Most empty pipes kept for reuse (each is two descriptors). */
+#define SPLICE_POOL_MAX 8
+
+/* Start a plane and its thread. 0 or an errno value. */
+int splice_plane_create(splice_report_fn report, void *ctx, splice_plane **out);
+
+/*
+ * Hand a connected pair to the plane. On success (0) the plane owns both
+ * descriptors (non-blocking, close-on-exec: the caller duplicates them with
+ * F_DUPFD_CLOEXEC) and *id names the pair; on failure (an errno value:
+ * no pipe to be had) the descriptors are left to the caller. idle_ms 0: no
+ * idle timeout.
+ */
+int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, uint64_t *id);
+
+/* Reset both sockets of a pair (forced end of a drain); reported as SPLICE_END_ABORTED. Unknown ids are ignored. */
+void splice_plane_abort(splice_plane *plane, uint64_t id);
+
+void splice_plane_stats_read(splice_plane *plane, splice_plane_stats *out);
+
+/*
+ * Stop the thread and free the plane. Pairs not finished are reset, both
+ * sides (bytes may still be in their pipes): no report for them. Safe to
+ * call from an atexit handler.
+ */
+void splice_plane_destroy(splice_plane *plane);
+
+#endif
