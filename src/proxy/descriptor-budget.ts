@@ -7,36 +7,64 @@ export function descriptorReserve(limit: number): number {
 
 /**
  * How many forwarded connections the open-file limit leaves room for,
- * shared by every forwarder of the process: each takes two descriptors (the
- * client's and the backend's). Past it a new client is closed at once and
+ * shared by every forwarder of the process: each takes the descriptors its
+ * data plane holds per pair (two sockets on the JS plane; two sockets and
+ * two pipes on the native one), and a plane's fixed descriptors (its pool
+ * of pipes) are set aside once. Past it a new client is closed at once and
  * counted, as past `--max-conns`, instead of reaching the limit itself: at
  * EMFILE, libuv accepts and closes pending clients with nothing counted or
  * logged, and a dial that cannot get a socket would be taken for a failing
  * backend.
  */
 export class DescriptorBudget {
-  /** Forwarded connections at once; Infinity when the limit is unknown. */
-  readonly capacity: number;
   /** The open-file limit it was computed from. */
   readonly limit: number | undefined;
+  /** Descriptors for pairs and fixed holdings: the limit less the reserve; Infinity when the limit is unknown. */
+  readonly #room: number;
+  #fixed = 0;
+  readonly #holders = new Set<object>();
+  #descriptors = 0;
   #inUse = 0;
 
   constructor(limit: number | undefined) {
     this.limit = limit;
-    this.capacity = limit === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor((limit - descriptorReserve(limit)) / 2));
+    this.#room = limit === undefined ? Number.POSITIVE_INFINITY : limit - descriptorReserve(limit);
   }
 
-  /** Take room for one connection; false when there is none. */
-  take(): boolean {
-    if (this.#inUse >= this.capacity) return false;
+  /** Forwarded connections at once, at `perPair` descriptors each (two: the JS plane's); always room for one. */
+  capacityFor(perPair: number): number {
+    return Math.max(1, Math.floor((this.#room - this.#fixed) / perPair));
+  }
+
+  /** Connections at once on the JS plane (two descriptors each); Infinity when the limit is unknown. */
+  get capacity(): number {
+    return this.capacityFor(2);
+  }
+
+  /** Set aside `descriptors` a holder (a data plane) keeps whatever the number of pairs; once per holder. */
+  hold(holder: object, descriptors: number): void {
+    if (descriptors <= 0 || this.#holders.has(holder)) return;
+    this.#holders.add(holder);
+    this.#fixed += descriptors;
+  }
+
+  /** Take room for one connection of `descriptors` (default two); false when there is none. */
+  take(descriptors = 2): boolean {
+    const room = Math.max(this.#room - this.#fixed, descriptors);
+    if (this.#descriptors + descriptors > room) return false;
+    this.#descriptors += descriptors;
     this.#inUse++;
     return true;
   }
 
-  release(): void {
-    this.#inUse = Math.max(0, this.#inUse - 1);
+  /** Give back what `take(descriptors)` took. */
+  release(descriptors = 2): void {
+    if (this.#inUse === 0) return;
+    this.#inUse--;
+    this.#descriptors = Math.max(0, this.#descriptors - descriptors);
   }
 
+  /** Connections holding room now. */
   get inUse(): number {
     return this.#inUse;
   }

@@ -16,7 +16,7 @@ import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
 import { DescriptorBudget, processDescriptorBudget } from './descriptor-budget.js';
 import { resetSocket } from './tcp-reset.js';
-import { jsDataPlane, type SpliceResult } from './data-plane.js';
+import { jsDataPlane, type DataPlane, type SpliceResult } from './data-plane.js';
 
 export interface ForwarderOptions {
   /** The mapping's label in logs (e.g. `127.0.0.1:2181=zookeeper`). */
@@ -52,8 +52,14 @@ export interface ForwarderOptions {
   logger?: Logger;
   /** Random source for the RFC 2782 weighted order, [0, 1). Default `Math.random`. */
   random?: () => number;
-  /** Opens backend connections. Default `net.connect` with `allowHalfOpen` (needed to propagate half-close). */
+  /**
+   * Opens backend connections. Default `net.connect` with `allowHalfOpen`
+   * (needed to propagate half-close), paused so that nothing is read
+   * before the data plane takes the socket.
+   */
   dial?: DialFunction;
+  /** What moves the bytes of each pair once its backend is connected. Default the JS plane (`jsDataPlane`). */
+  dataPlane?: DataPlane;
   /** Clock for ejection and log throttling, ms, monotonic. Default `performance.now`. */
   now?: () => number;
   /** Told of every dial and every finished connection (metrics, access log). */
@@ -155,6 +161,7 @@ export class Forwarder implements Service<HostPort> {
   readonly #serverErrorLog: LogThrottle;
   readonly #failureLog: LogThrottle;
   readonly #observer: ForwarderObserver;
+  readonly #dataPlane: DataPlane;
   /** Every open client socket (from accept to close). */
   readonly #clients = new Set<Socket>();
   /** Connections not finished yet: accepted, and not both closed and accounted for. */
@@ -197,7 +204,7 @@ export class Forwarder implements Service<HostPort> {
     const ejectBase = check('ejectBase', options.ejectBase ?? FORWARDER_DEFAULTS.ejectBase, 1, 'ms');
     const ejectMax = check('ejectMax', options.ejectMax ?? Math.max(FORWARDER_DEFAULTS.ejectMax, ejectBase), ejectBase, 'ms');
     this.#random = options.random ?? Math.random;
-    this.#dial = options.dial ?? ((host, port) => connect({ host, port, allowHalfOpen: true }));
+    this.#dial = options.dial ?? ((host, port) => connect({ host, port, allowHalfOpen: true }).pause());
     const now = options.now ?? (() => performance.now());
     this.#log = (options.logger ?? silentLogger).child({ mapping: name });
     this.#health = new BackendHealth({ ejectAfter, ejectBase, ejectMax, now });
@@ -210,6 +217,8 @@ export class Forwarder implements Service<HostPort> {
     this.#failureLog = new LogThrottle({ interval: FAILURE_LOG_INTERVAL, now });
     this.#observer = options.observer ?? {};
     this.#descriptors = options.descriptors ?? processDescriptorBudget();
+    this.#dataPlane = options.dataPlane ?? jsDataPlane;
+    this.#descriptors.hold(this.#dataPlane, this.#dataPlane.fixedDescriptors);
   }
 
   /**
@@ -281,6 +290,8 @@ export class Forwarder implements Service<HostPort> {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.#onConnection(socket));
     // Node closes connections over the limit itself, right after accept, and
     // emits 'drop': no Socket object, no per-connection work in a flood.
+    // Node counts only its open sockets, though, and a pair on the native
+    // plane has none: the limit is checked again on accept (#onConnection).
     server.maxConnections = this.#maxConnections;
     server.on('drop', () => this.#onDrop());
     const address = formatHostPort(this.#listen);
@@ -302,10 +313,11 @@ export class Forwarder implements Service<HostPort> {
       if (suppressed !== undefined) this.#log.error('cannot accept connection', { error: errorMessage(err), suppressed });
     });
     this.#server = server;
-    if (this.#maxConnections > this.#descriptors.capacity) {
+    const capacity = this.#descriptors.capacityFor(this.#dataPlane.descriptorsPerPair);
+    if (this.#maxConnections > capacity) {
       this.#log.warn('the open-file limit allows fewer connections than --max-conns: raise it (ulimit -n) or expect clients closed at once', {
         openFiles: this.#descriptors.limit,
-        connections: this.#descriptors.capacity,
+        connections: capacity,
         maxConnections: this.#maxConnections,
       });
     }
@@ -361,14 +373,20 @@ export class Forwarder implements Service<HostPort> {
     if (suppressed !== undefined) {
       this.#log.warn('open-file limit reached: closing new clients', {
         openFiles: this.#descriptors.limit,
-        connections: this.#descriptors.capacity,
+        connections: this.#descriptors.capacityFor(this.#dataPlane.descriptorsPerPair),
         suppressed,
       });
     }
   }
 
   #onConnection(client: Socket): void {
-    if (!this.#descriptors.take()) {
+    if (this.#active >= this.#maxConnections) {
+      client.destroy();
+      this.#onDrop();
+      return;
+    }
+    const descriptors = this.#dataPlane.descriptorsPerPair;
+    if (!this.#descriptors.take(descriptors)) {
       this.#onNoDescriptors(client);
       return;
     }
@@ -388,7 +406,7 @@ export class Forwarder implements Service<HostPort> {
       resetSocket(client);
     });
     void Promise.all([forwarded, clientClosed]).then(() => {
-      this.#descriptors.release();
+      this.#descriptors.release(descriptors);
       this.stats.active = --this.#active;
       this.#checkIdle();
     });
@@ -573,8 +591,9 @@ export class Forwarder implements Service<HostPort> {
     this.#log.debug('connection forwarded', { client: from, service, backend: candidate.key, dialMs: Math.round(dialTime) });
     let bytesIn = 0;
     let bytesOut = 0;
-    const result = await jsDataPlane.splice(client, backend, {
+    const result = await this.#dataPlane.splice(client, backend, {
       idleTimeout: this.#idleTimeout,
+      signal: this.#hardStop.signal,
       onClientData: (n) => {
         bytesIn += n;
         this.stats.bytesIn += n;
