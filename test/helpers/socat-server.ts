@@ -6,7 +6,9 @@ import { waitFor } from './wait-for.js';
 /**
  * socat listening on 127.0.0.1 with `address` options appended to its
  * TCP-LISTEN (e.g. `fork,linger=0`) and `target` as the other end (`PIPE`:
- * an echo) and `flags` before both (`-t 30`). A port taken between the
+ * an echo) and `flags` before both (`-t 30`: after the first FIN socat
+ * closes the other direction within that time, 0.5 s by default, too
+ * short for an echo of megabytes on a busy machine). A port taken between the
  * pick and socat's bind is retried. Killed when the test ends.
  */
 export async function startSocatServer(options: string, target: string, flags: readonly string[] = []): Promise<{ socat: ServerProcess; address: HostPort }> {

@@ -89,7 +89,7 @@ function halfOpenClient(address: HostPort): Socket {
 
 describe.skipIf(addon === undefined)(`native data plane${addon ? '' : ` (skipped: ${loaded.addon ? 'addon without the data plane' : loaded.reason})`}`, () => {
   it('carries 1 MiB each way intact on 20 parallel pairs through socat (an echo) and reports the bytes', async () => {
-    const { address: echo } = await startSocatServer('fork', 'PIPE');
+    const { address: echo } = await startSocatServer('fork', 'PIPE', ['-t', '30']);
     const splicer = await startSplicer(echo);
     await Promise.all(
       Array.from({ length: 20 }, async () => {
@@ -199,7 +199,7 @@ describe.skipIf(addon === undefined)(`native data plane${addon ? '' : ` (skipped
   });
 
   it('ends a pair idle for the idle timeout (a FIN both ways) and keeps a busy one', async () => {
-    const { address: echo } = await startSocatServer('fork', 'PIPE');
+    const { address: echo } = await startSocatServer('fork', 'PIPE', ['-t', '30']);
     const splicer = await startSplicer(echo, 300);
     const quiet = await connectTcp(splicer.address);
     const busy = await connectTcp(splicer.address);
@@ -291,7 +291,7 @@ process.stdin.on('data', () => process.exit(0));
   });
 
   it('leaves no descriptor behind: after 300 pairs (clean, reset, idle), open fds are back to where they were', async () => {
-    const { address: echo } = await startSocatServer('fork', 'PIPE');
+    const { address: echo } = await startSocatServer('fork', 'PIPE', ['-t', '30']);
     const clean = await startSplicer(echo);
     const idle = await startSplicer(echo, 50);
     const round = async (): Promise<void> => {
