@@ -130,7 +130,6 @@ function readInto(self: Socket, other: Socket, onData: ((bytes: number) => void)
   fields[symbols.callback] = state.onRead;
   fields[symbols.generator] = state.next;
   handle.useUserBuffer(state.current);
-  other.on('drain', state.onDrain);
   self.resume();
   return true;
 }
@@ -141,6 +140,10 @@ class Direction {
   #spare: Buffer | undefined;
   /** The last chunk is still queued in `other` (it holds `current`): the next read goes to the other buffer. */
   #queued = false;
+  /** Writes to `other` whose callback has not run yet. */
+  #writes = 0;
+  /** Reading stopped until every write is done (then no buffer is held by one). */
+  #stopped = false;
   readonly #self: Socket;
   readonly #other: Socket;
   readonly #onData: ((bytes: number) => void) | undefined;
@@ -151,13 +154,15 @@ class Direction {
     this.#onData = onData;
   }
 
-  /** A chunk read into `buffer`; false stops reading until `other` drains. */
+  /** A chunk read into `buffer`; false stops reading until `other` has written everything. */
   readonly onRead = (bytes: number, buffer: Buffer): boolean => {
     this.#onData?.(bytes);
-    this.#other.write(buffer.subarray(0, bytes));
+    this.#writes++;
+    this.#other.write(buffer.subarray(0, bytes), this.#onWritten);
     // Written through at once (the kernel took it all): the buffer is free again.
     if (this.#other.writableLength === 0) return true;
     this.#queued = true;
+    this.#stopped = true;
     return false;
   };
 
@@ -171,7 +176,15 @@ class Direction {
     return free;
   };
 
-  readonly onDrain = (): void => {
+  /**
+   * A write's callback (in order, also for those written through at once).
+   * Reading resumes once none is left: 'drain' would not do, Node emits it
+   * only for a queue above the high-water mark, not for a small chunk.
+   */
+  readonly #onWritten = (): void => {
+    this.#writes--;
+    if (!this.#stopped || this.#writes > 0) return;
+    this.#stopped = false;
     if (!this.#self.destroyed && !this.#self.readableEnded) this.#self.resume();
   };
 }
