@@ -138,17 +138,19 @@ export class DnsServer implements Service<HostPort> {
 
   async start(): Promise<void> {
     const { host, port } = this.#options.listen;
-    // With port 0 the kernel picks the UDP port; TCP must then get the same
-    // number, which another process may hold: try a few times.
+    // With port 0 the kernel picks the TCP port and UDP must then get the same
+    // number. TCP first: its ports are the crowded ones (every outgoing
+    // connection holds one), so a TCP-free port is rarely taken for UDP.
+    // Another process may still hold it: try a few times.
     for (let attempt = 0; ; attempt++) {
-      const udp = await this.#bindUdp(host, port);
-      const udpPort = udp.address().port;
+      const tcp = await this.#listenTcp(host, port);
+      const tcpPort = (tcp.address() as { port: number }).port;
       try {
-        this.#tcp = await this.#listenTcp(host, udpPort);
-        this.#udp = udp;
+        this.#udp = await this.#bindUdp(host, tcpPort);
+        this.#tcp = tcp;
         return;
       } catch (err) {
-        await new Promise<void>((resolve) => udp.close(() => resolve()));
+        await new Promise<void>((resolve) => tcp.close(() => resolve()));
         if (port !== 0 || attempt >= 10 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
       }
     }
