@@ -1,14 +1,16 @@
 import { randomInt } from 'node:crypto';
-import { createSocket } from 'node:dgram';
-import { connect as tcpConnect, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DnsQueryError, InvalidArgumentError, errorMessage, type ErrorCode } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { canonicalName } from '../core/dns-name.js';
 import { canonicalAddress } from '../core/ip-address.js';
-import { EDNS_UDP_SIZE, Rcode, createMessage, decodeHeader, decodeMessage, encodeMessage, rcodeName, type DnsMessage, type DnsQuestion, type RecordType } from './codec.js';
-import { FrameDecoder, frameMessage } from './tcp-framing.js';
+import { displayName, type ExpectedResponse, type RejectedResponse } from './check-response.js';
+import { EDNS_UDP_SIZE, Rcode, createMessage, encodeMessage, rcodeName, type DnsMessage, type DnsQuestion, type RecordType } from './codec.js';
+import { exchangeFailure, type ServerFailure } from './exchange-failure.js';
+import type { ExchangeOutcome } from './exchange-outcome.js';
+import { tcpExchange } from './tcp-exchange.js';
+import { udpExchange } from './udp-exchange.js';
 
 /** Options of a `DnsClient`; checked once, in the constructor. */
 export interface DnsClientOptions {
@@ -63,43 +65,6 @@ export const DNS_CLIENT_DEFAULTS = { timeout: 2000, attempts: 2 } as const;
 
 /** rcodes after which the next server is asked instead of returning the response. */
 const RETRY_RCODES: ReadonlySet<number> = new Set([Rcode.SERVFAIL, Rcode.REFUSED, Rcode.NOTIMP, Rcode.FORMERR]);
-
-/** The error code for the most telling failure rank (see `Failure`). */
-const FAILURE_CODES: Readonly<Record<number, ErrorCode>> = {
-  1: 'ERR_DNS_UNREACHABLE',
-  2: 'ERR_DNS_TIMEOUT',
-  3: 'ERR_DNS_BAD_RESPONSE',
-  4: 'ERR_DNS_TRUNCATED',
-  5: 'ERR_DNS_SERVER_FAILURE',
-};
-
-/** What one attempt against one server ended with. */
-type AttemptOutcome =
-  | { kind: 'answer'; message: DnsMessage }
-  | { kind: 'timeout' }
-  | { kind: 'network'; error: Error }
-  | { kind: 'invalid'; reason: string }
-  | { kind: 'aborted' };
-
-/** Why a server did not give a final answer; `rank` orders them by how much they tell. */
-type Failure =
-  | { kind: 'network'; rank: 1; error: Error }
-  | { kind: 'timeout'; rank: 2 }
-  | { kind: 'invalid'; rank: 3; reason: string }
-  | { kind: 'truncated'; rank: 4 }
-  | { kind: 'rcode'; rank: 5; rcode: number };
-
-/** What a response must match to be accepted. */
-interface Expected {
-  server: HostPort;
-  /** `server.host` in the form `rinfo.address` reports. */
-  address: string;
-  id: number;
-  opcode: number;
-  question: DnsQuestion;
-}
-
-type Verdict = { ok: true; message: DnsMessage } | { ok: false; malformed: boolean; reason: string };
 
 /**
  * The upstream DNS client (docs/architecture.md §4.1 "Upstream queries"): EDNS0, a fresh
@@ -225,9 +190,9 @@ export class DnsClient {
     }
     const outgoing = { template, opcode: query.opcode };
 
-    const worst = new Map<number, Failure>();
+    const worst = new Map<number, ServerFailure>();
     let lastRcode: number | undefined;
-    const fail = (index: number, failure: Failure): void => {
+    const fail = (index: number, failure: ServerFailure): void => {
       const previous = worst.get(index);
       if (previous === undefined || failure.rank >= previous.rank) worst.set(index, failure);
     };
@@ -290,15 +255,12 @@ export class DnsClient {
     }
 
     const failures = [...worst.entries()].map(([index, failure]) => ({ server: this.#servers[index] as HostPort, failure }));
-    const top = Math.max(...failures.map((f) => f.failure.rank));
-    const rounds = this.#attempts === 1 ? '1 attempt' : `${this.#attempts} attempts`;
-    const message = `${describeFailures(failures, this.#timeout)} (${rounds} per server)`;
-    const causes = failures.flatMap((f) => (f.failure.kind === 'network' ? [f.failure.error] : []));
-    throw failed(FAILURE_CODES[top] ?? 'ERR_DNS_UNREACHABLE', message, { cause: causes.at(-1), rcode: lastRcode });
+    const failure = exchangeFailure(failures, { timeout: this.#timeout, attempts: this.#attempts });
+    throw failed(failure.code, failure.message, { cause: failure.cause, rcode: lastRcode });
   }
 
   /** Tell `onExchange` how the exchange with one server went; an observer that throws is ignored. */
-  #observe(server: string, outcome: AttemptOutcome, ms: number): void {
+  #observe(server: string, outcome: ExchangeOutcome, ms: number): void {
     if (this.#onExchange === undefined || outcome.kind === 'aborted') return;
     const kind =
       outcome.kind !== 'answer' ? outcome.kind : outcome.message.flags.tc || RETRY_RCODES.has(outcome.message.rcode) ? 'server-failure' : 'answer';
@@ -309,162 +271,33 @@ export class DnsClient {
     }
   }
 
-  /** One attempt: a fresh ID, a fresh socket, closed before the outcome is returned. */
-  #attempt(
+  /** One attempt: a fresh ID, a fresh socket (`udpExchange`, `tcpExchange`), closed before the outcome is returned; counted. */
+  async #attempt(
     transport: 'udp' | 'tcp',
     outgoing: { template: Buffer; opcode: number },
     question: DnsQuestion,
     server: HostPort,
     address: string,
     signal: AbortSignal | undefined,
-  ): Promise<AttemptOutcome> {
+  ): Promise<ExchangeOutcome> {
     // An abort between two attempts has no listener to hear it: check before opening anything.
-    if (signal?.aborted) return Promise.resolve({ kind: 'aborted' });
+    if (signal?.aborted) return { kind: 'aborted' };
     // RFC 5452 §9.2: an unpredictable ID for every query put on the wire.
     const id = this.#random() & 0xffff;
     const wire = Buffer.from(outgoing.template);
     // RFC 1035 §4.1.1: the ID is the first 16 bits of the header.
     wire.writeUInt16BE(id, 0);
-    const expected: Expected = { server, address, id, opcode: outgoing.opcode, question };
+    const expected: ExpectedResponse = { server, address, id, opcode: outgoing.opcode, question };
     this.#stats.sent += 1;
-    return transport === 'udp' ? this.#udp(wire, expected, signal) : this.#tcp(wire, expected, signal);
+    const exchange = transport === 'udp' ? udpExchange : tcpExchange;
+    const outcome = await exchange(wire, expected, { timeout: this.#timeout, signal, onIgnored: (rejected) => this.#ignore(expected, rejected) });
+    if (outcome.kind === 'timeout') this.#stats.timeouts += 1;
+    else if (outcome.kind === 'network') this.#stats.networkErrors += 1;
+    else if (outcome.kind === 'invalid') this.#stats.malformed += 1;
+    return outcome;
   }
 
-  /**
-   * UDP (RFC 1035 §4.2.1): a socket of its own bound to port 0, so the source
-   * port is fresh and random (RFC 5452 §9.2). `connect()` makes the kernel
-   * report an ICMP port unreachable as ECONNREFUSED and drop datagrams from
-   * other peers; the source is checked again here all the same.
-   */
-  #udp(wire: Buffer, expected: Expected, signal: AbortSignal | undefined): Promise<AttemptOutcome> {
-    return new Promise((resolve) => {
-      const { server } = expected;
-      const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
-      let done = false;
-      const finish = (outcome: AttemptOutcome): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        socket.removeAllListeners('message');
-        // Resolve once the socket is closed: nothing of the attempt outlives it.
-        try {
-          socket.close(() => resolve(outcome));
-        } catch {
-          resolve(outcome);
-        }
-      };
-      const onAbort = (): void => finish({ kind: 'aborted' });
-      // Kept referenced on purpose: a pending query holds the process; `finish` always clears it.
-      const timer = setTimeout(() => {
-        this.#stats.timeouts += 1;
-        finish({ kind: 'timeout' });
-      }, this.#timeout);
-      signal?.addEventListener('abort', onAbort, { once: true });
-
-      // Stays attached after `finish` so that a late error cannot crash the process.
-      socket.on('error', (error: Error) => {
-        if (done) return;
-        this.#stats.networkErrors += 1;
-        finish({ kind: 'network', error });
-      });
-      socket.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
-        // RFC 5452 §9.1: only the address and port the query went to.
-        if (canonicalAddress(rinfo.address) !== expected.address || rinfo.port !== server.port) {
-          this.#ignore(expected, { malformed: false, reason: `from ${rinfo.address}:${rinfo.port}` });
-          return;
-        }
-        const verdict = check(msg, expected);
-        if (!verdict.ok) {
-          this.#ignore(expected, verdict);
-          return;
-        }
-        finish({ kind: 'answer', message: verdict.message });
-      });
-      socket.bind(0, () => {
-        if (done) return;
-        socket.connect(server.port, server.host, (err?: Error) => {
-          if (done) return;
-          if (err) {
-            this.#stats.networkErrors += 1;
-            finish({ kind: 'network', error: err });
-            return;
-          }
-          socket.send(wire, (sendErr: Error | null) => {
-            if (sendErr && !done) {
-              this.#stats.networkErrors += 1;
-              finish({ kind: 'network', error: sendErr });
-            }
-          });
-        });
-      });
-    });
-  }
-
-  /**
-   * TCP (RFC 1035 §4.2.2, RFC 7766 §8): one connection per attempt, the
-   * query framed with its 2-byte length, the stream reassembled by
-   * `FrameDecoder`; responses are checked as over UDP.
-   */
-  #tcp(wire: Buffer, expected: Expected, signal: AbortSignal | undefined): Promise<AttemptOutcome> {
-    return new Promise((resolve) => {
-      const { server } = expected;
-      const socket = tcpConnect({ host: server.host, port: server.port, noDelay: true });
-      const decoder = new FrameDecoder();
-      let done = false;
-      const finish = (outcome: AttemptOutcome): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        socket.removeAllListeners('data');
-        if (socket.closed) {
-          resolve(outcome);
-        } else {
-          socket.once('close', () => resolve(outcome));
-          socket.destroy();
-        }
-      };
-      const onAbort = (): void => finish({ kind: 'aborted' });
-      const timer = setTimeout(() => {
-        this.#stats.timeouts += 1;
-        finish({ kind: 'timeout' });
-      }, this.#timeout);
-      signal?.addEventListener('abort', onAbort, { once: true });
-
-      socket.on('error', (error: Error) => {
-        if (done) return;
-        this.#stats.networkErrors += 1;
-        finish({ kind: 'network', error });
-      });
-      socket.on('close', () => {
-        if (done) return;
-        this.#stats.networkErrors += 1;
-        finish({ kind: 'network', error: new Error('connection closed before an answer') });
-      });
-      socket.on('data', (chunk: Buffer) => {
-        let frames: Buffer[];
-        try {
-          frames = decoder.push(chunk);
-        } catch (err) {
-          this.#stats.malformed += 1;
-          finish({ kind: 'invalid', reason: (err as Error).message });
-          return;
-        }
-        for (const frame of frames) {
-          const verdict = check(frame, expected);
-          if (verdict.ok) {
-            finish({ kind: 'answer', message: verdict.message });
-            return;
-          }
-          this.#ignore(expected, verdict);
-        }
-      });
-      socket.write(frameMessage(wire));
-    });
-  }
-
-  #ignore(expected: Expected, verdict: { malformed: boolean; reason: string }): void {
+  #ignore(expected: ExpectedResponse, verdict: RejectedResponse): void {
     if (verdict.malformed) this.#stats.malformed += 1;
     else this.#stats.mismatched += 1;
     this.#logger.debug('dns response ignored', {
@@ -473,71 +306,4 @@ export class DnsClient {
       reason: verdict.reason,
     });
   }
-}
-
-/**
- * Accept a response only when it decodes, has QR set, and carries the ID,
- * opcode and question of the query (RFC 1035 §4.1.1, RFC 5452 §9.1); names
- * compare case-insensitively (RFC 4343).
- */
-function check(buf: Buffer, expected: Expected): Verdict {
-  const header = decodeHeader(buf);
-  if (header === undefined) return { ok: false, malformed: true, reason: `${buf.length} bytes, shorter than a header` };
-  if (!header.response) return { ok: false, malformed: false, reason: 'QR bit not set' };
-  if (header.id !== expected.id) return { ok: false, malformed: false, reason: `id ${header.id} instead of ${expected.id}` };
-  let message: DnsMessage;
-  try {
-    message = decodeMessage(buf);
-  } catch (err) {
-    return { ok: false, malformed: true, reason: (err as Error).message };
-  }
-  if (message.opcode !== expected.opcode) {
-    return { ok: false, malformed: false, reason: `opcode ${message.opcode} instead of ${expected.opcode}` };
-  }
-  const got = message.questions[0];
-  const want = expected.question;
-  if (
-    message.questions.length !== 1 ||
-    got === undefined ||
-    canonicalName(got.name) !== canonicalName(want.name) ||
-    got.type !== want.type ||
-    (got.class ?? 'IN') !== (want.class ?? 'IN')
-  ) {
-    const seen = message.questions.map((q) => `${displayName(q.name)} ${q.type}`).join(', ');
-    return { ok: false, malformed: false, reason: `question "${seen}" does not match` };
-  }
-  return { ok: true, message };
-}
-
-/** Describe why each server failed, timeouts grouped: `no answer from A, B within 200 ms; A answered SERVFAIL`. */
-function describeFailures(failures: readonly { server: HostPort; failure: Failure }[], timeout: number): string {
-  const parts: string[] = [];
-  const silent = failures.filter((f) => f.failure.kind === 'timeout').map((f) => formatHostPort(f.server));
-  if (silent.length > 0) parts.push(`no answer from ${silent.join(', ')} within ${timeout} ms`);
-  for (const { server, failure } of failures) {
-    const where = formatHostPort(server);
-    switch (failure.kind) {
-      case 'timeout':
-        break;
-      case 'network':
-        parts.push(`cannot reach ${where}: ${(failure.error as NodeJS.ErrnoException).code ?? failure.error.message}`);
-        break;
-      case 'invalid':
-        parts.push(`${where} sent an unreadable tcp stream: ${failure.reason}`);
-        break;
-      case 'truncated':
-        parts.push(`${where} answered truncated over tcp as well`);
-        break;
-      case 'rcode':
-        parts.push(`${where} answered ${rcodeName(failure.rcode)}`);
-        break;
-    }
-  }
-  return parts.join('; ');
-}
-
-/** Fully qualified, as users read names: `example.com.`, `.` for the root. */
-function displayName(name: string): string {
-  if (name === '' || name === '.') return '.';
-  return name.endsWith('.') ? name : `${name}.`;
 }
