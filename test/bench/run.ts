@@ -98,7 +98,7 @@ function machine(): string {
   });
   return [
     `Machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'CPU'}, Linux ${release()}, Node ${process.version}; ${versions.join(', ')} (Debian packages).`,
-    'The machine is shared and noisy: other work runs beside the bench, so absolute figures move from run to run (see each section\'s load average and ranges).',
+    'The machine is shared and noisy: other work (test suites, builds) runs beside the bench, often with a load average far above the number of cores (each section says its own), so rates (Gbit/s, connections/s, qps) are the share of the CPUs each process got in its turn and move a lot from round to round; the CPU a process spends per unit of work (CPU-s per GB, µs per connection or query) is the steadier figure.',
     'Only ratios within one run count: every alternative is measured in the same section, in turns, round after round.',
   ].join('\n');
 }

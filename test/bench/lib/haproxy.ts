@@ -20,6 +20,7 @@ export async function startHaproxy(
   name: string,
   backends: readonly number[],
   options: readonly string[] = [],
+  timeoutMs = 20_000,
 ): Promise<RunningHaproxy> {
   return withFreePort(async (port) => {
     const file = join(context.work, `${name.replace(/\W+/g, '-')}-${port}.cfg`);
@@ -45,7 +46,7 @@ export async function startHaproxy(
     let dead = false;
     void process.exited.then(() => (dead = true));
     try {
-      await listening(port, name, () => dead);
+      await listening(port, name, () => dead, timeoutMs);
     } catch (err) {
       await process.stop();
       throw new Error(`${(err as Error).message}: ${process.tail(5)}`);

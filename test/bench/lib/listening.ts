@@ -22,7 +22,8 @@ export async function listening(port: number, what: string, failed: () => boolea
   while (Date.now() < deadline) {
     if (failed()) throw new Error(`${what} exited before listening on ${port}`);
     if (listensOn(port)) return;
-    await sleep(20);
+    // The table is long when thousands of sockets listen (the scale curve): not too often.
+    await sleep(50);
   }
   throw new Error(`${what}: nothing listens on port ${port} after ${timeoutMs} ms`);
 }

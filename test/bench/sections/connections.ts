@@ -124,6 +124,15 @@ export const connections: BenchSection = {
           goal: '≤ 1.0×',
         });
       }
+      // The steadiest figure on a loaded machine: CPU per connection does not depend on the share of the CPUs a process got.
+      const cpu = (l: string): Summary => of(l, (s) => s.cpuUsPerConn);
+      ratios.push({
+        what: `CPU per connection, ${label}`,
+        srvlink: `${formatSummary(cpu(label))} µs`,
+        alternative: `HAProxy ${formatSummary(cpu('HAProxy'))} µs`,
+        ratio: ratioOf(cpu(label), cpu('HAProxy')),
+        goal: '',
+      });
     }
     const profiles: string[] = [];
     for (const plane of planes.length > 0 ? planes : [undefined]) {

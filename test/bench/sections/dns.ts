@@ -144,6 +144,14 @@ export const dns: BenchSection = {
     ]);
     const ratios: Ratio[] = [];
     const compare = (label: string, alternative: string, goal: string): void => {
+      const cpu = (l: string): Summary => of(l, (s) => s.cpuUsPerQuery);
+      ratios.push({
+        what: `CPU per query, ${label}`,
+        srvlink: `${formatSummary(cpu(label))} µs`,
+        alternative: `${alternative} ${formatSummary(cpu(alternative))} µs`,
+        ratio: ratioOf(cpu(label), cpu(alternative)),
+        goal: '',
+      });
       ratios.push({
         what: `qps, ${label}`,
         srvlink: formatSummary(qps(label)),
