@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
 import { createMessage, decodeMessage, encodeMessage } from '../../src/dns/codec.js';
-import { freePort } from './free-port.js';
+import { freeRestartPort } from './free-port.js';
 import { RawUdpClient } from './raw-dns.js';
 
 /** `--srv-host=_service._tcp.domain,target,port,priority,weight` */
@@ -29,13 +29,28 @@ export interface DnsmasqOptions {
 }
 
 export interface Dnsmasq {
-  address: HostPort;
-  process: ChildProcess;
+  /** Where it answers: after a restart that found its port taken, a new one. */
+  readonly address: HostPort;
+  /** The dnsmasq process now (setpriv execs it: the PID is dnsmasq's). */
+  readonly process: ChildProcess;
+  /** Whether it runs now. */
+  readonly running: boolean;
+  /** SIGTERM and wait for the exit; safe twice. */
   stop(): Promise<void>;
+  /**
+   * Start it again after `stop()`, with `changes` over the options it was
+   * started with (another SRV set); resolves once it answers. It listens on
+   * the same port unless another process took the port while it was down:
+   * then on a fresh one (`address` says which), unless `listen` was given.
+   */
+  start(changes?: Omit<DnsmasqOptions, 'listen'>): Promise<void>;
 }
 
 // Debian installs it in /usr/sbin, which is not on every user's PATH.
 const DNSMASQ = process.env.DNSMASQ ?? (existsSync('/usr/sbin/dnsmasq') ? '/usr/sbin/dnsmasq' : 'dnsmasq');
+
+/** Fresh ports tried when the one given is taken, before giving up. */
+const BIND_ATTEMPTS = 5;
 
 /**
  * dnsmasq's arguments: only the records given (no resolv.conf, no hosts file,
@@ -56,7 +71,9 @@ export function dnsmasqArgs(address: HostPort, options: DnsmasqOptions, bind: st
     `--listen-address=${address.host}`,
     `--port=${address.port}`,
     `--local-ttl=${options.ttl ?? 30}`,
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+    // As root, stay root: dnsmasq would switch to nobody and group dip, and a change of
+    // credentials clears the parent-death signal it was started with (prctl(2)).
+    ...(process.getuid?.() === 0 ? ['--user=root', '--group=root'] : []),
     ...(options.localZones ?? ['skydns.local']).map((zone) => `--local=/${zone}/`),
     ...(options.srv ?? []).map((s) => `--srv-host=${s.name},${s.target},${s.port},${s.priority ?? 0},${s.weight ?? 0}`),
     ...(options.hosts ?? []).map((h) => `--host-record=${h.name},${h.address}`),
@@ -66,29 +83,62 @@ export function dnsmasqArgs(address: HostPort, options: DnsmasqOptions, bind: st
 
 /**
  * Start dnsmasq, a DNS server we did not write, on loopback with only the
- * records given (no resolv.conf, no hosts file, no upstream). Resolves once it
- * answers queries. Stopped when the test ends, pass or fail.
+ * records given (no resolv.conf, no hosts file, no upstream), on a port
+ * outside the ephemeral range (`freeRestartPort`: it can be started again
+ * there). Resolves once it answers queries; a port taken in between is
+ * replaced by a fresh one. It runs under `setpriv --pdeathsig KILL`: it dies
+ * with this process, even if this process crashes. Inside a test it is
+ * stopped when the test ends, pass or fail; elsewhere the caller stops it.
  */
 export async function startDnsmasq(options: DnsmasqOptions): Promise<Dnsmasq> {
-  for (let attempt = 0; ; attempt++) {
-    const address = options.listen ?? { host: '127.0.0.1', port: await freePort() };
-    const args = dnsmasqArgs(address, options, ['--interface=lo']);
-    const child = spawn(DNSMASQ, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const stop = async (): Promise<void> => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    };
+  let current = options;
+  let address = options.listen ?? { host: '127.0.0.1', port: await freeRestartPort() };
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const running = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const stop = async (): Promise<void> => {
+    if (running()) child?.kill('SIGTERM');
+    await exited;
+  };
+  const start = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      const args = dnsmasqArgs(address, current, ['--interface=lo']);
+      const started = spawn('setpriv', ['--pdeathsig', 'KILL', '--', DNSMASQ, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = started;
+      let stderr = '';
+      started.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      started.on('error', (err) => (stderr += `cannot start dnsmasq: ${err.message}\n`));
+      exited = new Promise<void>((resolve) => started.once('exit', () => resolve()));
+      if (await waitUntilAnswering(address, exited)) return;
+      await stop();
+      // "failed to create listening socket for 127.0.0.1: Address in use"
+      if (options.listen || attempt >= BIND_ATTEMPTS || !/in use/i.test(stderr)) throw new Error(`dnsmasq did not start on ${address.host}:${address.port}: ${stderr.trim()}`);
+      address = { host: address.host, port: await freeRestartPort(address.host) };
+    }
+  };
+  try {
     onTestFinished(stop);
-    const ready = await waitUntilAnswering(address, exited);
-    if (ready) return { address, process: child, stop };
-    await stop();
-    if (options.listen || attempt >= 5 || !/in use/i.test(stderr)) throw new Error(`dnsmasq did not start: ${stderr.trim()}`);
+  } catch {
+    // Not inside a test: the caller stops it.
   }
+  await start();
+  return {
+    get address() {
+      return address;
+    },
+    get process() {
+      return child as ChildProcess;
+    },
+    get running() {
+      return running();
+    },
+    stop,
+    start: async (changes = {}) => {
+      if (running()) throw new Error(`dnsmasq on ${address.host}:${address.port} runs already: stop it first`);
+      current = { ...current, ...changes };
+      await start();
+    },
+  };
 }
 
 /** Poll with a query until dnsmasq answers; false if it exited first. */

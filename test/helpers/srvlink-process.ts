@@ -14,6 +14,14 @@ export const SRVLINK_MAIN = fileURLToPath(new URL('../../dist/main.js', import.m
  */
 const QUIET_ADMIN = { SRVLINK_ADMIN: 'none' };
 
+/**
+ * srvlink runs under `setpriv --pdeathsig KILL`: the kernel kills it when
+ * this process dies, however it dies (a crashed or killed test worker runs
+ * no cleanup). setpriv execs node, so the child's PID is srvlink's and
+ * signals reach srvlink itself.
+ */
+const DIES_WITH_US = ['--pdeathsig', 'KILL', '--'];
+
 /** How long to wait for a process to get ready or to end: generous, machines are noisy. */
 export const PROCESS_TIMEOUT = 30_000;
 
@@ -41,13 +49,14 @@ export interface SpawnSrvlinkOptions {
 
 /**
  * Start `srvlink ARGS...` and register its cleanup with the running test
- * (SIGKILL if it is still alive when the test ends, pass or fail).
+ * (SIGKILL if it is still alive when the test ends, pass or fail); it dies
+ * with this process too (DIES_WITH_US, or the namespace's own setpriv).
  */
 export function spawnSrvlink(args: string[], options: SpawnSrvlinkOptions = {}): SrvlinkProcess {
   const env = { ...process.env, ...QUIET_ADMIN, ...options.env };
   const child = options.spawner
     ? options.spawner(process.execPath, [SRVLINK_MAIN, ...args], env)
-    : spawn(process.execPath, [SRVLINK_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    : spawn('setpriv', [...DIES_WITH_US, process.execPath, SRVLINK_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
   let out = '';
@@ -79,12 +88,16 @@ export function spawnSrvlink(args: string[], options: SpawnSrvlinkOptions = {}):
   const exited = new Promise<number>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
   });
-  onTestFinished(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  try {
+    onTestFinished(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    });
+  } catch {
+    // Not inside a test: the caller stops it (and it dies with this process).
+  }
   const waitForLog = (match: (line: LogLine) => boolean, timeout = PROCESS_TIMEOUT): Promise<LogLine> => {
     const seen = logs.find(match);
     if (seen) return Promise.resolve(seen);
@@ -139,7 +152,10 @@ export function parseLogLines(text: string): LogLine[] {
 
 /** Run `srvlink ARGS...` to completion. */
 export async function runSrvlink(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<SrvlinkRun> {
-  const child = spawn(process.execPath, [SRVLINK_MAIN, ...args], { env: { ...process.env, ...QUIET_ADMIN, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('setpriv', [...DIES_WITH_US, process.execPath, SRVLINK_MAIN, ...args], {
+    env: { ...process.env, ...QUIET_ADMIN, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
