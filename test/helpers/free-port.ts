@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 
 /**
  * A port free for both UDP and TCP on `host` right now, for third-party
@@ -54,29 +54,30 @@ function ephemeralLow(): number {
   }
 }
 
-/** Bind `port` (0: any) for UDP and then TCP on `host` and release both; the port if both binds worked. */
+/**
+ * Bind `port` (0: any) for TCP and then UDP on `host` and release both; the
+ * port if both binds worked. TCP first: the kernel's TCP pick skips ports
+ * that connections hold (TIME_WAIT included), which a busy host has on most
+ * ephemeral ports; a UDP pick does not know them.
+ */
 async function bindBoth(host: string, port: number): Promise<number | undefined> {
+  const tcp = createServer();
+  const listening = await new Promise<boolean>((resolve) => {
+    tcp.once('error', () => resolve(false));
+    tcp.listen(port, host, () => resolve(true));
+  });
+  if (!listening) return undefined;
+  const chosen = (tcp.address() as AddressInfo).port;
   const udp = createSocket('udp4');
   const bound = await new Promise<boolean>((resolve) => {
     udp.once('error', () => resolve(false));
-    udp.bind(port, host, () => resolve(true));
+    udp.bind(chosen, host, () => resolve(true));
   });
-  if (!bound) {
-    try {
-      udp.close();
-    } catch {
-      // A socket that failed to bind may be closed already.
-    }
-    return undefined;
+  try {
+    udp.close();
+  } catch {
+    // A socket that failed to bind may be closed already.
   }
-  const chosen = udp.address().port;
-  const tcp = createServer();
-  const ok = await new Promise<boolean>((resolve) => {
-    tcp.once('error', () => resolve(false));
-    tcp.listen(chosen, host, () => resolve(true));
-  });
-  udp.close();
-  if (!ok) return undefined;
   await new Promise<void>((resolve) => tcp.close(() => resolve()));
-  return chosen;
+  return bound ? chosen : undefined;
 }
