@@ -19,6 +19,9 @@ import { DnsClient } from '../dns/client.js';
 import type { DnsMessage } from '../dns/codec.js';
 import { STUB_RESOLV_CONF_HEADER, originalText, parseResolvConf, readResolvConfText, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
 import { Forwarder, type ForwarderSettings } from '../proxy/forwarder.js';
+import type { DataPlane } from '../proxy/data-plane.js';
+import { openDataPlane } from '../proxy/native-data-plane.js';
+import { loadNativeAddon } from '../core/native-addon.js';
 import type { Registration, RegistrationState } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import { LateZone } from '../skydns/late-zone.js';
@@ -124,6 +127,7 @@ interface Route {
  */
 export async function startAmbassador(config: RunConfig, options: AmbassadorOptions): Promise<Ambassador> {
   const log = options.logger;
+  const dataPlane = chooseDataPlane(config, options.env ?? {}, log);
   // Metrics observed where decisions are made: only with an admin endpoint to show them.
   const metrics = options.admin ? await createAdminMetrics() : undefined;
   // Read once, before anything could rewrite it: the container's resolvers
@@ -182,6 +186,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       listen: mapping.listen,
       source,
       ...forwarderSettings(c),
+      dataPlane,
       logger: log.child({ service: mapping.srvName }),
       observer: {
         dialed: (_backend, ok, ms) => {
@@ -375,6 +380,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       ejectAfter: config.ejectAfter,
       ejectTime: config.ejectTime,
       drainTimeout: config.drainTimeout,
+      dataPlane: dataPlane.name,
       ...(config.discovery === 'static' ? {} : { ttlMin: config.ttlMin, ttlMax: config.ttlMax, staleMax: config.staleMax }),
     },
   });
@@ -493,6 +499,20 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
 }
 
 /** The forwarder settings of a config. */
+/**
+ * The data plane of every mapping, chosen once (a restart setting):
+ * `auto` takes the native one when the addon loads and says in one line
+ * when it does not; `native` without it is an error.
+ */
+function chooseDataPlane(config: RunConfig, env: NodeJS.ProcessEnv, log: Logger): DataPlane {
+  const { plane, unavailable } = openDataPlane(config.dataPlane, () => loadNativeAddon(env));
+  if (unavailable !== undefined) {
+    if (config.dataPlane === 'native') throw new ConfigError(`invalid --data-plane "native": ${unavailable}`);
+    log.warn('forwarding on the JS data plane: the native one is not available', { reason: unavailable });
+  }
+  return plane;
+}
+
 function forwarderSettings(c: RunConfig): ForwarderSettings {
   return {
     connectTimeout: c.connectTimeout,

@@ -53,6 +53,13 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(envOption('--eject-after <n>', 'connect failures in a row that eject a backend', 'SRVLINK_EJECT_AFTER').default(RUN_DEFAULTS.ejectAfter))
     .addOption(envOption('--eject-time <duration>', 'first ejection; when it runs out one connection probes the backend, its failure ejects it again for twice as long', 'SRVLINK_EJECT_TIME').default(RUN_DEFAULTS.ejectTime))
     .addOption(envOption('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish', 'SRVLINK_DRAIN_TIMEOUT').default(RUN_DEFAULTS.drainTimeout))
+    .addOption(
+      envOption(
+        '--data-plane <plane>',
+        'what moves forwarded bytes: native (splice(2) on a thread of the native addon), js (the event loop) or auto (native when the addon loads)',
+        'SRVLINK_DATA_PLANE',
+      ).default(RUN_DEFAULTS.dataPlane),
+    )
     .addOption(envOption('--ttl-min <duration>', 'shortest time a backend set is cached', 'SRVLINK_TTL_MIN').default(RUN_DEFAULTS.ttlMin))
     .addOption(envOption('--ttl-max <duration>', 'longest time a backend set is cached', 'SRVLINK_TTL_MAX').default(RUN_DEFAULTS.ttlMax))
     .addOption(envOption('--stale-max <duration>', 'how long the last good set is used while refreshing fails', 'SRVLINK_STALE_MAX').default(RUN_DEFAULTS.staleMax))

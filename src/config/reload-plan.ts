@@ -16,6 +16,7 @@ export const RESTART_SETTINGS: readonly { key: string; field: keyof RunConfig }[
   { key: 'resolv-conf', field: 'resolvConf' },
   { key: 'prefix', field: 'prefix' },
   { key: 'reload-signal', field: 'reloadSignal' },
+  { key: 'data-plane', field: 'dataPlane' },
 ];
 
 /** What a reload changes, mapping by mapping (pure). */

@@ -10,6 +10,7 @@ import { DNS_DISCOVERY_DEFAULTS } from '../discovery/dns-backend-source.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { DNS_CLIENT_DEFAULTS } from '../dns/client.js';
 import { FORWARDER_DEFAULTS } from '../proxy/forwarder.js';
+import type { DataPlaneChoice } from '../proxy/native-data-plane.js';
 import { DEFAULT_CACHE_ENTRIES } from '../stub/dns-cache.js';
 import { formatHostPort, parseHostPort, parsePort, parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
@@ -55,6 +56,8 @@ export interface RunConfig {
   readonly ejectAfter: number;
   readonly ejectTime: number;
   readonly drainTimeout: number;
+  /** What moves forwarded bytes: splice(2) in the native addon, the JS event loop, or native when the addon loads. */
+  readonly dataPlane: DataPlaneChoice;
   readonly ttlMin: number;
   readonly ttlMax: number;
   readonly staleMax: number;
@@ -83,6 +86,9 @@ export interface RunConfig {
   readonly reloadSignal: NodeJS.Signals | undefined;
 }
 
+/** What `--data-plane` takes. */
+export const DATA_PLANE_CHOICES: readonly DataPlaneChoice[] = ['native', 'js', 'auto'];
+
 /** Signals `--reload-signal` may name: those a user sends on purpose and nothing else needs. */
 export const RELOAD_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
@@ -101,6 +107,7 @@ export const RUN_DEFAULTS = {
   ejectAfter: String(FORWARDER_DEFAULTS.ejectAfter),
   ejectTime: formatDuration(FORWARDER_DEFAULTS.ejectBase),
   drainTimeout: formatDuration(FORWARDER_DEFAULTS.drainTimeout),
+  dataPlane: 'auto',
   ttlMin: formatDuration(DNS_DISCOVERY_DEFAULTS.ttlMin),
   ttlMax: formatDuration(DNS_DISCOVERY_DEFAULTS.ttlMax),
   staleMax: formatDuration(DNS_DISCOVERY_DEFAULTS.staleMax),
@@ -249,6 +256,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     ejectAfter: integer('ejectAfter', 1, 1000),
     ejectTime: positive('ejectTime'),
     drainTimeout: duration('drainTimeout'),
+    dataPlane: oneOf(get('dataPlane'), DATA_PLANE_CHOICES),
     ttlMin,
     ttlMax,
     staleMax: duration('staleMax'),
@@ -439,6 +447,14 @@ function parseIntegerValue(layered: LayeredValue, min: number, max: number): num
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < min || n > max) throw invalid(layered, `expected a whole number from ${min} to ${max}`);
   return n;
+}
+
+/** One of `choices`, as typed (trimmed, lower case). */
+function oneOf<T extends string>(layered: LayeredValue, choices: readonly T[]): T {
+  const text = String(layered.value).trim().toLowerCase();
+  const found = choices.find((choice) => choice === text);
+  if (found === undefined) throw invalid(layered, `expected ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1] ?? ''}`);
+  return found;
 }
 
 function invalid(layered: LayeredValue, expected: string): ConfigError {
