@@ -1,8 +1,9 @@
 import { canonicalName, isInZone, relativeName } from '../core/dns-name.js';
 import { Rcode } from '../dns/codec.js';
 import type { DnsQuestion, DnsRecord } from '../dns/codec.js';
-import { DEFAULT_SKYDNS_PREFIX, keyToName, nameToKey } from '../skydns-model/key-path.js';
+import { DEFAULT_SKYDNS_PREFIX, keyToName } from '../skydns-model/key-path.js';
 import { SKYDNS_RECORD_DEFAULTS, type SkydnsRecord } from '../skydns-model/skydns-record.js';
+import { findZoneEntries } from './find-zone-entries.js';
 import type { ZoneEntry, ZoneStore } from './zone-store.js';
 
 /** What `answerZoneQuery` needs besides the question. */
@@ -35,8 +36,6 @@ export interface ZoneAnswer {
 const DEFAULT_MIN_TTL = 30;
 /** CoreDNS backend_lookup.go gives up after 8 CNAMEs (`len(previousRecords) > 7`). */
 const MAX_CNAMES = 8;
-/** CoreDNS msg.PathWithWildcard: either label matches any label at its place. */
-const WILDCARDS = new Set(['*', 'any']);
 /** SOA timers as CoreDNS backend_lookup.go `SOA` sets them. */
 const SOA_REFRESH = 7200;
 const SOA_RETRY = 1800;
@@ -150,103 +149,7 @@ function answerByType(lookup: Lookup, question: DnsQuestion, owner: string, atAp
   }
   // Types SkyDNS data cannot hold: only whether the name exists matters (CoreDNS
   // handler.go does a fake A lookup for the same purpose).
-  return { exists: find(lookup, name, { exact: false, txt: true }).exists, answers: [], additionals: [] };
-}
-
-// --- record selection --------------------------------------------------------
-
-interface Found {
-  /** Something is stored at or below the name (decides NXDOMAIN vs NODATA). */
-  exists: boolean;
-  /** The entries that answer, after CoreDNS's `shouldInclude` and `msg.Group`. */
-  entries: ZoneEntry[];
-}
-
-interface FindOptions {
-  /** Only the name's own key (CNAME, PTR: CoreDNS `exact`), not its subtree. */
-  exact: boolean;
-  /** TXT question: records without a host still count (CoreDNS `shouldInclude`). */
-  txt: boolean;
-}
-
-/** The records that answer for `name` (CoreDNS `Etcd.Records`, `get`, `loopNodes`). */
-function find(lookup: Lookup, name: string, options: FindOptions): Found {
-  const pattern = reversedLabels(canonicalName(name));
-  const star = pattern.findIndex((label) => WILDCARDS.has(label));
-  let all: readonly ZoneEntry[];
-  let exact: readonly ZoneEntry[];
-  if (star === -1) {
-    const key = nameToKey(name, lookup.prefix);
-    const own = lookup.store.get(key);
-    const below = lookup.store.subtree(subtreeOf(key));
-    // CoreDNS `get`: the subtree answers; the key itself only when nothing is below it.
-    all = below.length > 0 ? below : own ? [own] : [];
-    exact = own ? [own] : [];
-  } else {
-    // CoreDNS `PathWithWildcard`: read from the last label before the wildcard down,
-    // then keep the keys whose labels match the pattern (deeper keys included).
-    const base = nameToKey(pattern.slice(0, star).reverse().join('.') || '.', lookup.prefix);
-    all = lookup.store.subtree(subtreeOf(base)).filter((entry) => matches(pattern, keyLabels(lookup, entry.key)));
-    exact = all.filter((entry) => keyLabels(lookup, entry.key).length === pattern.length);
-  }
-  const usable = (options.exact ? exact : all).filter(
-    (entry) => entry.record.host !== '' || (options.txt && entry.record.text !== ''),
-  );
-  return { exists: all.length > 0, entries: group(usable) };
-}
-
-/** `skydns.local` → `['local', 'skydns']`; the root → `[]`. */
-function reversedLabels(canonical: string): string[] {
-  return canonical === '' ? [] : canonical.split('.').reverse();
-}
-
-function keyLabels(lookup: Lookup, key: string): string[] {
-  return reversedLabels(relativeName(keyToName(key, lookup.prefix)));
-}
-
-function matches(pattern: readonly string[], labels: readonly string[]): boolean {
-  if (labels.length < pattern.length) return false;
-  return pattern.every((label, i) => WILDCARDS.has(label) || label === labels[i]);
-}
-
-function subtreeOf(key: string): string {
-  return key.endsWith('/') ? key : `${key}/`;
-}
-
-/**
- * CoreDNS `msg.Group`: the group of the shortest key sets the group of the
- * answer; then only records of that group, or of none, are returned. Two
- * different groups at that shortest level mean no grouping at all.
- */
-function group(entries: ZoneEntry[]): ZoneEntry[] {
-  const first = entries[0];
-  if (!first) return entries;
-  let chosen = first.record.group;
-  let depth = slashes(first.key);
-  for (const entry of entries) {
-    const d = slashes(entry.key);
-    if (d < depth) {
-      // As in CoreDNS: a shorter key without a group ends the search.
-      if (entry.record.group === '') break;
-      depth = d;
-      chosen = entry.record.group;
-    }
-  }
-  if (chosen === '') return entries;
-  const kept: ZoneEntry[] = [];
-  for (const entry of entries) {
-    const own = entry.record.group;
-    if (own === '') kept.push(entry);
-    else if (slashes(entry.key) === depth && own !== chosen) return entries;
-    else if (own === chosen) kept.push(entry);
-  }
-  return kept;
-}
-
-function slashes(key: string): number {
-  let count = 0;
-  for (const char of key) if (char === '/') count++;
-  return count;
+  return { exists: findZoneEntries(lookup, name, { exact: false, txt: true }).exists, answers: [], additionals: [] };
 }
 
 // --- per type ---------------------------------------------------------------
@@ -257,9 +160,9 @@ function slashes(key: string): number {
  * `apex.dns.<zone>` take precedence (CoreDNS `checkForApex`).
  */
 function addresses(lookup: Lookup, name: string, owner: string, type: 'A' | 'AAAA', chain: ReadonlySet<string>): Collected {
-  let found = find(lookup, name, { exact: false, txt: false });
+  let found = findZoneEntries(lookup, name, { exact: false, txt: false });
   if (canonicalName(name) === lookup.zone) {
-    const apex = find(lookup, join('apex.dns', lookup.zone), { exact: false, txt: false });
+    const apex = findZoneEntries(lookup, join('apex.dns', lookup.zone), { exact: false, txt: false });
     found = apex.exists ? { exists: true, entries: apex.entries } : { exists: true, entries: found.entries };
   }
   const family = type === 'A' ? 'ipv4' : 'ipv6';
@@ -285,7 +188,7 @@ function addresses(lookup: Lookup, name: string, owner: string, type: 'A' | 'AAA
 
 /** TXT records for `name` (CoreDNS `plugin.TXT`): each distinct `text`; name hosts without text as CNAMEs. */
 function texts(lookup: Lookup, name: string, owner: string, chain: ReadonlySet<string>): Collected {
-  const found = find(lookup, name, { exact: false, txt: true });
+  const found = findZoneEntries(lookup, name, { exact: false, txt: true });
   const records: DnsRecord[] = [];
   const seen = new Set<string>();
   for (const entry of found.entries) {
@@ -335,7 +238,7 @@ function follow(
 
 /** SRV records (CoreDNS `plugin.SRV`). */
 function services(lookup: Lookup, name: string, owner: string): TypedResult {
-  const found = find(lookup, name, { exact: false, txt: false });
+  const found = findZoneEntries(lookup, name, { exact: false, txt: false });
   // Σw per priority; weight 0 counts as 100 (backend_lookup.go).
   const totals = new Map<number, number>();
   for (const { record } of found.entries) {
@@ -368,7 +271,7 @@ function services(lookup: Lookup, name: string, owner: string): TypedResult {
 
 /** MX records from records with `mail: true`, priority as preference (CoreDNS `plugin.MX`). */
 function mailExchangers(lookup: Lookup, name: string, owner: string): TypedResult {
-  const found = find(lookup, name, { exact: false, txt: false });
+  const found = findZoneEntries(lookup, name, { exact: false, txt: false });
   const answers: DnsRecord[] = [];
   const additionals: DnsRecord[] = [];
   const seen = new Set<string>();
@@ -388,7 +291,7 @@ function mailExchangers(lookup: Lookup, name: string, owner: string): TypedResul
 
 /** The CNAME stored at exactly this name (CoreDNS `plugin.CNAME`, an exact lookup). */
 function aliases(lookup: Lookup, name: string, owner: string): TypedResult {
-  const found = find(lookup, name, { exact: true, txt: false });
+  const found = findZoneEntries(lookup, name, { exact: true, txt: false });
   const entry = found.entries.find((candidate) => candidate.record.hostKind === 'name');
   const answers: DnsRecord[] = entry
     ? [{ name: owner, type: 'CNAME', class: 'IN', ttl: ttlOf(lookup, entry), data: entry.record.host }]
@@ -398,7 +301,7 @@ function aliases(lookup: Lookup, name: string, owner: string): TypedResult {
 
 /** PTR records from name hosts at exactly this name (CoreDNS `plugin.PTR`; useful in a reverse zone). */
 function pointers(lookup: Lookup, name: string, owner: string): TypedResult {
-  const found = find(lookup, name, { exact: true, txt: false });
+  const found = findZoneEntries(lookup, name, { exact: true, txt: false });
   const answers: DnsRecord[] = [];
   const seen = new Set<string>();
   for (const entry of found.entries) {
@@ -416,7 +319,7 @@ function pointers(lookup: Lookup, name: string, owner: string): TypedResult {
  * the query on a name host, we take the name as the server.
  */
 function nameServers(lookup: Lookup, owner: string): TypedResult {
-  const found = find(lookup, join('ns.dns', lookup.zone), { exact: false, txt: false });
+  const found = findZoneEntries(lookup, join('ns.dns', lookup.zone), { exact: false, txt: false });
   const answers: DnsRecord[] = [];
   const additionals: DnsRecord[] = [];
   const seen = new Set<string>();
