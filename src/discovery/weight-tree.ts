@@ -13,7 +13,15 @@ export class WeightTree {
   readonly #top: number;
   #total = 0;
 
-  constructor(weights: readonly number[]) {
+  /** A tree of `weights`, or a copy of another tree (its current weights). */
+  constructor(weights: readonly number[] | WeightTree) {
+    if (weights instanceof WeightTree) {
+      this.#tree = weights.#tree.slice();
+      this.#size = weights.#size;
+      this.#top = weights.#top;
+      this.#total = weights.#total;
+      return;
+    }
     const size = weights.length;
     this.#size = size;
     const tree = new Float64Array(size + 1);
@@ -28,6 +36,11 @@ export class WeightTree {
     let top = 1;
     while (top * 2 <= size) top *= 2;
     this.#top = size === 0 ? 0 : top;
+  }
+
+  /** A copy to change while this one stays as it is. */
+  clone(): WeightTree {
+    return new WeightTree(this);
   }
 
   /** The sum of every weight. */

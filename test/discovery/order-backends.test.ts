@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { orderBackends } from '../../src/discovery/order-backends.js';
+import { BackendOrder, orderBackends } from '../../src/discovery/order-backends.js';
 import { seededRandom, sequence } from '../helpers/seeded-random.js';
 
 const b = (name: string, priority: number, weight: number): { name: string; priority: number; weight: number } => ({ name, priority, weight });
@@ -112,4 +112,51 @@ describe('orderBackends at scale', () => {
     // Zero-weight records come last once weighted ones are gone (or by the rare draw of 0).
     expect(ordered.slice(-1000).filter((x) => x.weight === 0).length).toBeGreaterThan(900);
   }, 20_000);
+});
+
+describe('BackendOrder (one set, many orders)', () => {
+  const backend = fc.record({ name: fc.string(), priority: fc.integer({ min: 0, max: 3 }), weight: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 1000 })) });
+
+  it('draws each order as orderBackends does, draw for draw, however cursors of one set interleave (property)', () => {
+    fc.assert(
+      fc.property(fc.array(backend, { maxLength: 50 }), fc.array(fc.integer(), { minLength: 1, maxLength: 5 }), fc.integer(), (backends, seeds, schedule) => {
+        const order = new BackendOrder(backends);
+        expect(order.size).toBe(backends.length);
+        const cursors = seeds.map((seed) => ({ cursor: order.draw(seededRandom(seed)), got: [] as typeof backends, done: false }));
+        // Read the cursors in an interleaving picked by `schedule`: one cursor's copy-on-write must never show in another.
+        const pickCursor = seededRandom(schedule);
+        while (cursors.some((c) => !c.done)) {
+          const open = cursors.filter((c) => !c.done);
+          const c = open[Math.floor(pickCursor() * open.length)] as (typeof cursors)[number];
+          const next = c.cursor.next();
+          if (next === undefined) c.done = true;
+          else c.got.push(next);
+        }
+        seeds.forEach((seed, i) => expect(cursors[i]?.got).toEqual(orderBackends(backends, seededRandom(seed))));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps giving undefined once an order is exhausted', () => {
+    const cursor = new BackendOrder([b('a', 10, 1)]).draw(sequence(0.5));
+    expect(cursor.next()?.name).toBe('a');
+    expect(cursor.next()).toBeUndefined();
+    expect(cursor.next()).toBeUndefined();
+  });
+
+  it('draws a first pick with one random number and weights 3:1 as 75 % ± 2 % of 10,000 first picks', () => {
+    const order = new BackendOrder([b('heavy', 10, 3), b('light', 10, 1), b('backup', 20, 1)]);
+    const random = seededRandom(2782);
+    let calls = 0;
+    const counted = (): number => {
+      calls++;
+      return random();
+    };
+    let heavy = 0;
+    for (let i = 0; i < 10_000; i++) if (order.draw(counted).next()?.name === 'heavy') heavy++;
+    expect(calls).toBe(10_000);
+    expect(heavy / 10_000).toBeGreaterThan(0.73);
+    expect(heavy / 10_000).toBeLessThan(0.77);
+  });
 });
