@@ -18,6 +18,8 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every line. */
   child(fields: LogFields): Logger;
+  /** Whether lines of `level` are written, to skip making fields nobody reads; a logger without it writes every level. */
+  enabled?(level: LogLevel): boolean;
 }
 
 export interface LoggerOptions {
@@ -45,6 +47,7 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
     warn: (msg, fields) => emit('warn', msg, fields),
     error: (msg, fields) => emit('error', msg, fields),
     child: (fields) => createLogger(options, { ...bound, ...fields }),
+    enabled: (level) => LOG_LEVELS.indexOf(level) >= threshold,
   };
 }
 
@@ -55,6 +58,7 @@ export const silentLogger: Logger = {
   warn: () => undefined,
   error: () => undefined,
   child: () => silentLogger,
+  enabled: () => false,
 };
 
 /** `2026-01-02T03:04:05.678Z WARN  backend ejected mapping=_zk._tcp.env1. backend=10.0.0.2:2181`: one line, fields as key=value. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/core/logger.js';
+import { LOG_LEVELS, createLogger, silentLogger } from '../../src/core/logger.js';
 
 function capture(format: 'json' | 'text'): { lines: string[]; log: ReturnType<typeof createLogger> } {
   const lines: string[] = [];
@@ -19,6 +19,18 @@ describe('createLogger', () => {
     const { lines, log } = capture('text');
     log.child({ mapping: 'zk' }).info('listening', { address: '127.0.0.1:2181', note: 'two words', list: ['a', 'b'], gone: undefined, err: new Error('boom\nsecond line') });
     expect(lines).toEqual(['2026-01-02T03:04:05.678Z INFO  listening mapping=zk address=127.0.0.1:2181 note="two words" list=["a","b"] err={"message":"boom\\nsecond line"}\n']);
+  });
+
+  it('tells which levels it writes, as its children do: the silent logger none', () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'warn', write: (line) => lines.push(line) });
+    for (const logger of [log, log.child({ mapping: 'zk' })]) {
+      expect(LOG_LEVELS.map((level) => logger.enabled?.(level))).toEqual([false, false, true, true]);
+    }
+    log.info('dropped');
+    log.warn('kept');
+    expect(lines).toHaveLength(1);
+    expect(LOG_LEVELS.map((level) => silentLogger.enabled?.(level))).toEqual([false, false, false, false]);
   });
 
   it('never writes the credentials of a URL, in either format', () => {
