@@ -74,6 +74,8 @@ interface Entry {
 export class BackendHealth {
   #options: BackendHealthOptions;
   readonly #entries = new Map<string, Entry>();
+  /** Entries with an ejection on record (`until` set): while there are none, every backend is `open`. */
+  #ejected = 0;
 
   constructor(options: BackendHealthOptions) {
     this.#options = options;
@@ -82,6 +84,11 @@ export class BackendHealth {
   /** New thresholds (a config reload); backends on record keep their counts, the next ejection uses these. */
   configure(options: Omit<BackendHealthOptions, 'now'>): void {
     this.#options = { ...options, now: this.#options.now };
+  }
+
+  /** Whether every backend's admission is `open` (none ejected, none half-open): O(1), for the path of every new connection. */
+  allOpen(): boolean {
+    return this.#ejected === 0;
   }
 
   /** Whether `key` is ejected right now. */
@@ -129,6 +136,7 @@ export class BackendHealth {
     entry.ejections++;
     // No jitter: the length is reported and compared, and a half-open probe (not a herd) follows it.
     const duration = backoffDelay(entry.ejections, { min: this.#options.ejectBase, max: this.#options.ejectMax, jitter: 'none' });
+    if (entry.until === undefined) this.#ejected++;
     entry.until = now + duration;
     return { kind: 'ejected', key, failures: entry.failures, ejections: entry.ejections, duration };
   }
@@ -137,14 +145,19 @@ export class BackendHealth {
   recordSuccess(key: string): HealthChange | undefined {
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
-    this.#entries.delete(key);
+    this.#delete(key, entry);
     return entry.ejections > 0 ? { kind: 'restored', key, ejections: entry.ejections } : undefined;
   }
 
   /** Forget every backend not in `keys` (it left the backend set), so memory stays bounded by the set. */
   retain(keys: Iterable<string>): void {
     const keep = new Set(keys);
-    for (const key of this.#entries.keys()) if (!keep.has(key)) this.#entries.delete(key);
+    for (const [key, entry] of this.#entries) if (!keep.has(key)) this.#delete(key, entry);
+  }
+
+  #delete(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    if (entry.until !== undefined) this.#ejected--;
   }
 
   /** Every backend with a failure on record. */

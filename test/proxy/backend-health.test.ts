@@ -115,4 +115,37 @@ describe('BackendHealth', () => {
     expect(h.isEjected('b:1')).toBe(true);
     expect(h.snapshot().map((e) => e.key)).toEqual(['b:1']);
   });
+
+  it('allOpen says whether every admission is open: false from an ejection until its success or departure, probe time included', () => {
+    const { h, clock } = health({ ejectAfter: 2, ejectBase: 1000 });
+    const allOpen = (): boolean => {
+      const open = h.allOpen();
+      // It must agree with asking each backend on record.
+      expect(open).toBe(['a:1', 'b:1'].every((key) => h.admission(key) === 'open'));
+      return open;
+    };
+    expect(allOpen()).toBe(true);
+    h.recordFailure('a:1');
+    expect(allOpen()).toBe(true);
+    h.recordFailure('a:1');
+    h.recordFailure('b:1');
+    h.recordFailure('b:1');
+    expect(allOpen()).toBe(false);
+    clock.now += 1000;
+    expect(h.admission('a:1')).toBe('probe');
+    expect(allOpen()).toBe(false);
+    h.recordSuccess('a:1');
+    expect(allOpen()).toBe(false);
+    // A failure while ejected, a re-ejection: still one backend on record.
+    h.recordFailure('b:1');
+    clock.now += 1000;
+    h.recordFailure('b:1');
+    h.retain(['a:1']);
+    expect(allOpen()).toBe(true);
+    h.recordFailure('a:1');
+    h.recordFailure('a:1');
+    expect(allOpen()).toBe(false);
+    h.recordSuccess('a:1');
+    expect(allOpen()).toBe(true);
+  });
 });
