@@ -1,4 +1,3 @@
-import { abortable } from '../core/abort.js';
 import { MAX_TIMER_MS } from '../core/duration.js';
 import { setMaxListeners } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -10,9 +9,10 @@ import { listenError } from '../core/listen-error.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
 import { backendName, type BackendSet, type BackendSource } from '../discovery/backend-source.js';
-import { orderBackends } from '../discovery/order-backends.js';
+import { BackendOrder, type OrderCursor } from '../discovery/order-backends.js';
 import { BackendHealth, type Admission, type BackendHealthEntry, type HealthChange } from './backend-health.js';
-import { DialError, dialBackend, type DialFunction } from './dial-backend.js';
+import { DeadlineQueue } from './deadline-queue.js';
+import { DialError, dialBackend, type DialFunction, type PendingWait } from './dial-backend.js';
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
 import { DescriptorBudget, processDescriptorBudget } from './descriptor-budget.js';
 import { resetSocket } from './tcp-reset.js';
@@ -127,6 +127,26 @@ interface Candidate {
   target: string;
 }
 
+/** A backend of a set with its addresses as candidates: what an RFC 2782 order of the set is drawn from. */
+interface PlannedBackend {
+  readonly priority: number;
+  readonly weight: number;
+  readonly candidates: readonly Candidate[];
+}
+
+/** What a backend set needs for each connection, made once per set: candidates, and the RFC 2782 order to draw from. */
+interface SetPlan {
+  readonly set: BackendSet;
+  readonly order: BackendOrder<PlannedBackend>;
+  /** Candidates in all, duplicates counted once. */
+  readonly size: number;
+  /** Some address:port is listed by more than one backend: an order must skip its repeats. */
+  readonly duplicates: boolean;
+}
+
+/** The rejection of a first wait for a backend set cut short (by its timeout or a forced drain). */
+const WAIT_ABORTED = 'aborted';
+
 /** At most one line per cause of closed clients per this many ms, with the count of those held back. */
 const FAILURE_LOG_INTERVAL = 60_000;
 
@@ -168,8 +188,13 @@ export class Forwarder implements Service<HostPort> {
   #active = 0;
   /** Every open, connected backend socket. */
   readonly #backends = new Set<Socket>();
-  /** Aborted when a drain runs out of time: cancels dials in progress. */
+  /** Aborted when a drain runs out of time: the data plane ends its pairs (waits and dials in progress are aborted through `#deadlines`). */
   readonly #hardStop = new AbortController();
+  /** Every wait of a connection before its splice (first backend set, dials): their timeouts on one timer, aborted together by a forced drain. */
+  readonly #deadlines = new DeadlineQueue<PendingWait>();
+  /** The plan of the latest backend set seen (sets are immutable and replaced whole). */
+  #plan: SetPlan | undefined;
+  readonly #onClientError = (err: Error): void => this.#log.debug('client socket error', { error: errorMessage(err) });
   #server: Server | undefined;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -208,7 +233,7 @@ export class Forwarder implements Service<HostPort> {
     const now = options.now ?? (() => performance.now());
     this.#log = (options.logger ?? silentLogger).child({ mapping: name });
     this.#health = new BackendHealth({ ejectAfter, ejectBase, ejectMax, now });
-    // Every waiting or dialing connection listens to this signal: up to
+    // Every forwarded pair's data plane listens to this signal: up to
     // maxConnections listeners is normal, not the leak Node warns about.
     setMaxListeners(0, this.#hardStop.signal);
     this.#rejectLog = new LogThrottle({ interval: 5000, now });
@@ -338,6 +363,7 @@ export class Forwarder implements Service<HostPort> {
       timer = setTimeout(() => {
         this.#log.warn('drain timeout: closing the remaining connections', { active: this.#active });
         this.#hardStop.abort();
+        for (const wait of this.#deadlines.drain()) wait.abort();
         for (const socket of [...this.#clients, ...this.#backends]) resetSocket(socket);
       }, this.#drainTimeout);
     }
@@ -393,22 +419,48 @@ export class Forwarder implements Service<HostPort> {
     this.stats.accepted++;
     this.#clients.add(client);
     this.stats.active = ++this.#active;
-    client.on('error', (err) => this.#log.debug('client socket error', { error: errorMessage(err) }));
-    const clientClosed = new Promise<void>((resolve) =>
-      client.once('close', () => {
-        this.#clients.delete(client);
-        resolve();
-      }),
-    );
-    const forwarded = this.#forward(client).catch((err: unknown) => {
-      // A bug, not a network condition: keep serving, but say so loudly.
-      this.#log.error('unexpected forwarding failure', { error: errorMessage(err) });
-      resetSocket(client);
-    });
-    void Promise.all([forwarded, clientClosed]).then(() => {
+    client.on('error', this.#onClientError);
+    // Accounted for once both are over: the forwarding (splice included) and the client socket.
+    let parts = 2;
+    const over = (): void => {
+      if (--parts > 0) return;
       this.#descriptors.release(descriptors);
       this.stats.active = --this.#active;
       this.#checkIdle();
+    };
+    client.once('close', () => {
+      this.#clients.delete(client);
+      over();
+    });
+    this.#forward(client).then(over, (err: unknown) => {
+      // A bug, not a network condition: keep serving, but say so loudly.
+      this.#log.error('unexpected forwarding failure', { error: errorMessage(err) });
+      resetSocket(client);
+      over();
+    });
+  }
+
+  /**
+   * The backend set for a new connection. A forced drain must not wait on a
+   * source that never answers; and a client that comes before the first
+   * backend set (start-up) waits for it, but no longer than it would wait
+   * for a backend to accept. Rejects with `ERR_ABORTED` when cut short.
+   */
+  #backendSet(): Promise<BackendSet> {
+    if (this.#hardStop.signal.aborted) return Promise.reject(new SrvlinkError('ERR_ABORTED', WAIT_ABORTED));
+    return new Promise((resolve, reject) => {
+      const cut = (): void => reject(new SrvlinkError('ERR_ABORTED', WAIT_ABORTED));
+      const deadline = this.#deadlines.add(Math.min(this.#connectTimeout, this.#dialDeadline), { expire: cut, abort: cut });
+      this.#source.current().then(
+        (set) => {
+          deadline.cancel();
+          resolve(set);
+        },
+        (err: unknown) => {
+          deadline.cancel();
+          reject(err);
+        },
+      );
     });
   }
 
@@ -416,17 +468,15 @@ export class Forwarder implements Service<HostPort> {
     const started = performance.now();
     // One deadline for everything before the splice (docs/architecture.md §4.3): however many backends fail, a client waits no longer.
     const deadline = started + this.#dialDeadline;
-    const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
+    // The client's address (a getpeername) only for those who read it: the access log, debug lines.
+    const from = this.#observer.closed !== undefined || this.#log.enabled?.('debug') !== false ? `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}` : '';
     const tried: string[] = [];
-    const end = (outcome: ConnectionOutcome, backend?: string, bytesIn = 0, bytesOut = 0): void =>
-      this.#observe(() => this.#observer.closed?.({ client: from, backend, tried, bytesIn, bytesOut, ms: performance.now() - started, outcome }));
+    const end = (outcome: ConnectionOutcome, backend?: string, bytesIn = 0, bytesOut = 0): void => {
+      if (this.#observer.closed !== undefined) this.#closed({ client: from, backend, tried, bytesIn, bytesOut, ms: performance.now() - started, outcome });
+    };
     let set: BackendSet;
     try {
-      // A forced drain must not wait on a source that never answers; and a
-      // client that comes before the first backend set (start-up) waits for
-      // it, but no longer than it would wait for a backend to accept.
-      const wait = Math.min(this.#connectTimeout, this.#dialDeadline);
-      set = await abortable(this.#source.current(), AbortSignal.any([this.#hardStop.signal, AbortSignal.timeout(wait)]));
+      set = await this.#backendSet();
     } catch (err) {
       if (this.#hardStop.signal.aborted) {
         resetSocket(client);
@@ -449,8 +499,8 @@ export class Forwarder implements Service<HostPort> {
       return;
     }
     if (client.destroyed) return end('aborted');
-    const all = this.#candidates(set);
-    if (all.length === 0) {
+    const plan = this.#planOf(set);
+    if (plan.size === 0) {
       this.stats.failed++;
       this.stats.noBackend++;
       end('no-backend');
@@ -463,26 +513,22 @@ export class Forwarder implements Service<HostPort> {
     // is admitted), since trying a backend that failed recently beats
     // refusing the client outright. A restarted backend may still be ejected
     // while the others have just died. Dialed as a last resort, they take no probe slot.
-    const candidates: Candidate[] = [];
-    const heldBack = new Set<Candidate>();
-    for (const candidate of all) {
-      if (this.#admits(this.#health.admission(candidate.key))) candidates.push(candidate);
-      else heldBack.add(candidate);
-    }
-    candidates.push(...heldBack);
-    const dialed = new Set<Candidate>();
+    // While no backend is ejected the order is drawn as it is dialed: most
+    // connections take the first candidate and draw nothing more.
+    const candidates = this.#health.allOpen() ? new Candidates(plan, this.#random) : this.#heldBack(plan);
+    /** Dials made, and how many of them to held-back candidates. */
+    let dials = 0;
+    let heldBackDials = 0;
     const reasons: string[] = [];
     /** The deadline ran out with backends left to try, or cut the last dial short. */
     let outOfTime = false;
-    for (let i = 0; i < candidates.length; i++) {
-      const candidate = candidates[i] as Candidate;
+    for (let candidate = candidates.next(); candidate !== undefined; candidate = candidates.next()) {
       if (client.destroyed) return end('aborted');
-      const lastResort = heldBack.has(candidate);
+      const lastResort = candidates.isHeldBack(candidate);
       // Dials before this one took time: a backend may have been ejected, or taken for a probe, meanwhile: held back too.
       const admission = this.#health.admission(candidate.key);
       if (!lastResort && !this.#admits(admission)) {
-        heldBack.add(candidate);
-        candidates.push(candidate);
+        candidates.holdBack(candidate);
         continue;
       }
       const remaining = Math.ceil(deadline - performance.now());
@@ -496,18 +542,20 @@ export class Forwarder implements Service<HostPort> {
       // Moving on to the next backend after a failed dial is a failover.
       if (reasons.length > 0) this.stats.failovers++;
       const timeout = Math.min(this.#connectTimeout, remaining);
-      dialed.add(candidate);
+      dials++;
+      if (lastResort) heldBackDials++;
       const dialStart = performance.now();
       let backend: Socket;
       try {
-        backend = await dialBackend(this.#dial, candidate.host, candidate.port, { timeout, signal: this.#hardStop.signal });
+        if (this.#hardStop.signal.aborted) throw new DialError('ERR_DIAL_ABORTED', candidate.key, 'aborted');
+        backend = await dialBackend(this.#dial, candidate.host, candidate.port, { timeout, deadlines: this.#deadlines });
       } catch (err) {
         if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
           if (probe) this.#health.endProbe(candidate.key);
           resetSocket(client);
           return end('aborted');
         }
-        this.#observe(() => this.#observer.dialed?.(candidate.key, false, performance.now() - dialStart));
+        this.#dialed(candidate.key, false, performance.now() - dialStart);
         this.stats.connectFailures++;
         this.#backendStats(candidate.key).connectFailures++;
         if (err instanceof DialError && err.code === 'ERR_DIAL_TIMEOUT' && timeout < this.#connectTimeout) outOfTime = true;
@@ -521,7 +569,7 @@ export class Forwarder implements Service<HostPort> {
         continue;
       }
       const dialTime = performance.now() - dialStart;
-      this.#observe(() => this.#observer.dialed?.(candidate.key, true, dialTime));
+      this.#dialed(candidate.key, true, dialTime);
       if (probe) this.stats.probeSuccesses++;
       this.#logHealth(this.#health.recordSuccess(candidate.key), candidate, set.name, probe);
       if (probe) this.#health.endProbe(candidate.key);
@@ -536,9 +584,9 @@ export class Forwarder implements Service<HostPort> {
     }
     this.stats.failed++;
     const listed = reasons.slice(0, MAX_TRIED_LISTED).join(', ') + (reasons.length > MAX_TRIED_LISTED ? `, and ${reasons.length - MAX_TRIED_LISTED} more` : '');
-    const notDialed = new Set(candidates.filter((candidate) => !dialed.has(candidate)));
-    const skipped = [...notDialed].filter((candidate) => heldBack.has(candidate)).length;
-    const untried = notDialed.size - skipped;
+    // Every candidate was dialed at most once: those not dialed are the held-back ones (skipped) and the others (not tried).
+    const skipped = candidates.heldBack - heldBackDials;
+    const untried = candidates.size - dials - skipped;
     if (outOfTime) {
       this.stats.deadlineCloses++;
       this.#warnFailure(
@@ -559,10 +607,21 @@ export class Forwarder implements Service<HostPort> {
     end('unreachable');
   }
 
-  /** Run an observer hook: whatever it throws, forwarding goes on. */
-  #observe(hook: () => void): void {
+  /** A dial ended: the observer is told; whatever it throws, forwarding goes on. */
+  #dialed(key: string, ok: boolean, ms: number): void {
+    const dialed = this.#observer.dialed;
+    if (dialed === undefined) return;
     try {
-      hook();
+      dialed(key, ok, ms);
+    } catch (err) {
+      this.#log.debug('forwarder observer failed', { error: errorMessage(err) });
+    }
+  }
+
+  /** A connection is over: the observer is told; whatever it throws, forwarding goes on. */
+  #closed(record: ConnectionRecord): void {
+    try {
+      this.#observer.closed?.(record);
     } catch (err) {
       this.#log.debug('forwarder observer failed', { error: errorMessage(err) });
     }
@@ -619,21 +678,38 @@ export class Forwarder implements Service<HostPort> {
     return { end: result.end, bytesIn, bytesOut };
   }
 
-  /** RFC 2782 order, then each backend's addresses in order (same port); duplicates dialed once. */
-  #candidates(set: BackendSet): Candidate[] {
+  /** The plan of `set`: made on its first connection, kept while the set is the current one. */
+  #planOf(set: BackendSet): SetPlan {
+    if (this.#plan?.set === set) return this.#plan;
     const seen = new Set<string>();
-    const candidates: Candidate[] = [];
-    for (const backend of orderBackends(set.backends, this.#random)) {
+    let duplicates = false;
+    const planned: PlannedBackend[] = [];
+    for (const backend of set.backends) {
       // Port 0 is nothing to dial (discovery leaves such records out; a source that does not is no reason to eject).
       if (backend.port === 0) continue;
+      const target = backendName(backend);
+      const candidates: Candidate[] = [];
       for (const host of backend.addresses) {
         const key = formatHostPort({ host, port: backend.port });
-        if (seen.has(key)) continue;
+        if (seen.has(key)) duplicates = true;
         seen.add(key);
-        candidates.push({ host, port: backend.port, key, target: backendName(backend) });
+        candidates.push({ host, port: backend.port, key, target });
       }
+      planned.push({ priority: backend.priority, weight: backend.weight, candidates });
     }
-    return candidates;
+    this.#plan = { set, order: new BackendOrder(planned), size: seen.size, duplicates };
+    return this.#plan;
+  }
+
+  /** The candidates of a connection while some backend is ejected or half-open: the admitted ones in order, then the others, held back. */
+  #heldBack(plan: SetPlan): Candidates {
+    const admitted: Candidate[] = [];
+    const heldBack: Candidate[] = [];
+    const order = new Candidates(plan, this.#random);
+    for (let candidate = order.next(); candidate !== undefined; candidate = order.next()) {
+      (this.#admits(this.#health.admission(candidate.key)) ? admitted : heldBack).push(candidate);
+    }
+    return Candidates.of(plan, admitted, heldBack);
   }
 
   #backendStats(key: string): BackendStats {
@@ -686,6 +762,80 @@ export class Forwarder implements Service<HostPort> {
     if (suppressed !== undefined) this.#log.warn(msg, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
 }
+
+/**
+ * The candidates of one connection in dialing order: RFC 2782 order of the
+ * backends, then each backend's addresses in order (same port), a duplicate
+ * address dialed once; then those held back, in the order they were. Drawn
+ * as it is read from the set's plan, or read from lists made beforehand.
+ */
+class Candidates {
+  /** Candidates in all (each once). */
+  readonly size: number;
+  readonly #cursor: OrderCursor<PlannedBackend> | undefined;
+  /** The addresses of the backend being read, or the list made beforehand. */
+  #current: readonly Candidate[];
+  #index = 0;
+  /** Keys given so far, only when the plan has duplicates. */
+  readonly #seen: Set<string> | undefined;
+  /** Held back: read after everything else, in the order they were held back. */
+  #heldBack: Candidate[] | undefined;
+  #heldBackSet: Set<Candidate> | undefined;
+  #heldBackIndex = 0;
+
+  constructor(plan: SetPlan, random: () => number) {
+    this.size = plan.size;
+    this.#cursor = plan.order.draw(random);
+    this.#current = [];
+    this.#seen = plan.duplicates ? new Set() : undefined;
+  }
+
+  /** `first`, then `heldBack`: lists made beforehand, each candidate of `plan` in one of them. */
+  static of(plan: SetPlan, first: readonly Candidate[], heldBack: readonly Candidate[]): Candidates {
+    const candidates = new Candidates({ ...plan, order: NO_ORDER, duplicates: false }, Math.random);
+    candidates.#current = first;
+    for (const candidate of heldBack) candidates.holdBack(candidate);
+    return candidates;
+  }
+
+  /** Candidates held back so far. */
+  get heldBack(): number {
+    return this.#heldBack?.length ?? 0;
+  }
+
+  /** Dial `candidate` only after every other: it is read again after the rest. */
+  holdBack(candidate: Candidate): void {
+    (this.#heldBack ??= []).push(candidate);
+    (this.#heldBackSet ??= new Set()).add(candidate);
+  }
+
+  isHeldBack(candidate: Candidate): boolean {
+    return this.#heldBackSet?.has(candidate) ?? false;
+  }
+
+  next(): Candidate | undefined {
+    for (;;) {
+      const candidate = this.#current[this.#index++];
+      if (candidate === undefined) {
+        const backend = this.#cursor?.next();
+        if (backend !== undefined) {
+          this.#current = backend.candidates;
+          this.#index = 0;
+          continue;
+        }
+        return this.#heldBack?.[this.#heldBackIndex++];
+      }
+      if (this.#seen !== undefined) {
+        if (this.#seen.has(candidate.key)) continue;
+        this.#seen.add(candidate.key);
+      }
+      return candidate;
+    }
+  }
+}
+
+/** The order of no backend: for candidates read from lists. */
+const NO_ORDER = new BackendOrder<PlannedBackend>([]);
 
 /** A backend as log lines name it: its address, and its instance when that says more (`10.0.0.5:5432 (pg-1.postgres.env1.skydns.local)`). */
 function describeCandidate(candidate: Candidate): string {
