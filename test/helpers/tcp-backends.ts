@@ -60,7 +60,9 @@ export async function startTcpBackend(onConnection: (socket: Socket) => void, op
   server.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port: 0 }, () => {
+    // A deep accept queue: a burst of dials (a flood through srvlink) must not find it full while this
+    // process is busy with the clients; a full queue drops SYNs, and the dial times out.
+    server.listen({ host, port: 0, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve();
     });
