@@ -18,7 +18,7 @@ import { StaticBackendSource } from '../discovery/static-backend-source.js';
 import { DnsClient } from '../dns/client.js';
 import type { DnsMessage } from '../dns/codec.js';
 import { STUB_RESOLV_CONF_HEADER, originalText, parseResolvConf, readResolvConfText, rewriteFileInPlace, stubResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
-import { Forwarder, type ForwarderSettings } from '../proxy/forwarder.js';
+import { Forwarder, type ConnectionRecord, type ForwarderSettings } from '../proxy/forwarder.js';
 import type { DataPlane } from '../proxy/data-plane.js';
 import { openDataPlane } from '../proxy/native-data-plane.js';
 import { loadNativeAddon } from '../core/native-addon.js';
@@ -192,7 +192,8 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
         dialed: (_backend, ok, ms) => {
           if (ok) metrics?.observeDial(mapping.srvName, ms);
         },
-        closed: (record) => options.accessLog?.write({ mapping: mapping.srvName, ...record }),
+        // Only with an access log: a `closed` hook makes the forwarder read each client's address.
+        ...(options.accessLog ? { closed: (record: ConnectionRecord) => options.accessLog?.write({ mapping: mapping.srvName, ...record }) } : {}),
       },
     });
     return { mapping, forwarder, source };
