@@ -144,7 +144,8 @@ describe('connection floods against srvlink run', () => {
   it('under prlimit --nofile=256: no spin while full, the excess closed and counted, served again when the load drops', async () => {
     const backend = await startEchoBackend();
     const prlimit = (command: string, args: string[], env: NodeJS.ProcessEnv): ReturnType<typeof spawn> =>
-      spawn('prlimit', ['--nofile=256', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      // setpriv: dies with this worker, as every srvlink a test starts (prlimit and setpriv exec, the PID is srvlink's).
+      spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'prlimit', '--nofile=256', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const { proc, address, admin } = await startRun(backend, [], { spawner: prlimit });
     const pid = proc.child.pid as number;
     expect(readFileSync(`/proc/${pid}/limits`, 'utf8')).toMatch(/Max open files\s+256\s+256/);
