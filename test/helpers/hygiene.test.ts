@@ -119,7 +119,8 @@ describe('children started through the helpers', () => {
     writeFileSync(join(dir, 'hooks.mjs'), HOOKS);
     writeFileSync(join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
     writeFileSync(join(dir, 'worker.mjs'), WORKER);
-    const worker = spawn(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, join(dir, 'worker.mjs')], {
+    // The worker dies with this one too, should this one die first.
+    const worker = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '--import', pathToFileURL(join(dir, 'register.mjs')).href, join(dir, 'worker.mjs')], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stderr = '';
