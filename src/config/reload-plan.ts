@@ -1,5 +1,6 @@
 import { formatHostPort } from '../core/host-port.js';
-import type { Mapping, RunConfig } from './run-config.js';
+import type { Mapping } from './parse-mappings.js';
+import type { RunConfig } from './run-config.js';
 
 /**
  * Settings a running `srvlink run` cannot change: the parts they shape are

@@ -1,39 +1,23 @@
 import { isIP } from 'node:net';
 import { parseCidr, type Cidr } from '../core/cidr.js';
-import { canonicalName, isDomainName } from '../core/dns-name.js';
 import type { RegisterSpec } from './register-config.js';
 import { registerEntries } from './register-entries.js';
-import { unknownKeyMessage } from './nearest-key.js';
 import { ConfigError } from '../core/errors.js';
-import { formatDuration, parseDuration } from '../core/duration.js';
+import { formatDuration } from '../core/duration.js';
 import { DNS_DISCOVERY_DEFAULTS } from '../discovery/dns-backend-source.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { DNS_CLIENT_DEFAULTS } from '../dns/client.js';
 import { FORWARDER_DEFAULTS } from '../proxy/forwarder.js';
 import type { DataPlaneChoice } from '../proxy/native-data-plane.js';
 import { DEFAULT_CACHE_ENTRIES } from '../stub/dns-cache.js';
-import { formatHostPort, parseHostPort, parsePort, parseServerAddress, type HostPort } from '../core/host-port.js';
+import { parseHostPort, parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
 import { parseStaticBackends, type StaticBackend } from '../discovery/static-backend-source.js';
 import type { LayeredValue } from './layer-settings.js';
-import { describeSource, flagName, type OptionSource } from './option-source.js';
+import { invalidValue, readBoolean, readDuration, readInteger, readList, readOneOf } from './layered-value.js';
+import { parseMappings, type Mapping } from './parse-mappings.js';
+import { describeSource, flagName } from './option-source.js';
 import { parsePrefix, parseZone } from './dns-serve-config.js';
-
-/** One local listener and the service behind it. */
-export interface Mapping {
-  readonly listen: HostPort;
-  /** The service as written (`zookeeper`, `postgres.env2`, `_x._tcp.domain`). */
-  readonly service: string;
-  /** The SRV name it stands for, fully qualified. */
-  readonly srvName: string;
-  /**
-   * Names the DNS stub answers with the listener's address: canonical (lower
-   * case, no trailing dot). By default the service's short name and its name
-   * in its environment (`zookeeper`, `zookeeper.env1.skydns.local`), plus any
-   * `aliases` given with the mapping in the config file.
-   */
-  readonly aliases: readonly string[];
-}
 
 export type DiscoveryKind = 'dns' | 'static' | 'etcd';
 
@@ -144,11 +128,11 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     const fallback = key in RUN_DEFAULTS ? RUN_DEFAULTS[key as keyof typeof RUN_DEFAULTS] : undefined;
     return { value: fallback, source: { flag: `--${flagName(key)}`, from: 'default' } };
   };
-  const duration = (key: RunSetting): number => parseDurationValue(get(key));
-  const integer = (key: RunSetting, min: number, max: number): number => parseIntegerValue(get(key), min, max);
+  const duration = (key: RunSetting): number => readDuration(get(key));
+  const integer = (key: RunSetting, min: number, max: number): number => readInteger(get(key), min, max);
 
   const domainValue = get('domain');
-  const domainList = listOf(domainValue);
+  const domainList = readList(domainValue);
   if (domainList.length !== 1) {
     throw new ConfigError(`missing ${describeSource(domainValue.source)}: the environment this container belongs to, e.g. --domain env1.skydns.local`);
   }
@@ -156,31 +140,13 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
 
   const listenValue = get('listen');
   const listen = String(listenValue.value).trim();
-  if (isIP(listen) === 0) throw invalid(listenValue, 'expected an IP address to bind, e.g. 127.0.0.1 or 0.0.0.0');
+  if (isIP(listen) === 0) throw invalidValue(listenValue, 'expected an IP address to bind, e.g. 127.0.0.1 or 0.0.0.0');
 
-  const mapValue = get('map');
-  const mappings = assignAddresses(
-    mapEntries(mapValue).map((entry) => parseMapping(entry, domain, mapValue.source)),
-    listen,
-    mapValue.source,
-  );
-  const aliasOwner = new Map<string, string>();
-  for (const mapping of mappings) {
-    for (const alias of mapping.aliases) {
-      const other = aliasOwner.get(alias);
-      if (other !== undefined && other !== formatHostPort(mapping.listen)) {
-        throw new ConfigError(`invalid ${describeSource(mapValue.source)}: name "${alias}" would lead to two listeners (${other} and ${formatHostPort(mapping.listen)}); give one of them other aliases`);
-      }
-      aliasOwner.set(alias, formatHostPort(mapping.listen));
-    }
-  }
-  if (mappings.length === 0) {
-    throw new ConfigError(`missing ${describeSource(mapValue.source)}: at least one [ADDR:]PORT=SERVICE mapping, e.g. --map 2181=zookeeper`);
-  }
+  const mappings = parseMappings(get('map'), domain, listen);
 
   const discoveryValue = get('discovery');
   const discovery = String(discoveryValue.value);
-  if (discovery !== 'dns' && discovery !== 'static' && discovery !== 'etcd') throw invalid(discoveryValue, 'expected dns, etcd or static');
+  if (discovery !== 'dns' && discovery !== 'static' && discovery !== 'etcd') throw invalidValue(discoveryValue, 'expected dns, etcd or static');
 
   const backendValue = get('backend');
   const backends = new Map<string, StaticBackend[]>();
@@ -198,11 +164,11 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   }
 
   const clusterDnsValue = get('clusterDns');
-  const clusterDns = listOf(clusterDnsValue).map((v) => parseServerAddress(v, describeSource(clusterDnsValue.source), 53));
+  const clusterDns = readList(clusterDnsValue).map((v) => parseServerAddress(v, describeSource(clusterDnsValue.source), 53));
 
   const positive = (key: RunSetting): number => {
     const ms = duration(key);
-    if (ms <= 0) throw invalid(get(key), 'expected a duration above 0');
+    if (ms <= 0) throw invalidValue(get(key), 'expected a duration above 0');
     return ms;
   };
   const ttlMin = positive('ttlMin');
@@ -215,17 +181,17 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   const dnsListenValue = get('dnsListen');
   const dnsListenText = String(dnsListenValue.value).trim();
   const dnsListen = dnsListenText === 'none' ? undefined : parseHostPort(dnsListenText, describeSource(dnsListenValue.source), 53);
-  if (dnsListen && isIP(dnsListen.host) === 0) throw invalid(dnsListenValue, 'expected ADDR[:PORT] with an IP address, or none');
+  if (dnsListen && isIP(dnsListen.host) === 0) throw invalidValue(dnsListenValue, 'expected ADDR[:PORT] with an IP address, or none');
 
   const clusterDomainValue = get('clusterDomain');
-  const clusterDomainList = listOf(clusterDomainValue);
+  const clusterDomainList = readList(clusterDomainValue);
   const parent = domain.slice(domain.indexOf('.') + 1);
   const clusterDomain = clusterDomainList[0] !== undefined ? parseZone(clusterDomainList[0], describeSource(clusterDomainValue.source)) : parent === '' ? domain : parent;
 
   const upstreamValue = get('upstream');
-  const upstream = listOf(upstreamValue).map((v) => parseServerAddress(v, describeSource(upstreamValue.source), 53));
+  const upstream = readList(upstreamValue).map((v) => parseServerAddress(v, describeSource(upstreamValue.source), 53));
 
-  const writeResolvConf = parseBoolean(get('writeResolvConf'));
+  const writeResolvConf = readBoolean(get('writeResolvConf'));
   if (writeResolvConf && (!dnsListen || dnsListen.port !== 53)) {
     throw new ConfigError('invalid --write-resolv-conf: resolv.conf can only point at a stub on port 53 (see --dns-listen)');
   }
@@ -236,12 +202,12 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   if (reloadSignalValue.value !== undefined) {
     const name = String(reloadSignalValue.value).trim().toUpperCase();
     const full = name.startsWith('SIG') ? name : `SIG${name}`;
-    if (!(RELOAD_SIGNALS as readonly string[]).includes(full)) throw invalid(reloadSignalValue, `expected one of ${RELOAD_SIGNALS.join(', ')}`);
+    if (!(RELOAD_SIGNALS as readonly string[]).includes(full)) throw invalidValue(reloadSignalValue, `expected one of ${RELOAD_SIGNALS.join(', ')}`);
     reloadSignal = full as NodeJS.Signals;
   }
 
   const allowFromValue = get('allowFrom');
-  const allowFrom = listOf(allowFromValue).map((v) => parseCidr(v, describeSource(allowFromValue.source)));
+  const allowFrom = readList(allowFromValue).map((v) => parseCidr(v, describeSource(allowFromValue.source)));
 
   return Object.freeze({
     domain,
@@ -256,7 +222,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     ejectAfter: integer('ejectAfter', 1, 1000),
     ejectTime: positive('ejectTime'),
     drainTimeout: duration('drainTimeout'),
-    dataPlane: oneOf(get('dataPlane'), DATA_PLANE_CHOICES),
+    dataPlane: readOneOf(get('dataPlane'), DATA_PLANE_CHOICES),
     ttlMin,
     ttlMax,
     staleMax: duration('staleMax'),
@@ -274,143 +240,6 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
   });
 }
 
-/** `[ADDR:]PORT=SERVICE` (docs/architecture.md §3); an address-less mapping gets its address later. */
-/** A mapping before address assignment: `host` is missing when only a port was given. */
-interface ParsedMapping {
-  host: string | undefined;
-  port: number;
-  service: string;
-  srvName: string;
-  aliases: string[];
-}
-
-/** A `--map` value, with the extra aliases a config file entry may carry. */
-interface MapEntry {
-  text: string;
-  aliases: string[];
-}
-
-function parseMapping({ text: entry, aliases: extra }: MapEntry, domain: string, source: OptionSource): ParsedMapping {
-  const what = describeSource(source);
-  const equals = entry.indexOf('=');
-  if (equals <= 0 || equals === entry.length - 1) {
-    throw new ConfigError(`invalid ${what} "${entry}": expected [ADDR:]PORT=SERVICE, e.g. 2181=zookeeper or 127.0.0.2:5432=postgres.env2`);
-  }
-  const left = entry.slice(0, equals).trim();
-  const service = entry.slice(equals + 1).trim();
-  let listen: { host: string | undefined; port: number };
-  if (/^\d+$/.test(left)) {
-    listen = { host: undefined, port: parsePort(left, `${what} "${entry}"`) };
-  } else if (!left.includes(':')) {
-    // `postgres=5432`: the service and the port the other way round (or no port at all).
-    const example = /^\d+$/.test(service) ? `${service}=${left}` : '5432=postgres';
-    throw new ConfigError(`invalid ${what} "${entry}": "${left}" is not a port; expected PORT=SERVICE (or ADDR:PORT=SERVICE), as in ${example}`);
-  } else {
-    listen = parseHostPort(left, `${what} "${entry}"`);
-    if (isIP(listen.host ?? '') === 0) throw new ConfigError(`invalid ${what} "${entry}": the address to listen on must be an IP address, not "${listen.host}"`);
-  }
-  let srvName: string;
-  try {
-    srvName = serviceSrvName(service, domain);
-  } catch (err) {
-    throw new ConfigError(`invalid ${what} "${entry}": ${(err as Error).message}`);
-  }
-  const aliases = [...defaultAliases(service, srvName, domain)];
-  for (const alias of extra) {
-    const name = canonicalName(alias.trim());
-    if (!isDomainName(name)) {
-      throw new ConfigError(`invalid ${what} "${entry}": alias "${alias}" is not a valid DNS name`);
-    }
-    if (!aliases.includes(name)) aliases.push(name);
-  }
-  return { host: listen.host, port: listen.port, service, srvName, aliases };
-}
-
-/**
- * The names an app may use for a mapped service (docs/architecture.md §3): the service
- * as written and its name in its environment, canonical. `zookeeper` in
- * env1.skydns.local → `zookeeper`, `zookeeper.env1.skydns.local`;
- * `postgres.env2` → `postgres.env2`, `postgres.env2.skydns.local`; a full
- * SRV name `_x._tcp.ENVDOMAIN` → `x.ENVDOMAIN`, and `x` when ENVDOMAIN is
- * this container's environment.
- */
-export function defaultAliases(service: string, srvName: string, domain: string): string[] {
-  const canonical = srvName.replace(/\.$/, '');
-  const labels = canonical.split('.');
-  const name = (labels[0] ?? '').replace(/^_/, '');
-  const environment = labels.slice(2).join('.');
-  const inEnvironment = `${name}.${environment}`;
-  const written = service.trim().toLowerCase().replace(/\.$/, '');
-  if (written.startsWith('_')) {
-    return environment === domain.replace(/\.$/, '') ? [name, inEnvironment] : [inEnvironment];
-  }
-  return written === inEnvironment ? [written] : [written, inEnvironment];
-}
-
-/**
- * Give address-less mappings the default address; when several share a port
- * on loopback, the next free 127.0.0.x (all of 127.0.0.0/8 is loopback on
- * Linux), so each gets its own listener. Two mappings on one address and
- * port are refused.
- */
-function assignAddresses(parsed: ParsedMapping[], defaultHost: string, source: OptionSource): Mapping[] {
-  const explicit = parsed.flatMap((m) => (m.host !== undefined && m.port !== 0 ? [formatHostPort({ host: m.host, port: m.port })] : []));
-  const taken = new Set(explicit);
-  if (taken.size !== explicit.length) {
-    const twice = explicit.find((address, i) => explicit.indexOf(address) !== i);
-    throw new ConfigError(`invalid ${describeSource(source)}: two mappings on ${twice}`);
-  }
-  const loopback = /^127\.0\.0\.(\d+)$/.exec(defaultHost);
-  return parsed.map((m) => {
-    const port = m.port;
-    if (m.host !== undefined) return { listen: { host: m.host, port }, service: m.service, srvName: m.srvName, aliases: m.aliases };
-    let host = defaultHost;
-    if (port !== 0 && taken.has(formatHostPort({ host, port }))) {
-      if (!loopback) {
-        throw new ConfigError(
-          `invalid ${describeSource(source)} "${port}=${m.service}": port ${port} is mapped twice on ${defaultHost}; give each an address (ADDR:PORT=SERVICE) or listen on loopback`,
-        );
-      }
-      let last = Number(loopback[1]);
-      do {
-        last++;
-        if (last > 254) throw new ConfigError(`invalid ${describeSource(source)}: too many mappings on port ${port}`);
-        host = `127.0.0.${last}`;
-      } while (taken.has(formatHostPort({ host, port })));
-    }
-    if (port !== 0) taken.add(formatHostPort({ host, port }));
-    return { listen: { host, port }, service: m.service, srvName: m.srvName, aliases: m.aliases };
-  });
-}
-
-const MAP_ENTRY_KEYS = ['listen', 'service', 'aliases'];
-
-/**
- * `--map` values: strings (`[ADDR:]PORT=SERVICE`, comma lists from the
- * environment) or, in a config file, objects `{listen, service, aliases}`.
- */
-function mapEntries(layered: LayeredValue): MapEntry[] {
-  const items = Array.isArray(layered.value) ? layered.value : layered.value === undefined || layered.value === null ? [] : [layered.value];
-  return items.flatMap((item): MapEntry[] => {
-    if (item === null || typeof item !== 'object') return listOf({ ...layered, value: item }).map((text) => ({ text, aliases: [] }));
-    const entry = item as Record<string, unknown>;
-    const unknown = Object.keys(entry).find((key) => !MAP_ENTRY_KEYS.includes(key));
-    if (unknown !== undefined) throw new ConfigError(unknownKeyMessage(unknown, `${describeSource(layered.source)}, entry ${JSON.stringify(entry)}`, MAP_ENTRY_KEYS));
-    if (entry.listen === undefined || typeof entry.service !== 'string') {
-      throw invalid({ ...layered, value: item }, 'expected "[ADDR:]PORT=SERVICE" or {listen: "[ADDR:]PORT", service: NAME, aliases: [NAME, ...]}');
-    }
-    const aliases = entry.aliases === undefined ? [] : Array.isArray(entry.aliases) ? entry.aliases.map(String) : [String(entry.aliases)];
-    return [{ text: `${String(entry.listen)}=${entry.service}`, aliases }];
-  });
-}
-
-function parseBoolean(layered: LayeredValue): boolean {
-  const { value } = layered;
-  if (value === undefined || value === false || value === 'false' || value === '0' || value === '') return false;
-  if (value === true || value === 'true' || value === '1') return true;
-  throw invalid(layered, 'expected true or false');
-}
-
 /** `--backend` values: strings, or in a config file a mapping of service → addresses. */
 function backendEntries(layered: LayeredValue): string[] {
   const { value } = layered;
@@ -423,41 +252,3 @@ function backendEntries(layered: LayeredValue): string[] {
     .filter((v) => v !== '');
 }
 
-/** A repeatable setting as a list: repeated flags, comma-separated text, or a YAML list. */
-function listOf(layered: LayeredValue): string[] {
-  const { value } = layered;
-  if (value === undefined || value === null) return [];
-  const items = Array.isArray(value) ? value : [value];
-  return items.flatMap((item) => {
-    if (typeof item !== 'string' && typeof item !== 'number') throw invalid(layered, 'expected text or a list of text');
-    return String(item).split(',');
-  }).map((v) => v.trim()).filter((v) => v !== '');
-}
-
-function parseDurationValue(layered: LayeredValue): number {
-  const { value } = layered;
-  if (value === 'off' || value === false) return 0;
-  if (typeof value === 'number') return parseDuration(String(value), describeSource(layered.source));
-  if (typeof value !== 'string') throw invalid(layered, 'expected a duration like 500ms, 2s, 5m');
-  return parseDuration(value, describeSource(layered.source));
-}
-
-function parseIntegerValue(layered: LayeredValue, min: number, max: number): number {
-  const text = String(layered.value).trim();
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) throw invalid(layered, `expected a whole number from ${min} to ${max}`);
-  return n;
-}
-
-/** One of `choices`, as typed (trimmed, lower case). */
-function oneOf<T extends string>(layered: LayeredValue, choices: readonly T[]): T {
-  const text = String(layered.value).trim().toLowerCase();
-  const found = choices.find((choice) => choice === text);
-  if (found === undefined) throw invalid(layered, `expected ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1] ?? ''}`);
-  return found;
-}
-
-function invalid(layered: LayeredValue, expected: string): ConfigError {
-  const shown = typeof layered.value === 'string' ? layered.value : JSON.stringify(layered.value);
-  return new ConfigError(`invalid ${describeSource(layered.source)} "${shown}": ${expected}`);
-}
