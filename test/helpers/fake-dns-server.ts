@@ -1,6 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { HostPort } from '../../src/core/host-port.js';
 import { decodeMessage, encodeMessage, type DnsMessage } from '../../src/dns/codec.js';
 import { FrameDecoder, frameMessage } from '../../src/dns/tcp-framing.js';
@@ -129,27 +129,43 @@ export async function startFakeDnsServer(options: FakeDnsServerOptions): Promise
   };
 }
 
-/** UDP on a free port, and TCP on the same port number when wanted (retried while it is taken). */
+/**
+ * UDP on a free port, and TCP on the same port number when wanted (retried
+ * while it is taken). With TCP the kernel picks the TCP port and UDP binds
+ * it: TCP ports are the crowded ones (outgoing connections in TIME_WAIT hold
+ * most of the ephemeral range on a busy host), which a UDP pick knows nothing of.
+ */
 async function listenPair(
   onUdp: (udp: UdpSocket, raw: Buffer, rinfo: { address: string; port: number }) => void,
   onTcp: (socket: Socket) => void,
   withTcp: boolean,
 ): Promise<{ udp: UdpSocket; tcp: Server | undefined; port: number }> {
-  for (let tries = 0; ; tries += 1) {
+  const bindUdp = async (port: number): Promise<UdpSocket> => {
     const udp = createSocket('udp4');
-    udp.on('error', () => undefined);
     udp.on('message', (raw, rinfo) => onUdp(udp, raw, rinfo));
-    udp.bind(0, HOST);
-    await once(udp, 'listening');
-    const port = udp.address().port;
-    if (!withTcp) return { udp, tcp: undefined, port };
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, HOST, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    udp.on('error', () => undefined);
+    return udp;
+  };
+  if (!withTcp) {
+    const udp = await bindUdp(0);
+    return { udp, tcp: undefined, port: udp.address().port };
+  }
+  for (let tries = 0; ; tries += 1) {
     const tcp = createServer(onTcp);
+    tcp.listen(0, HOST);
+    await once(tcp, 'listening');
+    const port = (tcp.address() as AddressInfo).port;
     try {
-      tcp.listen(port, HOST);
-      await once(tcp, 'listening');
-      return { udp, tcp, port };
+      return { udp: await bindUdp(port), tcp, port };
     } catch (err) {
-      await new Promise<void>((resolve) => udp.close(() => resolve()));
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
       if (tries >= 20) throw err;
     }
   }
