@@ -10,6 +10,7 @@ import type { BackendSet, BackendSource } from '../../src/discovery/backend-sour
 import { DnsBackendSource, type DnsBackendSourceOptions } from '../../src/discovery/dns-backend-source.js';
 import type { Resolver } from '../../src/discovery/lookup-srv.js';
 import { startDnsmasq, type Dnsmasq, type DnsmasqOptions } from '../helpers/dnsmasq.js';
+import { freeRestartPort } from '../helpers/free-port.js';
 
 const SRV = '_svc._tcp.env1.example.';
 /** How long a test waits for an event before failing: generous, machines are noisy. */
@@ -109,8 +110,7 @@ async function serve(initial: Partial<Zone> = {}, clientTimeout = 300): Promise<
       return createReply(message, { authorities: [soa] });
     },
   };
-  let server = new DnsServer({ listen: { host: '127.0.0.1', port: 0 }, handlers: [handler] });
-  await server.start();
+  let server = await startOnRestartPort(handler);
   const address = server.address();
   const stop = async (): Promise<void> => {
     stopping = true;
@@ -140,6 +140,24 @@ async function serve(initial: Partial<Zone> = {}, clientTimeout = 300): Promise<
       await server.start();
     },
   };
+}
+
+/**
+ * A DnsServer on a port below the ephemeral range (`freeRestartPort`):
+ * `restart()` binds the same port again, and while the server is down no
+ * port-0 bind or outgoing connection elsewhere can take it. A port taken
+ * between the check and the bind: another one.
+ */
+async function startOnRestartPort(handler: DnsHandler): Promise<DnsServer> {
+  for (let attempt = 1; ; attempt++) {
+    const server = new DnsServer({ listen: { host: '127.0.0.1', port: await freeRestartPort() }, handlers: [handler] });
+    try {
+      await server.start();
+      return server;
+    } catch (err) {
+      if (attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
 }
 
 /** A source closed when the test ends. */
