@@ -25,7 +25,8 @@ mkdirSync(work, { recursive: true });
 // 1. One CommonJS file: Node 20's single executable runs exactly one CommonJS script.
 const bundle = join(work, 'srvlink.cjs');
 await build({
-  entryPoints: [join(root, 'src/main.ts')],
+  // The command line's entry itself: src/main.ts only chooses between a bundle and the modules.
+  entryPoints: [join(root, 'src/cli/entry.ts')],
   bundle: true,
   platform: 'node',
   target: 'node20',
