@@ -1,6 +1,7 @@
 /**
  * Footprint: where the idle RSS and the start-up time of srvlink go, beside
- * bare node with one listener. For each process: RSS, CPU and wall time to
+ * bare node with one listener, with the bundle dist/main.js loads and with
+ * srvlink's ES modules one by one. For each process: RSS, CPU and wall time to
  * ready; one round more with a probe (NODE_OPTIONS=--import) for the V8 heap
  * spaces and the builtin modules, the smaps of the executable (text,
  * rodata) and the anonymous memory, and a round with a loader hook that
@@ -175,6 +176,8 @@ export const footprint: BenchSection = {
     const subjects: (() => Subject)[] = [
       () => ({ label: 'node, one listener', command: 'node', args: [bare], ready: 'listening' }),
       () => ({ label: '`srvlink run`, admin endpoint on (its default)', command: 'node', args: [context.srvlink, ...runArgs, '--admin', '127.0.0.1:0'], ready: '"srvlink run ready"' }),
+      // The same without the bundle: srvlink's ES modules one by one (what dist/main.js runs when the bundle is older than itself).
+      () => ({ label: '`srvlink run`, admin on, ES modules (dist/cli/entry.js)', command: 'node', args: [join(context.root, 'dist/cli/entry.js'), ...runArgs, '--admin', '127.0.0.1:0'], ready: '"srvlink run ready"' }),
       () => ({ label: '`srvlink run --admin none`', command: 'node', args: [context.srvlink, ...runArgs, '--admin', 'none'], ready: '"srvlink run ready"' }),
       () => ({ label: '`srvlink run --admin none --config FILE.json`', command: 'node', args: [context.srvlink, ...runArgs, '--admin', 'none', '--config', config], ready: '"srvlink run ready"' }),
       () => ({ label: '`srvlink register`', command: 'node', args: [context.srvlink, ...registerArgs()], ready: '"registered"' }),
@@ -210,7 +213,7 @@ export const footprint: BenchSection = {
 
     // Anatomy: one probed start each of node, run (admin on, off) and register.
     const anatomies: [string, Anatomy][] = [];
-    for (const make of subjects.slice(0, 5)) {
+    for (const make of subjects.slice(0, 6)) {
       const subject = make();
       anatomies.push([subject.label, await anatomy(context, subject, probes, `anatomy-${anatomies.length}`)]);
     }
