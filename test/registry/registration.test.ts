@@ -11,6 +11,7 @@ import { registrationKey } from '../../src/registry/registration-key.js';
 import { recordValue } from '../../src/skydns-model/record-value.js';
 import { Registration, type RegistrationEvents, type RegistrationOptions, type RegistrationState } from '../../src/registry/registration.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { freeRestartPort } from '../helpers/free-port.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /** Events that depend on etcd restarts and lease expiry: generous, machines are noisy. */
@@ -250,7 +251,8 @@ function portOf(server: Server): number {
 describe('Registration with a health check', () => {
   it('tcp: registered after rise passes, removed after fall failures, back after rise passes', async () => {
     const etcd = await startEtcd();
-    let server = await listen(0);
+    // Below the ephemeral range: the port is listened on again after the check failed on it.
+    let server = await listen(await freeRestartPort());
     const port = portOf(server);
     const results: { passed: boolean; healthy: boolean }[] = [];
     const reg = registration({
