@@ -11,6 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { dig } from '../helpers/dig.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { freeRestartPort } from '../helpers/free-port.js';
 import { runSrvlink, spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { connectTcp, readLine, startNamedBackend, startTcpBackend } from '../helpers/tcp-backends.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -171,12 +172,16 @@ describe('srvlink with etcd', () => {
 
   it('health-gates the registration: port closed → removed after --fall, reopened → back after --rise', async () => {
     const etcd = await startEtcd();
-    const backend = await startTcpBackend((socket) => socket.end());
-    const port = backend.address.port;
+    // Below the ephemeral range: the same port is listened on again further down.
+    const port = await freeRestartPort();
+    const backend = createServer((socket) => socket.end());
+    backend.listen(port, '127.0.0.1');
+    await once(backend, 'listening');
+    onTestFinished(() => void (backend.listening && backend.close()));
     register(etcd, ['--port', String(port), '--instance', 'gated', '--check', `tcp://127.0.0.1:${port}`, '--check-interval', '100ms', '--rise', '2', '--fall', '2']);
     const present = async (): Promise<boolean> => (await etcd.etcdctl(['get', `${KEY}/gated`])).stdout !== '';
     await waitFor(present, { what: 'the healthy instance to be registered' });
-    await backend.close();
+    await new Promise<void>((resolve) => backend.close(() => resolve()));
     await waitFor(async () => !(await present()), { what: 'the key to go after the port closed' });
     // The same port again.
     const reopened = createServer((socket) => socket.end());
