@@ -512,10 +512,11 @@ describe('DnsClient cancellation and cleanup', () => {
     const dns = client([quiet.address, closed, good.address]);
 
     const pending = dns.query(NAME, 'A');
-    // While the query waits, its socket and its timer are there...
+    // While the query waits, its socket is there (its timer too, as the
+    // timeout counted below shows: the runner's own timers come and go, so a
+    // count of timers cannot show one more while it waits)...
     await quiet.waitForQueries(1);
     expect(handles().UDPWrap).toBe((before.UDPWrap ?? 0) + 1);
-    expect(timers()).toBeGreaterThan(timersBefore);
     const response = await pending;
     await rejection(client([quiet.address], { attempts: 1 }).query(NAME, 'A'));
 
