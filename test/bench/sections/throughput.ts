@@ -135,11 +135,11 @@ export const throughput: BenchSection = {
     }
     for (const plane of planes.length > 0 ? planes : [undefined]) {
       const label = plane ? `srvlink ${plane} plane` : 'srvlink';
-      notes.push(
-        await profileSrvlinkRun(context, `${label}, 1 stream`, config(plane), async (srvlink) => {
-          await iperf(context, srvlink.listeners[0]?.port ?? 0, 1, seconds);
-        }),
-      );
+      const profile = await profileSrvlinkRun(context, `${label}, 1 stream`, config(plane), async (srvlink) => {
+        await iperf(context, srvlink.listeners[0]?.port ?? 0, 1, seconds);
+      });
+      // node --cpu-prof samples JavaScript's thread only.
+      notes.push(plane === 'native' ? `${profile} The native plane moves the bytes on the addon's own thread, which this profile does not see: its CPU is in the CPU-s/GB column.` : profile);
     }
     const markdown = [
       `iperf3 ${seconds} s per run, ${context.rounds} rounds, the paths in turn (a different order each round); median (min–max). CPU-s/GB: CPU seconds of the proxy process (every thread, user + system, socat's children included) per GB received.`,
