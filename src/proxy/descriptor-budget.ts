@@ -7,10 +7,11 @@ export function descriptorReserve(limit: number): number {
 
 /**
  * How many forwarded connections the open-file limit leaves room for,
- * shared by every forwarder of the process: each takes the descriptors its
- * data plane holds per pair (two sockets on the JS plane; two sockets and
- * two pipes on the native one), and a plane's fixed descriptors (its pool
- * of pipes) are set aside once. Past it a new client is closed at once and
+ * shared by every forwarder of the process: each takes two descriptors
+ * (the client's and the backend's), a pair on the native plane two more
+ * for its pipes while there is room (`takeMore`; else it stays on the JS
+ * plane), and a plane's fixed descriptors (its pool of pipes) are set
+ * aside once. Past it a new client is closed at once and
  * counted, as past `--max-conns`, instead of reaching the limit itself: at
  * EMFILE, libuv accepts and closes pending clients with nothing counted or
  * logged, and a dial that cannot get a socket would be taken for a failing
@@ -24,6 +25,8 @@ export class DescriptorBudget {
   #fixed = 0;
   readonly #holders = new Set<object>();
   #descriptors = 0;
+  /** Of #descriptors, those taken by `takeMore`. */
+  #more = 0;
   #inUse = 0;
 
   constructor(limit: number | undefined) {
@@ -55,6 +58,28 @@ export class DescriptorBudget {
     this.#descriptors += descriptors;
     this.#inUse++;
     return true;
+  }
+
+  /**
+   * More descriptors for a connection that holds room already (a native
+   * pair's pipes on top of its sockets); false when there are none, and
+   * then the pair makes do without them (the JS plane).
+   */
+  takeMore(descriptors: number): boolean {
+    const room = this.#room - this.#fixed;
+    // At most a quarter of the room: under a low open-file limit the pairs
+    // that stay on the JS plane (two descriptors each) are still nearly as
+    // many as the JS plane alone would hold.
+    if (this.#descriptors + descriptors > room || this.#more + descriptors > room / 4) return false;
+    this.#descriptors += descriptors;
+    this.#more += descriptors;
+    return true;
+  }
+
+  /** Give back what `takeMore(descriptors)` took. */
+  releaseMore(descriptors: number): void {
+    this.#descriptors = Math.max(0, this.#descriptors - descriptors);
+    this.#more = Math.max(0, this.#more - descriptors);
   }
 
   /** Give back what `take(descriptors)` took. */

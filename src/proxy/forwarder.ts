@@ -338,7 +338,8 @@ export class Forwarder implements Service<HostPort> {
       if (suppressed !== undefined) this.#log.error('cannot accept connection', { error: errorMessage(err), suppressed });
     });
     this.#server = server;
-    const capacity = this.#descriptors.capacityFor(this.#dataPlane.descriptorsPerPair);
+    // What the JS plane's two descriptors per pair allow: past the native plane's room, pairs stay in JavaScript.
+    const capacity = this.#descriptors.capacity;
     if (this.#maxConnections > capacity) {
       this.#log.warn('the open-file limit allows fewer connections than --max-conns: raise it (ulimit -n) or expect clients closed at once', {
         openFiles: this.#descriptors.limit,
@@ -399,7 +400,7 @@ export class Forwarder implements Service<HostPort> {
     if (suppressed !== undefined) {
       this.#log.warn('open-file limit reached: closing new clients', {
         openFiles: this.#descriptors.limit,
-        connections: this.#descriptors.capacityFor(this.#dataPlane.descriptorsPerPair),
+        connections: this.#descriptors.capacity,
         suppressed,
       });
     }
@@ -411,8 +412,7 @@ export class Forwarder implements Service<HostPort> {
       this.#onDrop();
       return;
     }
-    const descriptors = this.#dataPlane.descriptorsPerPair;
-    if (!this.#descriptors.take(descriptors)) {
+    if (!this.#descriptors.take()) {
       this.#onNoDescriptors(client);
       return;
     }
@@ -424,7 +424,7 @@ export class Forwarder implements Service<HostPort> {
     let parts = 2;
     const over = (): void => {
       if (--parts > 0) return;
-      this.#descriptors.release(descriptors);
+      this.#descriptors.release();
       this.stats.active = --this.#active;
       this.#checkIdle();
     };
@@ -650,7 +650,10 @@ export class Forwarder implements Service<HostPort> {
     this.#log.debug('connection forwarded', { client: from, service, backend: candidate.key, dialMs: Math.round(dialTime) });
     let bytesIn = 0;
     let bytesOut = 0;
-    const result = await this.#dataPlane.splice(client, backend, {
+    // A pair of the native plane holds pipes too: without room for them it stays on the JS plane.
+    const more = this.#dataPlane.descriptorsPerPair - jsDataPlane.descriptorsPerPair;
+    const plane = more > 0 && !this.#descriptors.takeMore(more) ? jsDataPlane : this.#dataPlane;
+    const result = await plane.splice(client, backend, {
       idleTimeout: this.#idleTimeout,
       signal: this.#hardStop.signal,
       onClientData: (n) => {
@@ -664,6 +667,7 @@ export class Forwarder implements Service<HostPort> {
         perBackend.bytesOut += n;
       },
     });
+    if (plane !== jsDataPlane && more > 0) this.#descriptors.releaseMore(more);
     perBackend.active--;
     if (result.end === 'idle') this.stats.idleTimeouts++;
     this.#log.debug('connection closed', {
