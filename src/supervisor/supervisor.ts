@@ -97,14 +97,43 @@ export class Supervisor {
   async start(): Promise<void> {
     if (this.#child) return;
     const { command, args, env, logger } = this.#options;
-    const child = spawnOwned(command, args, { env, stdio: 'inherit', detached: true });
+    // The handlers go in before the spawn: the command may run, and be sent
+    // a signal meant for it, before spawn() returns. A signal that arrives
+    // before the command has a pid waits for it; without a handler it would
+    // be lost (PID 1 ignores signals it has no handler for) or kill srvlink.
+    const early: NodeJS.Signals[] = [];
+    const keep = new Set(this.#options.keep ?? []);
+    const hold = new Set(this.#options.hold ?? []);
+    for (const signal of FORWARDED_SIGNALS) {
+      if (keep.has(signal)) continue;
+      const handler = (): void => {
+        if (hold.has(signal) && !this.#held) {
+          this.#held = true;
+          return;
+        }
+        if (this.#child?.pid === undefined) early.push(signal);
+        else this.kill(signal);
+      };
+      this.#handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+    let child: ChildProcess;
+    try {
+      child = spawnOwned(command, args, { env, stdio: 'inherit', detached: true });
+    } catch (err) {
+      this.#removeHandlers();
+      throw err;
+    }
     this.#child = child;
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', () => {
         this.#startedAt = performance.now();
         resolve();
       });
-      child.once('error', (err: NodeJS.ErrnoException) => reject(commandError(command, err)));
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        this.#removeHandlers();
+        reject(commandError(command, err));
+      });
     });
     // Errors after the spawn (a kill that fails) are handled where they happen.
     child.on('error', (err) => logger.warn('supervised command error', { command, error: errorMessage(err) }));
@@ -115,20 +144,7 @@ export class Supervisor {
       logger.info('command exited', { command, pid: child.pid, code, signal, status: this.#exit.status });
       this.#resolveExited(this.#exit);
     });
-    const keep = new Set(this.#options.keep ?? []);
-    const hold = new Set(this.#options.hold ?? []);
-    for (const signal of FORWARDED_SIGNALS) {
-      if (keep.has(signal)) continue;
-      const handler = (): void => {
-        if (hold.has(signal) && !this.#held) {
-          this.#held = true;
-          return;
-        }
-        this.kill(signal);
-      };
-      this.#handlers.set(signal, handler);
-      process.on(signal, handler);
-    }
+    for (const signal of early.splice(0)) this.kill(signal);
     logger.info('command started', { command, args, pid: child.pid, signalGroup: this.#options.signalGroup === true });
   }
 
