@@ -14,7 +14,8 @@
  *   backend failed while that backend was being killed;
  * - no client was turned away (no backend reached) while a backend was up.
  *
- * One summary line; any loss fails the test.
+ * Once per data plane (`--data-plane native`, then `js`); one summary line
+ * each, naming the plane; any loss fails the test.
  */
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -25,6 +26,7 @@ import { endWasReset } from '../../src/proxy/tcp-reset.js';
 import { patternAt } from '../helpers/byte-stream.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { freeRestartPort } from '../helpers/free-port.js';
+import { RUN_DATA_PLANES } from '../helpers/run-data-planes.js';
 import { reportScenario } from '../helpers/scenario-summary.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
@@ -264,8 +266,9 @@ interface AccessLine {
 /** Outcomes of a client srvlink could not forward anywhere. */
 const TURNED_AWAY = new Set(['no-backend', 'unreachable', 'deadline', 'discovery-failed']);
 
-describe('backends killed and restarted under traffic', () => {
-  it('100 streaming clients through srvlink run, backends SIGKILLed at random: no corrupted byte, every cut stream reset and explained, none turned away', async () => {
+describe.each(RUN_DATA_PLANES)('backends killed and restarted under traffic, on the $name data plane', ({ name: plane, args: planeArgs, skip }) => {
+  if (skip) it.skip(skip, () => undefined);
+  it.skipIf(skip !== undefined)('100 streaming clients through srvlink run, backends SIGKILLed at random: no corrupted byte, every cut stream reset and explained, none turned away', async () => {
     // One stream of draws for the schedule, one per client for its sizes: each repeats with the seed.
     const random = seededRandom(SEED);
     const backends: EchoBackend[] = [];
@@ -277,9 +280,10 @@ describe('backends killed and restarted under traffic', () => {
     const accessLog = join(tempDir(), 'access.log');
     const proc = spawnSrvlink([
       'run', '--dns-listen', 'none', '--domain', DOMAIN, '--cluster-dns', formatHostPort(dnsmasq.address),
-      '--map', '127.0.0.1:0=echo', '--access-log', accessLog, '--eject-time', '1s',
+      '--map', '127.0.0.1:0=echo', '--access-log', accessLog, '--eject-time', '1s', ...planeArgs,
     ]);
     const address = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'listening')).address), 'address');
+    expect((await proc.waitForLog((l) => l.msg === 'srvlink run ready')).settings).toMatchObject({ dataPlane: plane });
     await proc.waitForLog((l) => l.msg === 'backend set changed' && l.backends === BACKENDS);
 
     // Clients: each opens one connection after the other until the traffic stops.
@@ -358,7 +362,7 @@ describe('backends killed and restarted under traffic', () => {
     // Clients srvlink forwarded after dialing dead backends first: failover at work.
     const failedOver = lines().filter((line) => line.backend !== null && line.tried.length > 0);
     reportScenario({
-      scenario: 'backends-killed',
+      scenario: `backends-killed (${plane})`,
       connections: connections.length,
       bytesVerified: verified,
       lost,

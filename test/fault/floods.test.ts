@@ -5,7 +5,8 @@
  * what it can with every byte intact, closes the rest at once and counts them
  * (never a silent drop, never a half-served client), does not spin while it
  * is full, answers again when the load drops, and its memory stays bounded.
- * One summary line per part.
+ * Each part runs once per data plane (`--data-plane native`, then `js`) and
+ * prints one summary line naming it.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { patternAt } from '../helpers/byte-stream.js';
 import { cpuTicks, openFds, rss } from '../helpers/proc-stats.js';
+import { RUN_DATA_PLANES, type RunDataPlane } from '../helpers/run-data-planes.js';
 import { reportScenario } from '../helpers/scenario-summary.js';
 import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { connectTcp, echoRoundTrip, startEchoBackend, type TcpBackend } from '../helpers/tcp-backends.js';
@@ -82,16 +84,22 @@ async function metric(admin: HostPort, name: string): Promise<number> {
     .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
 }
 
-async function startRun(backend: TcpBackend, extra: string[], spawner?: Parameters<typeof spawnSrvlink>[1]): Promise<{ proc: SrvlinkProcess; address: HostPort; admin: HostPort }> {
+async function startRun(
+  backend: TcpBackend,
+  plane: RunDataPlane,
+  extra: string[],
+  spawner?: Parameters<typeof spawnSrvlink>[1],
+): Promise<{ proc: SrvlinkProcess; address: HostPort; admin: HostPort }> {
   const proc = spawnSrvlink(
     [
       'run', '--dns-listen', 'none', '--domain', 'env1.skydns.local', '--discovery', 'static', '--admin', '127.0.0.1:0',
-      '--map', '127.0.0.1:0=flood', '--backend', `flood=127.0.0.1:${backend.address.port}`, ...extra,
+      '--map', '127.0.0.1:0=flood', '--backend', `flood=127.0.0.1:${backend.address.port}`, ...plane.args, ...extra,
     ],
     spawner,
   );
   const address = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'listening')).address), 'address');
   const admin = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'admin endpoint listening')).address), 'address');
+  expect((await proc.waitForLog((l) => l.msg === 'srvlink run ready')).settings).toMatchObject({ dataPlane: plane.name });
   return { proc, address, admin };
 }
 
@@ -100,100 +108,107 @@ function openFileLimit(): number {
   return Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0);
 }
 
-describe('connection floods against srvlink run', () => {
-  it('5,000 clients at once on --max-conns 1000: 1,000 forwarded intact, 4,000 closed at once and counted, none lost', async () => {
-    // 5,000 clients and 1,000 backend sockets live in this worker.
-    expect(openFileLimit()).toBeGreaterThan(7000);
-    const backend = await startEchoBackend();
-    const { proc, address, admin } = await startRun(backend, ['--max-conns', '1000']);
-    const pid = proc.child.pid as number;
-    const baseline = rss(pid);
-    const open: Socket[] = [];
-    onTestFinished(() => open.forEach((socket) => socket.destroy()));
+describe.each(RUN_DATA_PLANES)('on the $name data plane', (plane) => {
+  if (plane.skip) it.skip(plane.skip, () => undefined);
 
-    const counts = await flood(address, 5000, 5000, open);
-    const peakRss = rss(pid) - baseline;
-    expect(counts).toMatchObject({ forwarded: 1000, lost: 0 });
-    expect(counts.refused + counts.unconnected).toBe(4000);
-    // Every client srvlink closed is counted; on a loaded machine a few are shed by the kernel
-    // (accept queue) before srvlink sees them, and a reset can beat the report of the connect.
-    const rejected = await metric(admin, 'srvlink_connections_rejected_total');
-    expect(rejected).toBeLessThanOrEqual(4000);
-    expect(rejected).toBeGreaterThanOrEqual(0.75 * 4000);
-    expect(await metric(admin, 'srvlink_connections_active')).toBe(1000);
-    expect(peakRss).toBeLessThan(256 * 2 ** 20);
+  describe.skipIf(plane.skip !== undefined)('connection floods against srvlink run', () => {
+    it('5,000 clients at once on --max-conns 1000: 1,000 forwarded intact, 4,000 closed at once and counted, none lost', async () => {
+      // 5,000 clients and 1,000 backend sockets live in this worker.
+      expect(openFileLimit()).toBeGreaterThan(7000);
+      const backend = await startEchoBackend();
+      const { proc, address, admin } = await startRun(backend, plane, ['--max-conns', '1000']);
+      const pid = proc.child.pid as number;
+      const baseline = rss(pid);
+      const open: Socket[] = [];
+      onTestFinished(() => open.forEach((socket) => socket.destroy()));
 
-    // The load drops: every place is free again and a new client is served.
-    for (const socket of open.splice(0)) socket.destroy();
-    await waitFor(async () => (await metric(admin, 'srvlink_connections_active')) === 0, { what: 'srvlink to close every pair', timeout: 30_000, interval: 100 });
-    const after = await connectTcp(address);
-    await echoRoundTrip(after, patternAt(7, PAYLOAD));
-    after.destroy();
-    expect(proc.child.exitCode).toBeNull();
-    expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
-    const summary = reportScenario({
-      scenario: 'floods max-conns',
-      connections: 5001,
-      bytesVerified: (counts.forwarded + 1) * PAYLOAD,
-      lost: counts.lost,
-      extra: `${rejected} closed at once and counted at --max-conns 1000 (${4000 - rejected} shed before srvlink saw them), srvlink RSS +${Math.round(peakRss / 2 ** 20)} MiB at the peak`,
-    });
-    expect(summary.lost).toBe(0);
-  }, 150_000);
+      const counts = await flood(address, 5000, 5000, open);
+      const peakRss = rss(pid) - baseline;
+      expect(counts).toMatchObject({ forwarded: 1000, lost: 0 });
+      expect(counts.refused + counts.unconnected).toBe(4000);
+      // Every client srvlink closed is counted; on a loaded machine a few are shed by the kernel
+      // (accept queue) before srvlink sees them, and a reset can beat the report of the connect.
+      const rejected = await metric(admin, 'srvlink_connections_rejected_total');
+      expect(rejected).toBeLessThanOrEqual(4000);
+      expect(rejected).toBeGreaterThanOrEqual(0.75 * 4000);
+      expect(await metric(admin, 'srvlink_connections_active')).toBe(1000);
+      expect(peakRss).toBeLessThan(256 * 2 ** 20);
 
-  it('under prlimit --nofile=256: no spin while full, the excess closed and counted, served again when the load drops', async () => {
-    const backend = await startEchoBackend();
-    const prlimit = (command: string, args: string[], env: NodeJS.ProcessEnv): ReturnType<typeof spawn> =>
-      // setpriv: dies with this worker, as every srvlink a test starts (prlimit and setpriv exec, the PID is srvlink's).
-      spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'prlimit', '--nofile=256', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const { proc, address, admin } = await startRun(backend, [], { spawner: prlimit });
-    const pid = proc.child.pid as number;
-    expect(readFileSync(`/proc/${pid}/limits`, 'utf8')).toMatch(/Max open files\s+256\s+256/);
-    const baseline = rss(pid);
-    const open: Socket[] = [];
-    onTestFinished(() => open.forEach((socket) => socket.destroy()));
+      // The load drops: every place is free again and a new client is served.
+      for (const socket of open.splice(0)) socket.destroy();
+      await waitFor(async () => (await metric(admin, 'srvlink_connections_active')) === 0, { what: 'srvlink to close every pair', timeout: 30_000, interval: 100 });
+      const after = await connectTcp(address);
+      await echoRoundTrip(after, patternAt(7, PAYLOAD));
+      after.destroy();
+      expect(proc.child.exitCode).toBeNull();
+      expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
+      const summary = reportScenario({
+        scenario: `floods max-conns (${plane.name})`,
+        connections: 5001,
+        bytesVerified: (counts.forwarded + 1) * PAYLOAD,
+        lost: counts.lost,
+        extra: `${rejected} closed at once and counted at --max-conns 1000 (${4000 - rejected} shed before srvlink saw them), srvlink RSS +${Math.round(peakRss / 2 ** 20)} MiB at the peak`,
+      });
+      expect(summary.lost).toBe(0);
+    }, 150_000);
 
-    // 600 clients: more than 256 descriptors can hold (two per forwarded client).
-    const counts = await flood(address, 600, 100, open);
-    expect(counts.lost).toBe(0);
-    expect(counts.forwarded).toBeGreaterThan(50);
-    expect(counts.forwarded).toBeLessThan(128);
-    expect(openFds(pid)).toBeLessThanOrEqual(256);
+    it('under prlimit --nofile=256: no spin while full, the excess closed and counted, served again when the load drops', async () => {
+      const backend = await startEchoBackend();
+      const prlimit = (command: string, args: string[], env: NodeJS.ProcessEnv): ReturnType<typeof spawn> =>
+        // setpriv: dies with this worker, as every srvlink a test starts (prlimit and setpriv exec, the PID is srvlink's).
+        spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'prlimit', '--nofile=256', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const { proc, address, admin } = await startRun(backend, plane, [], { spawner: prlimit });
+      const pid = proc.child.pid as number;
+      expect(readFileSync(`/proc/${pid}/limits`, 'utf8')).toMatch(/Max open files\s+256\s+256/);
+      const baseline = rss(pid);
+      const open: Socket[] = [];
+      onTestFinished(() => open.forEach((socket) => socket.destroy()));
 
-    // Full: 2 s of clients knocking (40 every 100 ms). CPU time stays far below a spinning loop's.
-    const ticksBefore = cpuTicks(pid);
-    const started = performance.now();
-    const knocks = { forwarded: 0, refused: 0, unconnected: 0, lost: 0 };
-    while (performance.now() - started < 2000) {
-      const burst = await flood(address, 40, 40, open);
-      for (const outcome of ['forwarded', 'refused', 'unconnected', 'lost'] as const) knocks[outcome] += burst[outcome];
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const cpuShare = (cpuTicks(pid) - ticksBefore) / TICKS_PER_SECOND / seconds;
-    expect(knocks.lost).toBe(0);
-    expect(knocks.forwarded).toBe(0);
-    expect(cpuShare).toBeLessThan(0.5);
-    const refusedCounted = await metric(admin, 'srvlink_connections_rejected_total');
-    const shed = counts.refused + counts.unconnected + knocks.refused + knocks.unconnected;
-    expect(refusedCounted).toBeLessThanOrEqual(shed);
-    expect(refusedCounted).toBeGreaterThanOrEqual(0.9 * shed);
-    expect(rss(pid) - baseline).toBeLessThan(128 * 2 ** 20);
+      // 600 clients: more than 256 descriptors can hold (two sockets per forwarded client, and
+      // its pipes on the native plane). srvlink keeps a reserve of them: it forwards fewer, but
+      // not so few that the limit is taken by anything but forwarded pairs.
+      const counts = await flood(address, 600, 100, open);
+      expect(counts.lost).toBe(0);
+      expect(counts.forwarded).toBeGreaterThan(100 / plane.descriptorsPerPair);
+      expect(counts.forwarded).toBeLessThan(256 / 2);
+      expect(openFds(pid)).toBeLessThanOrEqual(256);
 
-    // The load drops: served again.
-    for (const socket of open.splice(0)) socket.destroy();
-    await waitFor(async () => (await metric(admin, 'srvlink_connections_active')) === 0, { what: 'srvlink to close every pair', timeout: 30_000, interval: 100 });
-    const again = await flood(address, 50, 50, open);
-    expect(again).toEqual({ forwarded: 50, refused: 0, unconnected: 0, lost: 0 });
-    expect(proc.child.exitCode).toBeNull();
-    expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
-    const summary = reportScenario({
-      scenario: 'floods nofile-256',
-      connections: 600 + knocks.refused + knocks.unconnected + 50,
-      bytesVerified: (counts.forwarded + 50) * PAYLOAD,
-      lost: counts.lost + knocks.lost + again.lost,
-      extra: `${counts.forwarded} forwarded at once, ${refusedCounted} closed at once and counted, srvlink used ${Math.round(cpuShare * 100)} % of a core while full`,
-    });
-    expect(summary.lost).toBe(0);
-  }, 150_000);
+      // Full: 2 s of clients knocking (40 every 100 ms). CPU time stays far below a spinning loop's.
+      const ticksBefore = cpuTicks(pid);
+      const started = performance.now();
+      const knocks = { forwarded: 0, refused: 0, unconnected: 0, lost: 0 };
+      while (performance.now() - started < 2000) {
+        const burst = await flood(address, 40, 40, open);
+        for (const outcome of ['forwarded', 'refused', 'unconnected', 'lost'] as const) knocks[outcome] += burst[outcome];
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const cpuShare = (cpuTicks(pid) - ticksBefore) / TICKS_PER_SECOND / seconds;
+      expect(knocks.lost).toBe(0);
+      expect(knocks.forwarded).toBe(0);
+      expect(cpuShare).toBeLessThan(0.5);
+      const refusedCounted = await metric(admin, 'srvlink_connections_rejected_total');
+      const shed = counts.refused + counts.unconnected + knocks.refused + knocks.unconnected;
+      expect(refusedCounted).toBeLessThanOrEqual(shed);
+      expect(refusedCounted).toBeGreaterThanOrEqual(0.9 * shed);
+      expect(rss(pid) - baseline).toBeLessThan(128 * 2 ** 20);
+
+      // The load drops: served again, as many clients at once as at first (up to 50).
+      for (const socket of open.splice(0)) socket.destroy();
+      await waitFor(async () => (await metric(admin, 'srvlink_connections_active')) === 0, { what: 'srvlink to close every pair', timeout: 30_000, interval: 100 });
+      const returning = Math.min(50, counts.forwarded);
+      const again = await flood(address, returning, returning, open);
+      expect(again).toEqual({ forwarded: returning, refused: 0, unconnected: 0, lost: 0 });
+      expect(proc.child.exitCode).toBeNull();
+      expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
+      const summary = reportScenario({
+        scenario: `floods nofile-256 (${plane.name})`,
+        connections: 600 + knocks.refused + knocks.unconnected + returning,
+        bytesVerified: (counts.forwarded + returning) * PAYLOAD,
+        lost: counts.lost + knocks.lost + again.lost,
+        extra: `${counts.forwarded} forwarded at once, ${refusedCounted} closed at once and counted, srvlink used ${Math.round(cpuShare * 100)} % of a core while full`,
+      });
+      expect(summary.lost).toBe(0);
+    }, 150_000);
+  });
 });
