@@ -41,7 +41,8 @@ class Entry<T extends Expiring> implements Deadline {
  * connection rate.
  *
  * Never early: an entry expires once `now()` has reached its due time (a
- * timer that fires a little early is armed again for the rest).
+ * timer that fires a little early is armed again for the rest). The timer
+ * does not keep the process alive.
  */
 export class DeadlineQueue<T extends Expiring> {
   readonly #now: () => number;
@@ -96,9 +97,10 @@ export class DeadlineQueue<T extends Expiring> {
   #cancelled(): void {
     this.#live--;
     if (this.#live === 0) {
-      // Nothing pending: drop the dead entries and the timer at once.
+      // Nothing pending: drop the dead entries at once. The timer stays: one
+      // connection at a time would otherwise arm and clear one per dial; it
+      // fires once, finds nothing due, and stops.
       this.#heap = [];
-      this.#disarm();
     } else if (this.#heap.length > 64 && this.#heap.length > 2 * this.#live) {
       this.#compact();
     }
@@ -126,7 +128,8 @@ export class DeadlineQueue<T extends Expiring> {
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedFor = at;
-    this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(at - this.#now())));
+    // Unreferenced: whatever waits on an entry (a socket being dialed, a client) keeps the process alive itself.
+    this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(at - this.#now()))).unref();
   }
 
   #disarm(): void {
