@@ -124,15 +124,8 @@ describe.each(RUN_DATA_PLANES)('on the $name data plane', (plane) => {
 
       const counts = await flood(address, 5000, 5000, open);
       const peakRss = rss(pid) - baseline;
-      expect(counts).toMatchObject({ forwarded: 1000, lost: 0 });
-      expect(counts.refused + counts.unconnected).toBe(4000);
-      // Every client srvlink closed is counted; on a loaded machine a few are shed by the kernel
-      // (accept queue) before srvlink sees them, and a reset can beat the report of the connect.
       const rejected = await metric(admin, 'srvlink_connections_rejected_total');
-      expect(rejected).toBeLessThanOrEqual(4000);
-      expect(rejected).toBeGreaterThanOrEqual(0.75 * 4000);
-      expect(await metric(admin, 'srvlink_connections_active')).toBe(1000);
-      expect(peakRss).toBeLessThan(256 * 2 ** 20);
+      const active = await metric(admin, 'srvlink_connections_active');
 
       // The load drops: every place is free again and a new client is served.
       for (const socket of open.splice(0)) socket.destroy();
@@ -140,15 +133,24 @@ describe.each(RUN_DATA_PLANES)('on the $name data plane', (plane) => {
       const after = await connectTcp(address);
       await echoRoundTrip(after, patternAt(7, PAYLOAD));
       after.destroy();
-      expect(proc.child.exitCode).toBeNull();
-      expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
+      // The line first: a failing run still says what it saw.
       const summary = reportScenario({
         scenario: `floods max-conns (${plane.name})`,
         connections: 5001,
         bytesVerified: (counts.forwarded + 1) * PAYLOAD,
         lost: counts.lost,
-        extra: `${rejected} closed at once and counted at --max-conns 1000 (${4000 - rejected} shed before srvlink saw them), srvlink RSS +${Math.round(peakRss / 2 ** 20)} MiB at the peak`,
+        extra: `${counts.forwarded} forwarded, ${rejected} closed at once and counted at --max-conns 1000 (${counts.refused + counts.unconnected - rejected} shed before srvlink saw them), srvlink RSS +${Math.round(peakRss / 2 ** 20)} MiB at the peak`,
       });
+      expect(counts).toMatchObject({ forwarded: 1000, lost: 0 });
+      expect(counts.refused + counts.unconnected).toBe(4000);
+      // Every client srvlink closed is counted; on a loaded machine a few are shed by the kernel
+      // (accept queue) before srvlink sees them, and a reset can beat the report of the connect.
+      expect(rejected).toBeLessThanOrEqual(4000);
+      expect(rejected).toBeGreaterThanOrEqual(0.75 * 4000);
+      expect(active).toBe(1000);
+      expect(peakRss).toBeLessThan(256 * 2 ** 20);
+      expect(proc.child.exitCode).toBeNull();
+      expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
       expect(summary.lost).toBe(0);
     }, 150_000);
 
@@ -168,10 +170,7 @@ describe.each(RUN_DATA_PLANES)('on the $name data plane', (plane) => {
       // its pipes on the native plane). srvlink keeps a reserve of them: it forwards fewer, but
       // not so few that the limit is taken by anything but forwarded pairs.
       const counts = await flood(address, 600, 100, open);
-      expect(counts.lost).toBe(0);
-      expect(counts.forwarded).toBeGreaterThan(100 / plane.descriptorsPerPair);
-      expect(counts.forwarded).toBeLessThan(256 / 2);
-      expect(openFds(pid)).toBeLessThanOrEqual(256);
+      const fdsWhileFull = openFds(pid);
 
       // Full: 2 s of clients knocking (40 every 100 ms). CPU time stays far below a spinning loop's.
       const ticksBefore = cpuTicks(pid);
@@ -184,30 +183,39 @@ describe.each(RUN_DATA_PLANES)('on the $name data plane', (plane) => {
       }
       const seconds = (performance.now() - started) / 1000;
       const cpuShare = (cpuTicks(pid) - ticksBefore) / TICKS_PER_SECOND / seconds;
-      expect(knocks.lost).toBe(0);
-      expect(knocks.forwarded).toBe(0);
-      expect(cpuShare).toBeLessThan(0.5);
       const refusedCounted = await metric(admin, 'srvlink_connections_rejected_total');
       const shed = counts.refused + counts.unconnected + knocks.refused + knocks.unconnected;
-      expect(refusedCounted).toBeLessThanOrEqual(shed);
-      expect(refusedCounted).toBeGreaterThanOrEqual(0.9 * shed);
-      expect(rss(pid) - baseline).toBeLessThan(128 * 2 ** 20);
+      const growth = rss(pid) - baseline;
 
       // The load drops: served again, as many clients at once as at first (up to 50).
       for (const socket of open.splice(0)) socket.destroy();
       await waitFor(async () => (await metric(admin, 'srvlink_connections_active')) === 0, { what: 'srvlink to close every pair', timeout: 30_000, interval: 100 });
-      const returning = Math.min(50, counts.forwarded);
+      const returning = Math.max(1, Math.min(50, counts.forwarded));
       const again = await flood(address, returning, returning, open);
-      expect(again).toEqual({ forwarded: returning, refused: 0, unconnected: 0, lost: 0 });
-      expect(proc.child.exitCode).toBeNull();
-      expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
+      // The line first: a failing run still says what it saw.
       const summary = reportScenario({
         scenario: `floods nofile-256 (${plane.name})`,
         connections: 600 + knocks.refused + knocks.unconnected + returning,
-        bytesVerified: (counts.forwarded + returning) * PAYLOAD,
+        bytesVerified: (counts.forwarded + again.forwarded) * PAYLOAD,
         lost: counts.lost + knocks.lost + again.lost,
         extra: `${counts.forwarded} forwarded at once, ${refusedCounted} closed at once and counted, srvlink used ${Math.round(cpuShare * 100)} % of a core while full`,
       });
+      // 600 clients: more than 256 descriptors can hold (two sockets per forwarded client, and
+      // its pipes on the native plane). srvlink keeps a reserve of them: it forwards fewer, but
+      // not so few that the limit is taken by anything but forwarded pairs.
+      expect(counts.lost).toBe(0);
+      expect(counts.forwarded).toBeGreaterThan(100 / plane.descriptorsPerPair);
+      expect(counts.forwarded).toBeLessThan(256 / 2);
+      expect(fdsWhileFull).toBeLessThanOrEqual(256);
+      expect(knocks.lost).toBe(0);
+      expect(knocks.forwarded).toBe(0);
+      expect(cpuShare).toBeLessThan(0.5);
+      expect(refusedCounted).toBeLessThanOrEqual(shed);
+      expect(refusedCounted).toBeGreaterThanOrEqual(0.9 * shed);
+      expect(growth).toBeLessThan(128 * 2 ** 20);
+      expect(again).toEqual({ forwarded: returning, refused: 0, unconnected: 0, lost: 0 });
+      expect(proc.child.exitCode).toBeNull();
+      expect(proc.logs.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
       expect(summary.lost).toBe(0);
     }, 150_000);
   });
