@@ -143,6 +143,23 @@ export interface RawQuery {
 }
 
 /** The bytes of `q` with ID `id`, written label by label (no compression, no canonicalisation). */
+/**
+ * The query shapes a reply cache must tell apart: RD on and off, AD and CD,
+ * EDNS sizes (one below 512) with and without DO, and TCP.
+ */
+export const QUERY_SHAPES: readonly Omit<RawQuery, 'name' | 'type'>[] = [
+  {},
+  { flags: 0 },
+  { flags: 0x0120 },
+  { flags: 0x0110 },
+  { edns: { size: 1232 } },
+  { edns: { size: 4096, do: true } },
+  { edns: { size: 512 }, flags: 0x0130 },
+  { edns: { size: 100 } },
+  { transport: 'tcp' },
+  { transport: 'tcp', edns: { size: 1232, do: true } },
+];
+
 export function rawQuery(id: number, q: RawQuery): Buffer {
   const labels = q.name.split('.').filter((l) => l !== '');
   const name = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);

@@ -27,7 +27,7 @@ import type { ZoneStore } from '../../src/skydns/zone-store.js';
 import { dig, digBatch, type DigRecord, type DigResult } from '../helpers/dig.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { startEtcd } from '../helpers/etcd.js';
-import { rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
+import { QUERY_SHAPES, rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
 import { manualClock, type ManualClock } from '../helpers/stub-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -79,18 +79,6 @@ const QUESTIONS: Pick<RawQuery, 'name' | 'type' | 'class'>[] = [
   { name: 'skydns.local', type: 'SOA', class: 3 },
 ];
 
-const SHAPES: Pick<RawQuery, 'flags' | 'edns' | 'transport'>[] = [
-  {},
-  { flags: 0 },
-  { flags: 0x0120 },
-  { flags: 0x0110 },
-  { edns: { size: 1232 } },
-  { edns: { size: 4096, do: true } },
-  { edns: { size: 512 }, flags: 0x0130 },
-  { edns: { size: 100 } },
-  { transport: 'tcp' },
-  { transport: 'tcp', edns: { size: 1232, do: true } },
-];
 
 interface Served {
   address: HostPort;
@@ -136,7 +124,7 @@ describe("srvlink dns's wire cache", () => {
     const compare = async (when: string, expectHit: boolean | undefined): Promise<number> => {
       let kept = 0;
       for (const question of questions) {
-        for (const shape of SHAPES) {
+        for (const shape of QUERY_SHAPES) {
           const q: RawQuery = { ...question, ...shape };
           const transport = q.transport ?? 'udp';
           const bytes = rawQuery(id++ & 0xffff, q);

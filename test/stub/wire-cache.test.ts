@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Rcode, createReply, decodeMessage } from '../../src/dns/codec.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
-import { rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
+import { QUERY_SHAPES, rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
 import { manualClock, resolverFor, soaRecord, startStub, startUpstream } from '../helpers/stub-fixtures.js';
 
 /** The TTL of every record of a reply, in order. */
@@ -22,18 +22,6 @@ function ttls(wire: Buffer): number[] {
 }
 
 const NAMES = ['www.wire.test', 'WWW.Wire.Test', 'wWw.WiRe.TeSt', 'alias.wire.test', 'ALIAS.wire.test', '_svc._tcp.wire.test', '_SVC._TCP.WIRE.TEST', 'txt.wire.test', 'wire.test', 'v6.wire.test', 'nosuch.wire.test'];
-const SHAPES: Omit<RawQuery, 'name' | 'type'>[] = [
-  {},
-  { flags: 0 },
-  { flags: 0x0120 },
-  { flags: 0x0110 },
-  { edns: { size: 1232 } },
-  { edns: { size: 4096, do: true } },
-  { edns: { size: 512 }, flags: 0x0130 },
-  { edns: { size: 100 } },
-  { transport: 'tcp' },
-  { transport: 'tcp', edns: { size: 1232, do: true } },
-];
 const TYPE_OF: Record<string, RawQuery['type']> = { 'alias.wire.test': 'A', '_svc._tcp.wire.test': 'SRV', 'txt.wire.test': 'TXT', 'wire.test': 'MX', 'v6.wire.test': 'AAAA' };
 
 describe('the stub wire cache', () => {
@@ -55,7 +43,7 @@ describe('the stub wire cache', () => {
     let compared = 0;
     let cachedShapes = 0;
     for (const name of NAMES) {
-      for (const shape of SHAPES) {
+      for (const shape of QUERY_SHAPES) {
         const q: RawQuery = { name, type: TYPE_OF[name.toLowerCase()] ?? 'A', ...shape };
         const transport = q.transport ?? 'udp';
         const bytes = rawQuery(0x1234, q);
@@ -75,7 +63,7 @@ describe('the stub wire cache', () => {
     // Time passes: served from the wire cache, the TTLs are aged as the chain ages them.
     clock.advance(2500);
     for (const name of NAMES) {
-      for (const shape of SHAPES) {
+      for (const shape of QUERY_SHAPES) {
         const q: RawQuery = { name, type: TYPE_OF[name.toLowerCase()] ?? 'A', ...shape };
         const transport = q.transport ?? 'udp';
         const bytes = rawQuery(0x4321, q);

@@ -45,7 +45,7 @@ export async function untilAnswering(process: OwnedProcess, port: number, timeou
 }
 
 /** Start a DNS server on a free port (`args(port)`), again on another port when it fails to start. */
-async function startOnFreePort(context: BenchContext, name: string, command: string, args: (port: number) => string[]): Promise<RunningDns> {
+export async function startOnFreePort(context: BenchContext, name: string, command: string, args: (port: number) => string[]): Promise<RunningDns> {
   let last: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();

@@ -5,8 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dnsperf, startDnsmasq, startUnbound, untilAnswering, type DnsperfResult, type RunningDns } from '../lib/dns-tools.js';
-import { freePort } from '../lib/free-port.js';
+import { dnsperf, startDnsmasq, startOnFreePort, startUnbound, type DnsperfResult, type RunningDns } from '../lib/dns-tools.js';
 import { cpuSeconds } from '../lib/proc-stats.js';
 import { profileSrvlink, profileSrvlinkRun, startSrvlinkRun } from '../lib/srvlink.js';
 import { formatRatio, formatSummary, ratioOf, summarize, type Summary } from '../lib/stats.js';
@@ -32,20 +31,8 @@ interface Sample {
   readonly cpuUsPerQuery: number;
 }
 
-async function startSrvlinkDns(context: BenchContext, records: string, zone: string, nodeArgs: readonly string[] = []): Promise<RunningDns> {
-  let last: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const process = context.processes.spawn('srvlink dns', 'node', [...nodeArgs, context.srvlink, 'dns', '--listen', `127.0.0.1:${port}`, '--zone', zone, '--records', records, '--log-level', 'warn']);
-    try {
-      await untilAnswering(process, port);
-      return { process, port };
-    } catch (err) {
-      last = err;
-      await process.stop();
-    }
-  }
-  throw last;
+function startSrvlinkDns(context: BenchContext, records: string, zone: string, nodeArgs: readonly string[] = []): Promise<RunningDns> {
+  return startOnFreePort(context, 'srvlink dns', 'node', (port) => [...nodeArgs, context.srvlink, 'dns', '--listen', `127.0.0.1:${port}`, '--zone', zone, '--records', records, '--log-level', 'warn']);
 }
 
 export const dns: BenchSection = {
