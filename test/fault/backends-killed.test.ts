@@ -30,6 +30,7 @@ import { RUN_DATA_PLANES } from '../helpers/run-data-planes.js';
 import { reportScenario } from '../helpers/scenario-summary.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { SOCAT_ECHO_FLAGS } from '../helpers/socat-server.js';
 import { spawnSrvlink } from '../helpers/srvlink-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -156,7 +157,7 @@ class EchoBackend {
    * listener), a reset no kill explains.
    */
   async #spawn(): Promise<boolean> {
-    const server = spawnServer('setsid', ['socat', '-d', '-d', `TCP-LISTEN:${this.port},bind=127.0.0.1,reuseaddr,fork,linger=0,backlog=1024`, 'PIPE']);
+    const server = spawnServer('setsid', ['socat', '-d', '-d', ...SOCAT_ECHO_FLAGS, `TCP-LISTEN:${this.port},bind=127.0.0.1,reuseaddr,fork,linger=0,backlog=1024`, 'PIPE']);
     onTestFinished(() => killGroup(server));
     await waitFor(() => server.child.exitCode !== null || /listening on/.test(server.log()), { what: `socat to listen on ${this.port}` });
     if (server.child.exitCode === null) {

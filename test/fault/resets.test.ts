@@ -14,10 +14,9 @@ import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseHostPort, type HostPort } from '../../src/core/host-port.js';
-import { freePort } from '../helpers/free-port.js';
 import { RUN_DATA_PLANES, type RunDataPlane } from '../helpers/run-data-planes.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
 import { reportScenario } from '../helpers/scenario-summary.js';
+import { startSocatServer } from '../helpers/socat-server.js';
 import { spawnSrvlink } from '../helpers/srvlink-process.js';
 import { streamOutcome, type StreamOutcome } from '../helpers/stream-outcome.js';
 import { startTcpBackend } from '../helpers/tcp-backends.js';
@@ -123,18 +122,9 @@ describe.each(RUN_DATA_PLANES)('on the $name data plane', (plane) => {
     });
 
     it('socat SIGKILLed with SO_LINGER 0 mid-stream: the client sees ECONNRESET, not a FIN', async () => {
-      let socat: ServerProcess | undefined;
-      let port = 0;
-      for (let attempt = 0; !socat; attempt++) {
-        port = await freePort();
-        // One connection, echoed; linger=0: its close (at the kill) is a reset. -d -d logs "listening".
-        const started = spawnServer('socat', ['-d', '-d', `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,linger=0`, 'PIPE']);
-        await waitFor(() => started.child.exitCode !== null || /listening on/.test(started.log()), { what: 'socat to listen' });
-        if (started.child.exitCode === null) socat = started;
-        // The free port was taken in between: another one.
-        else if (attempt >= 5 || !/in use/i.test(started.log())) throw new Error(`socat did not start: ${started.log()}`);
-      }
-      const address = await startRun({ host: '127.0.0.1', port }, plane);
+      // One connection, echoed; linger=0: its close (at the kill) is a reset.
+      const { socat, address: echo } = await startSocatServer('linger=0', 'PIPE');
+      const address = await startRun(echo, plane);
       const socket = halfOpenClient(address);
       let echoed = 0;
       const outcome = streamOutcome(socket, undefined, (chunk) => (echoed += chunk.length));
@@ -142,7 +132,7 @@ describe.each(RUN_DATA_PLANES)('on the $name data plane', (plane) => {
       const pump = setInterval(() => socket.writable && socket.write(chunk), 5);
       onTestFinished(() => clearInterval(pump));
       await waitFor(() => echoed >= 256 * 1024 || socket.closed, { what: 'bytes echoed by socat' });
-      await (socat as ServerProcess).kill('SIGKILL');
+      await socat.kill('SIGKILL');
       const result = await outcome;
       clearInterval(pump);
       // The client wrote `chunk` over and over: what came back must be that stream's prefix.
