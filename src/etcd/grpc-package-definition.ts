@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { Root, type IConversionOptions, type INamespace, type Type } from 'protobufjs/light.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { ETCD_RPC_DESCRIPTOR, ETCD_RPC_ORIGINAL_NAMES } from './etcd-rpc-descriptor.js';
@@ -44,9 +45,12 @@ const PACKAGE = 'etcdserverpb';
  * etcd's services (package etcdserverpb), as @grpc/proto-loader's `loadSync`
  * returns them for etcd3's rpc.proto with the same `options`: the same paths,
  * stream kinds, names and encoding (the message definitions, which only a gRPC
- * server or reflection reads, are left out). `filename` is not read.
+ * server or reflection reads, are left out). `filename` is not read; any other
+ * file than etcd's rpc.proto is refused (in the bundle, gRPC's own channelz and
+ * ORCA services, which only a gRPC server loads, would come here too).
  */
 export function loadSync(filename: string, options: LoadOptions = {}): PackageDefinition {
+  if (basename(filename) !== 'rpc.proto') throw new InvalidArgumentError(`cannot load "${filename}": only etcd's rpc.proto is bundled, pre-parsed`);
   if (options.keepCase !== true) throw new InvalidArgumentError(`cannot load "${filename}" without keepCase: the pre-parsed etcd definitions keep the field names of the .proto files`);
   let root: Root | undefined;
   const types = new Map<string, Type>();

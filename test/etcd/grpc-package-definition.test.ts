@@ -87,8 +87,9 @@ describe('etcd gRPC definitions without proto-loader', () => {
     if ('ID' in response) expect(a.responseDeserialize(a.responseSerialize(response))).toMatchObject({ ID: LEASE });
   });
 
-  it('refuses options the pre-parsed definitions were not made for, and an array for a message', () => {
+  it('refuses another file, options the pre-parsed definitions were not made for, and an array for a message', () => {
     expect(() => loadSync(RPC_PROTO, { ...OPTIONS, keepCase: false })).toThrow(/keepCase/);
+    expect(() => loadSync('channelz.proto', OPTIONS)).toThrow(/only etcd's rpc.proto/);
     const [a] = pair('etcdserverpb.KV', 'Put');
     expect(() => a.requestSerialize([] as unknown as object)).toThrow(/array/);
   });
