@@ -108,13 +108,38 @@ static void on_report(void *ctx, const splice_report *report) {
   if (napi_call_threadsafe_function(b->on_end, copy, napi_tsfn_nonblocking) != napi_ok) free(copy);
 }
 
+/* A whole number option of `options` (an object or undefined), 0 when absent. false: not a whole number in [0, max]. */
+static bool get_option(napi_env env, napi_value options, const char *key, uint32_t max, uint32_t *out) {
+  *out = 0;
+  napi_valuetype type = napi_undefined;
+  if (options == NULL || napi_typeof(env, options, &type) != napi_ok || type == napi_undefined) return true;
+  if (type != napi_object) return false;
+  bool has = false;
+  if (napi_has_named_property(env, options, key, &has) != napi_ok) return false;
+  if (!has) return true;
+  napi_value value;
+  double number = 0;
+  if (napi_get_named_property(env, options, key, &value) != napi_ok || napi_typeof(env, value, &type) != napi_ok) return false;
+  if (type == napi_undefined) return true;
+  if (type != napi_number || napi_get_value_double(env, value, &number) != napi_ok) return false;
+  if (!(number >= 0 && number <= max) || number != (double)(uint32_t)number) return false;
+  *out = (uint32_t)number;
+  return true;
+}
+
 static napi_value splice_start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2] = {NULL, NULL};
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   napi_valuetype type = napi_undefined;
   if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function) {
     napi_throw_type_error(env, NULL, "spliceStart expects a callback");
+    return NULL;
+  }
+  uint32_t threads = 0, max_pipes = 0;
+  if (!get_option(env, argc > 1 ? argv[1] : NULL, "threads", SPLICE_THREADS_MAX, &threads) ||
+      !get_option(env, argc > 1 ? argv[1] : NULL, "maxPipes", 1u << 20, &max_pipes)) {
+    napi_throw_type_error(env, NULL, "spliceStart expects options { threads (0 to 8), maxPipes (0 to 1048576) }");
     return NULL;
   }
   if (binding_of(env) != NULL) {
@@ -131,7 +156,7 @@ static napi_value splice_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_unref_threadsafe_function(env, b->on_end);
-  int err = splice_plane_create(on_report, b, &b->plane);
+  int err = splice_plane_create(on_report, b, threads, max_pipes, &b->plane);
   if (err != 0) {
     napi_release_threadsafe_function(b->on_end, napi_tsfn_abort);
     free(b);
@@ -184,7 +209,7 @@ static napi_value splice_add(napi_env env, napi_callback_info info) {
   if (err != 0) {
     close(fds[0]);
     close(fds[1]);
-    return throw_errno(env, "open a pipe", err);
+    return throw_errno(env, "hand a pair to the native data plane", err);
   }
   b->open++;
   if (!b->referenced) {
@@ -225,9 +250,13 @@ static napi_value splice_stats(napi_env env, napi_callback_info info) {
   napi_create_object(env, &result);
   set_number(env, result, "pairs", stats.pairs);
   set_number(env, result, "pooledPipes", stats.pooled_pipes);
+  set_number(env, result, "poolMax", SPLICE_POOL_MAX);
+  set_number(env, result, "pipesOpen", stats.pipes_open);
+  set_number(env, result, "maxPipes", stats.pipes_max);
+  set_number(env, result, "threads", stats.threads);
   set_number(env, result, "pipeBytes", (double)stats.pipe_bytes);
   set_number(env, result, "pipeBudget", (double)stats.pipe_budget);
-  set_number(env, result, "poolMax", SPLICE_POOL_MAX);
+  set_number(env, result, "copiedBytes", (double)stats.copied_bytes);
   return result;
 }
 

@@ -1,9 +1,9 @@
 /*
  * The JavaScript side of the native data plane (splice-plane.h):
- *   spliceStart(onEnd: (id, bytesIn, bytesOut, end, errno) => void): void
+ *   spliceStart(onEnd: (id, bytesIn, bytesOut, end, errno) => void, options?: { threads?, maxPipes? }): void
  *   spliceAdd(clientFd: number, backendFd: number, idleMs: number): number   the pair's id
  *   spliceAbort(id: number): void
- *   spliceStats(): { pairs, pooledPipes, pipeBytes, pipeBudget, poolMax }
+ *   spliceStats(): { pairs, pooledPipes, poolMax, pipesOpen, maxPipes, threads, pipeBytes, pipeBudget, copiedBytes }
  * One plane per Node environment, started by spliceStart and stopped when
  * the environment (or the process) ends.
  */

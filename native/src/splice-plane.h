@@ -1,9 +1,15 @@
 /*
- * The native data plane: forwarded TCP pairs moved by splice(2) on one
- * thread with edge-triggered epoll.
+ * The native data plane: forwarded TCP pairs moved by splice(2) on one or
+ * more threads (each pair on one of them) with edge-triggered epoll.
  *
- * Each pair has one pipe per direction (client → backend, backend → client).
- * Bytes go socket → pipe → socket without entering user space. A FIN read on
+ * A direction (client → backend, backend → client) takes a pipe of its
+ * plane's pool while it has bytes in flight and gives it back once the
+ * pipe is empty: an idle pair holds only its two sockets. Bytes go
+ * socket → pipe → socket without entering user space. When no pipe can be
+ * had (the plane's most, or pipe2 failing), the direction copies through
+ * its thread's buffer instead: recv(MSG_PEEK), send, then recv(MSG_TRUNC)
+ * of exactly what was sent, so no byte is held outside the sockets and
+ * none is lost. A FIN read on
  * one side is passed on with shutdown(SHUT_WR) once the pipe is empty; an
  * error on either side (a reset, EPIPE) resets both (SO_LINGER 0 + close),
  * so a peer never takes a clean FIN for a complete stream when bytes were
@@ -40,22 +46,35 @@ typedef struct splice_plane splice_plane;
 
 typedef struct splice_plane_stats {
   uint32_t pairs;        /* pairs added and not reported yet */
-  uint32_t pooled_pipes; /* empty pipes kept for the next pairs */
-  uint64_t pipe_bytes;   /* capacity of every pipe open (in pairs and pooled) */
+  uint32_t pooled_pipes; /* empty pipes kept for the next bytes */
+  uint32_t pipes_open;   /* every pipe open: held by a direction or pooled */
+  uint32_t pipes_max;    /* what pipes_open is kept under */
+  uint32_t threads;
+  uint64_t pipe_bytes;   /* capacity of every pipe open */
   uint64_t pipe_budget;  /* what pipe_bytes is kept under, from fs.pipe-user-pages-soft */
+  uint64_t copied_bytes; /* moved by the copy fallback, for want of a pipe */
 } splice_plane_stats;
 
-/* Most empty pipes kept for reuse (each is two descriptors). */
-#define SPLICE_POOL_MAX 8
+/* Most empty pipes kept for reuse, shared by the threads. */
+#define SPLICE_POOL_MAX 32
+/* Most threads of a plane. */
+#define SPLICE_THREADS_MAX 8
+/* Pipes open at once when the caller does not say (each is two descriptors). */
+#define SPLICE_PIPES_DEFAULT 256
 
-/* Start a plane and its thread. 0 or an errno value. */
-int splice_plane_create(splice_report_fn report, void *ctx, splice_plane **out);
+/*
+ * Start a plane and its threads (0: one per CPU, at most 2). At most
+ * pipes_max pipes are open at once (0: SPLICE_PIPES_DEFAULT), so the
+ * plane's descriptors are two per pair, 2 * pipes_max and two per thread.
+ * 0 or an errno value.
+ */
+int splice_plane_create(splice_report_fn report, void *ctx, uint32_t threads, uint32_t pipes_max, splice_plane **out);
 
 /*
  * Hand a connected pair to the plane. On success (0) the plane owns both
  * descriptors (non-blocking, close-on-exec: the caller duplicates them with
  * F_DUPFD_CLOEXEC) and *id names the pair; on failure (an errno value:
- * no pipe to be had) the descriptors are left to the caller. idle_ms 0: no
+ * no memory, or the plane stopping) the descriptors are left to the caller. idle_ms 0: no
  * idle timeout.
  */
 int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, uint64_t *id);

@@ -10,12 +10,27 @@ export type SpliceEndCallback = (id: number, bytesIn: number, bytesOut: number, 
 export interface SpliceStats {
   /** Pairs handed over and not reported yet. */
   pairs: number;
-  /** Empty pipes kept for the next pairs, and how many at most (two descriptors each). */
+  /** Empty pipes kept for the next bytes, and how many at most per thread. */
   pooledPipes: number;
   poolMax: number;
+  /** Pipes open (held by a direction with bytes in flight, or pooled), and how many at most (two descriptors each). */
+  pipesOpen: number;
+  maxPipes: number;
+  /** Threads moving the pairs. */
+  threads: number;
   /** Capacity of every pipe open, and what it is kept under (from fs.pipe-user-pages-soft). */
   pipeBytes: number;
   pipeBudget: number;
+  /** Bytes moved by copying (recv/send) for want of a pipe. */
+  copiedBytes: number;
+}
+
+/** How the native data plane is started. */
+export interface SpliceStartOptions {
+  /** Threads moving the pairs (each pair on one); 0 or absent: one per CPU, at most 2. */
+  threads?: number;
+  /** Pipes open at once (0 or absent: 256); a direction with bytes to move and no pipe to be had copies them instead. */
+  maxPipes?: number;
 }
 
 /** The exports of srvlink's native addon (native/src/addon.c). */
@@ -25,9 +40,9 @@ export interface NativeAddon {
   /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process. */
   setChildSubreaper(): void;
   isChildSubreaper(): boolean;
-  /** Start the splice(2) data plane's thread (once per process); `onEnd` hears of every pair's end. */
-  spliceStart?(onEnd: SpliceEndCallback): void;
-  /** Hand a connected pair over by descriptor (duplicated, close-on-exec); the pair's id. Throws when no pipe can be had. */
+  /** Start the splice(2) data plane's threads (once per process); `onEnd` hears of every pair's end. */
+  spliceStart?(onEnd: SpliceEndCallback, options?: SpliceStartOptions): void;
+  /** Hand a connected pair over by descriptor (duplicated, close-on-exec); the pair's id. Throws when out of memory or descriptors. */
   spliceAdd?(clientFd: number, backendFd: number, idleMs: number): number;
   /** Reset both sockets of a pair; its end is reported as aborted. */
   spliceAbort?(id: number): void;

@@ -28,9 +28,9 @@ export interface SpliceResult {
  */
 export interface DataPlane {
   readonly name: 'native' | 'js';
-  /** Descriptors one forwarded pair holds (its two sockets, and pipes). */
+  /** Descriptors one forwarded pair holds (its two sockets on both planes). */
   readonly descriptorsPerPair: number;
-  /** Descriptors held whatever the number of pairs (pooled pipes, the plane's own), taken from the budget once. */
+  /** Descriptors held whatever the number of pairs (the native plane's pipes, at most, and its own), taken from the budget once. */
   readonly fixedDescriptors: number;
   /**
    * Move bytes between two connected sockets, both `allowHalfOpen` and not

@@ -8,10 +8,11 @@ export function descriptorReserve(limit: number): number {
 /**
  * How many forwarded connections the open-file limit leaves room for,
  * shared by every forwarder of the process: each takes two descriptors
- * (the client's and the backend's), a pair on the native plane two more
- * for its pipes while there is room (`takeMore`; else it stays on the JS
- * plane), and a plane's fixed descriptors (its pool of pipes) are set
- * aside once. Past it a new client is closed at once and
+ * (the client's and the backend's) on either plane, a plane that holds
+ * more per pair takes them with `takeMore` while there is room (else the
+ * pair stays on the JS plane), and a plane's fixed descriptors (the native
+ * plane's pipes, held only while bytes are in flight, and its epoll
+ * descriptors) are set aside once. Past it a new client is closed at once and
  * counted, as past `--max-conns`, instead of reaching the limit itself: at
  * EMFILE, libuv accepts and closes pending clients with nothing counted or
  * logged, and a dial that cannot get a socket would be taken for a failing

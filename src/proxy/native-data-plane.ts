@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { errorMessage } from '../core/errors.js';
 import type { NativeAddon, NativeAddonResult } from '../core/native-addon.js';
 import { jsDataPlane, type DataPlane, type SpliceOptions, type SpliceResult } from './data-plane.js';
+import { processDescriptorBudget } from './descriptor-budget.js';
 
 /** Which data plane forwards: the native one, the JS one, or the native one when the addon loads. */
 export type DataPlaneChoice = 'native' | 'js' | 'auto';
@@ -13,17 +14,30 @@ const ENDS: readonly SpliceResult['end'][] = ['closed', 'idle', 'client-error', 
 /** The addon's data-plane exports, all there. */
 type SpliceAddon = Required<Pick<NativeAddon, 'spliceStart' | 'spliceAdd' | 'spliceAbort' | 'spliceStats'>>;
 
+/** A pair on the plane: what its end is told to. */
 interface Waiting {
   resolve: (result: SpliceResult) => void;
-  options: SpliceOptions;
-  onAbort: (() => void) | undefined;
+  onClientData: ((bytes: number) => void) | undefined;
+  onBackendData: ((bytes: number) => void) | undefined;
+  /** The pairs of its abort signal, to forget it there. */
+  aborted: Set<number> | undefined;
+}
+
+/**
+ * Pipes the plane may hold at once for a process allowed `limit` open
+ * files: a direction holds one only while its bytes are in flight, so this
+ * bounds bursts, not pairs; beyond it a direction copies.
+ */
+export function pipesFor(limit: number | undefined): number {
+  if (limit === undefined) return 1024;
+  return Math.min(1024, Math.max(16, Math.floor(limit / 64)));
 }
 
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) => [value, name]));
 
 /**
  * The native data plane: once a backend is connected, both sockets are
- * duplicated (close-on-exec) into the addon, whose thread moves the bytes
+ * duplicated (close-on-exec) into the addon, whose threads move the bytes
  * with splice(2) (native/src/splice-plane.c), and the JavaScript sockets
  * are destroyed, never to be touched again (an `end()` or a socket option
  * would act on the shared socket). No byte may have been read into
@@ -33,17 +47,20 @@ const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) 
  */
 export class NativeDataPlane implements DataPlane {
   readonly name = 'native';
-  /** The two sockets and a pipe (two descriptors) per direction. */
-  readonly descriptorsPerPair = 6;
+  /** The two sockets: pipes are the plane's, taken while bytes are in flight (`fixedDescriptors`). */
+  readonly descriptorsPerPair = 2;
   readonly fixedDescriptors: number;
   readonly #addon: SpliceAddon;
   readonly #waiting = new Map<number, Waiting>();
+  /** The pairs of each abort signal, aborted by one listener per signal (not one per pair). */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<number>>();
 
-  constructor(addon: SpliceAddon) {
+  constructor(addon: SpliceAddon, maxPipes = pipesFor(processDescriptorBudget().limit)) {
     this.#addon = addon;
-    addon.spliceStart((id, bytesIn, bytesOut, end, errno) => this.#onEnd(id, bytesIn, bytesOut, end, errno));
-    // The pool of pipes, the epoll and wake-up descriptors.
-    this.fixedDescriptors = addon.spliceStats().poolMax * 2 + 2;
+    addon.spliceStart((id, bytesIn, bytesOut, end, errno) => this.#onEnd(id, bytesIn, bytesOut, end, errno), { maxPipes });
+    // Every pipe it may open (two descriptors each), and an epoll and a wake-up descriptor per thread.
+    const stats = addon.spliceStats();
+    this.fixedDescriptors = stats.maxPipes * 2 + stats.threads * 2;
   }
 
   /** Pairs forwarded now. */
@@ -59,29 +76,41 @@ export class NativeDataPlane implements DataPlane {
     try {
       id = this.#addon.spliceAdd(clientFd, backendFd, options.idleTimeout ?? 0);
     } catch {
-      // No pipe to be had (descriptors or pipe pages exhausted): this pair stays in JavaScript.
+      // No descriptor for the duplicates, or no memory: this pair stays in JavaScript.
       return jsDataPlane.splice(client, backend, options);
     }
     // The addon has its own descriptors now.
     client.destroy();
     backend.destroy();
+    const aborted = options.signal ? this.#pairsOf(options.signal) : undefined;
+    aborted?.add(id);
     return new Promise((resolve) => {
-      const signal = options.signal;
-      const onAbort = signal ? (): void => this.#addon.spliceAbort(id) : undefined;
-      if (signal && onAbort) signal.addEventListener('abort', onAbort, { once: true });
-      this.#waiting.set(id, { resolve, options, onAbort });
+      this.#waiting.set(id, { resolve, onClientData: options.onClientData, onBackendData: options.onBackendData, aborted });
     });
+  }
+
+  #pairsOf(signal: AbortSignal): Set<number> {
+    let pairs = this.#bySignal.get(signal);
+    if (pairs === undefined) {
+      const ids = new Set<number>();
+      pairs = ids;
+      this.#bySignal.set(signal, ids);
+      signal.addEventListener('abort', () => {
+        for (const id of ids) this.#addon.spliceAbort(id);
+      }, { once: true });
+    }
+    return pairs;
   }
 
   #onEnd(id: number, bytesIn: number, bytesOut: number, end: number, errno: number): void {
     const waiting = this.#waiting.get(id);
     if (!waiting) return;
     this.#waiting.delete(id);
-    const { options, onAbort, resolve } = waiting;
-    if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+    const { onClientData, onBackendData, aborted, resolve } = waiting;
+    aborted?.delete(id);
     try {
-      if (bytesIn > 0) options.onClientData?.(bytesIn);
-      if (bytesOut > 0) options.onBackendData?.(bytesOut);
+      if (bytesIn > 0) onClientData?.(bytesIn);
+      if (bytesOut > 0) onBackendData?.(bytesOut);
     } finally {
       const kind = ENDS[end] ?? 'closed';
       resolve(errno !== 0 && kind.endsWith('-error') ? { end: kind, error: `splice ${ERRNO_NAMES.get(errno) ?? `errno ${errno}`}` } : { end: kind });

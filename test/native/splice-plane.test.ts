@@ -318,8 +318,12 @@ process.stdin.on('data', () => process.exit(0));
     const pooled = addon?.spliceStats().pooledPipes;
     for (let i = 0; i < 30; i++) await round();
     await waitFor(() => addon?.spliceStats().pairs === 0, { what: 'every pair to end', timeout: WAIT_TIMEOUT });
-    await waitFor(() => openFds(process.pid) <= baseline, { what: `open fds back to ${baseline}` });
-    expect(addon?.spliceStats().pooledPipes).toBe(pooled);
-    expect(openFds(process.pid)).toBe(baseline);
+    // The pools of the plane's threads may keep a few more empty pipes than after the warm-up (two descriptors each), never more than their most.
+    const morePooled = (): number => (addon?.spliceStats().pooledPipes ?? 0) - (pooled ?? 0);
+    await waitFor(() => openFds(process.pid) <= baseline + 2 * morePooled(), { what: `open fds back to ${baseline} and the pooled pipes` });
+    const stats = addon?.spliceStats();
+    expect(stats?.pooledPipes).toBeLessThanOrEqual((stats?.poolMax ?? 0) * (stats?.threads ?? 0));
+    expect(stats?.pipesOpen).toBe(stats?.pooledPipes);
+    expect(openFds(process.pid)).toBe(baseline + 2 * morePooled());
   });
 });

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { openFileLimit } from '../../src/core/open-file-limit.js';
 import { DescriptorBudget, descriptorReserve } from '../../src/proxy/descriptor-budget.js';
+import { pipesFor } from '../../src/proxy/native-data-plane.js';
 import { connect } from 'node:net';
 import type { HostPort } from '../../src/core/host-port.js';
 import { connectTcp, echoRoundTrip, startEchoBackend, waitClosed } from '../helpers/tcp-backends.js';
@@ -58,5 +59,23 @@ describe('DescriptorBudget', () => {
     a.destroy();
     await waitFor(() => first.forwarder.activeConnections === 0 && descriptors.inUse === 1, { what: 'a to be gone' });
     await echoRoundTrip(await connectTcp(second.address), 'room again');
+  });
+});
+
+describe('pipesFor', () => {
+  it.each([
+    [undefined, 1024],
+    [256, 16],
+    [1024, 16],
+    [20_000, 312],
+    [1_048_576, 1024],
+  ])('open-file limit %s: at most %i pipes for the native plane', (limit, pipes) => {
+    expect(pipesFor(limit)).toBe(pipes);
+  });
+
+  it('leaves room for about 9,000 native pairs under 20,000 open files', () => {
+    const budget = new DescriptorBudget(20_000);
+    budget.hold({}, 2 * pipesFor(20_000) + 2 * 2);
+    expect(budget.capacityFor(2)).toBeGreaterThanOrEqual(9000);
   });
 });
