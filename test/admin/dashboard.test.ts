@@ -12,7 +12,7 @@ interface Panel {
   targets?: { expr: string }[];
 }
 
-const dashboard = JSON.parse(readFileSync(new URL('../../dashboards/srvlink.json', import.meta.url), 'utf8')) as { panels: Panel[] };
+const dashboard = JSON.parse(readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as { panels: Panel[] };
 const expressions = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
 
 /** Every sample name srvlink exports, from a scrape where every part is present and every histogram observed. */
@@ -30,7 +30,7 @@ function metricNames(expr: string): string[] {
   return [...expr.matchAll(/\b((?:srvlink|process|nodejs)_[a-zA-Z0-9_]+)\b/g)].map((m) => m[1] as string);
 }
 
-describe('dashboards/srvlink.json', () => {
+describe('docs/grafana-dashboard.json', () => {
   it('has the panels an operator wants first', () => {
     const titles = dashboard.panels.map((p) => p.title.toLowerCase()).join('\n');
     for (const topic of ['connections accepted', 'failed connections', 'dial latency', 'ejected', 'rcode', 'cache hit rate', 'registration state']) expect(titles).toContain(topic);
