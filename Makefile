@@ -50,18 +50,10 @@ $(NATIVE_ADDON): binding.gyp $(wildcard native/src/*.c native/src/*.h) | deps
 
 native: $(NATIVE_ADDON)
 
-# srvlink's own modules in one CommonJS file, which dist/main.js loads when it is newer than
-# itself: the libraries a command loads only when it uses them stay in node_modules. Without
-# comments and whitespace (the source is kept in memory) but with every name, for stack traces.
-BUNDLE_FLAGS := --bundle --platform=node --target=node20 --format=cjs --legal-comments=none --log-level=warning \
-  --minify-whitespace --minify-syntax \
-  --external:etcd3 --external:cockatiel --external:prom-client --external:yaml \
-  --define:import.meta.url=srvlinkModuleUrl '--banner:js=var srvlinkModuleUrl = require("node:url").pathToFileURL(__filename).href;'
-
 build: deps native
 	rm -rf dist
 	npx tsc -p tsconfig.build.json
-	npx esbuild src/cli/entry.ts $(BUNDLE_FLAGS) --outfile=dist/bundle/srvlink.cjs
+	node scripts/bundle.mjs
 	chmod +x dist/main.js
 
 # One executable with its own node (docs/architecture.md §4.8), what the images copy and the

@@ -4,13 +4,12 @@
 //                         injected (a Node single executable application), so the image
 //                         needs neither Node nor a shell
 //   srvlink_native.node   the native addon (zombie reaping), loaded from beside srvlink
-//   proto/                etcd's gRPC definitions, read by the etcd client at run time
 //   lib/                  the shared libraries srvlink needs (ldd), for images without them
 //                         (FROM scratch): copy them to the same paths in the image
 //
 // Usage: node images/srvlink/build-artifact.mjs [out-dir]
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -38,21 +37,9 @@ await build({
   // ESM's import.meta.url has no CommonJS twin: the executable's own URL stands in.
   define: { 'import.meta.url': 'srvlinkModuleUrl' },
   banner: { js: 'var srvlinkModuleUrl = require("node:url").pathToFileURL(process.execPath).href;' },
-  plugins: [
-    {
-      // etcd3 reads its .proto files at run time beside its own module; in the
-      // artifact they live beside the executable.
-      name: 'etcd3-proto-beside-executable',
-      setup(esbuild) {
-        esbuild.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
-          const source = readFileSync(args.path, 'utf8');
-          const replaced = source.replace('`${__dirname}/../proto/rpc.proto`', 'require("node:path").join(require("node:path").dirname(process.execPath), "proto", "rpc.proto")');
-          if (replaced === source) throw new Error(`cannot find the rpc.proto path in "${args.path}": etcd3 changed, update this plugin`);
-          return { contents: replaced, loader: 'js' };
-        });
-      },
-    },
-  ],
+  // etcd's gRPC definitions pre-parsed (src/etcd/grpc-package-definition.ts), as in make build's
+  // bundle: no .proto file to ship or parse.
+  alias: { '@grpc/proto-loader': join(root, 'src/etcd/grpc-package-definition.ts') },
 });
 // A shebang line is not JavaScript to the single-executable loader.
 const code = readFileSync(bundle, 'utf8');
@@ -82,10 +69,7 @@ const addon = join(root, 'build/Release/srvlink_native.node');
 if (existsSync(addon)) copyFileSync(addon, join(out, 'srvlink_native.node'));
 else process.stderr.write(`srvlink artifact: no native addon at "${addon}": orphaned zombies will not be reaped\n`);
 
-// 4. What the code reads from disk at run time.
-cpSync(join(root, 'node_modules/etcd3/proto'), join(out, 'proto'), { recursive: true });
-
-// 5. Shared libraries, at their absolute paths under lib/ (lib/lib64/ld-linux-x86-64.so.2, ...).
+// 4. Shared libraries, at their absolute paths under lib/ (lib/lib64/ld-linux-x86-64.so.2, ...).
 const libs = new Set();
 for (const file of [executable, join(out, 'srvlink_native.node')].filter(existsSync)) {
   for (const match of execFileSync('ldd', [file], { encoding: 'utf8' }).matchAll(/(\/\S+) \(0x/g)) libs.add(match[1]);

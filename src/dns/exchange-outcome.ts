@@ -29,7 +29,8 @@ export interface ExchangeEnd {
 
 /**
  * The one way an exchange ends (`udpExchange`, `tcpExchange`): after
- * `options.timeout` ms with `timeout`, on abort with `aborted`, or with what
+ * `options.timeout` ms with `timeout` (unless an answer that arrived by then
+ * is still to be read), on abort with `aborted`, or with what
  * the transport found first; then the timer and the abort listener go,
  * `close` shuts the socket, and only once it has called back does `resolve`
  * get the outcome, so that nothing of the exchange outlives it.
@@ -46,7 +47,10 @@ export function exchangeEnd(options: ExchangeAttemptOptions, close: (closed: () 
   };
   const onAbort = (): void => finish({ kind: 'aborted' });
   // Kept referenced on purpose: a pending query holds the process; `finish` always clears it.
-  const timer = setTimeout(() => finish({ kind: 'timeout' }), options.timeout);
+  // The timeout is declared one turn later, after the loop's poll for I/O: a
+  // process that was busy or descheduled past the deadline finds the expired
+  // timer and the answer that came in time both waiting, and timers run first.
+  const timer = setTimeout(() => setImmediate(() => finish({ kind: 'timeout' })), options.timeout);
   signal?.addEventListener('abort', onAbort, { once: true });
   return {
     finish,

@@ -51,7 +51,18 @@ export class DeadlineQueue<T extends Expiring> {
   #timer: NodeJS.Timeout | undefined;
   /** When the armed timer fires (in `now()` time); Infinity when none is armed. */
   #armedFor = Number.POSITIVE_INFINITY;
-  readonly #onTimer = (): void => this.#fire();
+  /**
+   * Expiry runs one turn after the timer, after the loop's poll for I/O: a
+   * process that was busy or descheduled past a deadline finds the expired
+   * timer and the event that came in time (a connect that completed) both
+   * waiting, and timers run first.
+   */
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#armedFor = Number.POSITIVE_INFINITY;
+    setImmediate(this.#onFire);
+  };
+  readonly #onFire = (): void => this.#fire();
   readonly #onCancel = (): void => this.#cancelled();
 
   constructor(options: { now?: () => number } = {}) {
@@ -107,8 +118,6 @@ export class DeadlineQueue<T extends Expiring> {
   }
 
   #fire(): void {
-    this.#timer = undefined;
-    this.#armedFor = Number.POSITIVE_INFINITY;
     const heap = this.#heap;
     const now = this.#now();
     const due: T[] = [];
@@ -120,7 +129,7 @@ export class DeadlineQueue<T extends Expiring> {
       this.#live--;
     }
     const next = heap[0];
-    if (next !== undefined) this.#arm(next.at);
+    if (next !== undefined && next.at < this.#armedFor) this.#arm(next.at);
     // After the heap is consistent: an expiry may add or cancel entries.
     for (const item of due) item.expire();
   }

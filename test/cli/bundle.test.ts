@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process';
 import { cpSync, existsSync, symlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { startEtcd } from '../helpers/etcd.js';
+import { spawnSrvlink } from '../helpers/srvlink-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -26,6 +28,24 @@ describe('dist/main.js and the bundle', () => {
     expect(result.code).toBe(0);
     expect(result.loaded).toContain(join(ROOT, 'dist/bundle/srvlink.cjs'));
     expect(result.stdout).toMatch(/^Usage: srvlink run /);
+  });
+
+  it('registers in etcd with the etcd client from its own bundle, beside srvlink.cjs: no file of node_modules is loaded, no .proto file read', async () => {
+    const etcd = await startEtcd();
+    onTestFinished(() => etcd.close());
+    const register = spawnSrvlink(['register', '--etcd', etcd.endpoints.join(','), '--domain', 'env1.skydns.local', '--service', 'web', '--port', '8080', '--host', '127.0.0.1', '--instance', 'w1', '--ttl', '5'], {
+      env: { NODE_DEBUG: 'module' },
+    });
+    await register.waitForLog((l) => l.msg === 'registered');
+    const got = await etcd.etcdctl(['get', '--print-value-only', '/skydns/local/skydns/env1/_tcp/_web/w1']);
+    expect(JSON.parse(got.stdout)).toMatchObject({ host: '127.0.0.1', port: 8080 });
+    expect(await register.stop()).toBe(0);
+    // SIGTERM revoked the lease: the key is gone.
+    expect((await etcd.etcdctl(['get', '--prefix', '--keys-only', '/skydns'])).stdout.trim()).toBe('');
+    const loaded = register.logs.flatMap((l) => (l.level === 'raw' ? [...String(l.msg).matchAll(/^MODULE \d+: load "([^"]+)"/g)].map((m) => m[1] as string) : []));
+    expect(loaded).toContain(join(ROOT, 'dist/bundle/srvlink.cjs'));
+    expect(loaded).toContain(join(ROOT, 'dist/bundle/etcd.cjs'));
+    expect(loaded.filter((file) => file.includes('node_modules') || file.endsWith('.proto'))).toEqual([]);
   });
 
   it('runs the modules when the bundle is older than main.js (a tsc run after make build), and they answer alike', async () => {

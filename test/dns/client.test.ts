@@ -210,6 +210,30 @@ describe('DnsClient over UDP', () => {
     expect(response.authorities.map((rr) => rr.type)).toEqual(['SOA']);
     expect(dns.stats.failures).toBe(0);
   });
+
+  it('takes an answer that arrived in time even when the process was too busy to read it before its timer ran out', async () => {
+    for (const tcp of [false, true]) {
+      // The server answers at once, then keeps the event loop busy past the
+      // client's timeout (a process descheduled on a loaded machine looks the
+      // same): when the loop comes back, the expired timer and the waiting
+      // answer are both there, and timers run first.
+      const server = await serve((q) => {
+        // Over TCP: a truncated UDP answer first, then the busy loop behind the TCP one.
+        if (tcp && q.transport === 'udp') return [reply(truncate(answer(q)))];
+        setImmediate(() => {
+          const until = performance.now() + 400;
+          while (performance.now() < until);
+        });
+        return [reply(answer(q, '192.0.2.10'))];
+      });
+      const dns = client([server.address], { timeout: 100, attempts: 1 });
+
+      const response = await dns.query(NAME, 'A');
+
+      expect(addresses(response), tcp ? 'over TCP' : 'over UDP').toEqual(['192.0.2.10']);
+      expect(dns.stats.timeouts).toBe(0);
+    }
+  });
 });
 
 describe('DnsClient anti-spoofing (RFC 5452)', () => {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { onTestFinished } from 'vitest';
+import { onTestFailed, onTestFinished } from 'vitest';
 import type { LogLine } from './log-line.js';
 
 /** The built executable: tests run what users run (`make test` builds first). */
@@ -89,6 +89,11 @@ export function spawnSrvlink(args: string[], options: SpawnSrvlinkOptions = {}):
     child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
   });
   try {
+    // What srvlink said is the first thing to read when a test fails (CI shows only the test's output).
+    onTestFailed(() => {
+      const tail = stderrText.split('\n').slice(-60).join('\n');
+      console.error(`srvlink ${args.join(' ')} (pid ${child.pid ?? '?'}), the end of its stderr:\n${tail}`);
+    });
     onTestFinished(async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGKILL');
