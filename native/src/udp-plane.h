@@ -1,0 +1,79 @@
+/*
+ * The native UDP fast path of a DNS server: a thread reads a bound UDP
+ * socket in batches (recvmmsg), answers every query whose bytes after the
+ * ID are exactly those of an entry of a bounded table by copying the
+ * entry's reply, writing the query's ID and ageing the TTLs, and sends the
+ * answers in batches (sendmmsg). Every other datagram (a miss, a client the
+ * allow list does not name, an expired entry) goes to the owner's `on_miss`
+ * in batches, unchanged. The table is filled and emptied by the owner.
+ */
+#ifndef SRVLINK_UDP_PLANE_H
+#define SRVLINK_UDP_PLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Datagrams read or sent per system call. */
+#define UDP_BATCH 64
+/* Bytes of a datagram read; a longer one is dropped and counted (a DNS query is never that long). */
+#define UDP_DATAGRAM_MAX 4096
+/* Bytes of a reply the table keeps (UDP replies are cut to at most 4,096 bytes). */
+#define UDP_REPLY_MAX 4096
+/* TTLs per reply the table ages. */
+#define UDP_TTLS_MAX 256
+
+typedef struct udp_plane udp_plane;
+
+/* One datagram for the owner: its bytes and who sent it. */
+typedef struct {
+  const uint8_t *data;
+  size_t length;
+  struct sockaddr_storage from;
+  socklen_t from_length;
+} udp_datagram;
+
+/* On the plane's thread: `count` datagrams nobody answered; the owner copies what it keeps. */
+typedef void (*udp_miss_fn)(void *ctx, const udp_datagram *datagrams, size_t count);
+
+/* A network a client may be in to be answered from the table: family AF_INET or AF_INET6, address in network order. */
+typedef struct {
+  int family;
+  uint8_t address[16];
+  uint8_t prefix;
+} udp_network;
+
+typedef struct {
+  uint64_t hits;
+  uint64_t misses;
+  /* Datagrams longer than UDP_DATAGRAM_MAX, and misses the owner could not take. */
+  uint64_t dropped;
+  uint64_t entries;
+  uint64_t bytes;
+} udp_plane_stats;
+
+/* Start the thread on a duplicate of `fd` (the plane closes its copy). 0 or an errno. */
+int udp_plane_create(int fd, size_t max_entries, size_t max_bytes, udp_miss_fn on_miss, void *ctx, udp_plane **out);
+/* Stop the thread, free the table, close the descriptor. NULL is fine. */
+void udp_plane_destroy(udp_plane *plane);
+
+/*
+ * Answer queries whose bytes after the ID are `key` with `reply` (its ID
+ * overwritten) until `expires_ms` (ms since the epoch, CLOCK_REALTIME). When
+ * `stored_ms` >= 0, the TTLs at `ttl_offsets` are `ttls` minus the whole
+ * seconds since `stored_ms` (never below 0). Replaces an entry of the same
+ * key. `id` is the owner's, reported with the hits. 0, EINVAL for a bad
+ * shape or ENOSPC when the table is full.
+ */
+int udp_plane_put(udp_plane *plane, uint32_t id, const uint8_t *key, size_t key_length, const uint8_t *reply, size_t reply_length,
+                  const uint32_t *ttl_offsets, const uint32_t *ttls, size_t ttl_count, int64_t stored_ms, int64_t expires_ms);
+/* Forget the entry of `key`, if any. */
+void udp_plane_delete(udp_plane *plane, const uint8_t *key, size_t key_length);
+void udp_plane_clear(udp_plane *plane);
+/* Who may be answered from the table: `count` networks (copied), or everyone when `networks` is NULL. */
+int udp_plane_allow(udp_plane *plane, const udp_network *networks, size_t count);
+/* Hits per entry since the last call, as (id, count) pairs, at most `max`; the number of pairs. */
+size_t udp_plane_take_hits(udp_plane *plane, uint32_t *ids, uint32_t *counts, size_t max);
+void udp_plane_stats_read(udp_plane *plane, udp_plane_stats *out);
+
+#endif
