@@ -6,6 +6,8 @@
  *   isChildSubreaper(): boolean                reaper.c
  *   spliceStart, spliceAdd, spliceAbort,
  *   spliceStats                                splice-binding.c (the native data plane)
+ *   udpOpen, udpPut, udpDelete, udpClear,
+ *   udpAllow, udpTakeHits, udpStats, udpClose  udp-binding.c (the DNS servers' UDP fast path)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 #include "reaper.h"
 #include "splice-binding.h"
+#include "udp-binding.h"
 
 #define REAPED_MAX 256
 
@@ -88,6 +91,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   splice_binding_init(env, exports);
+  udp_binding_init(env, exports);
   return exports;
 }
 
