@@ -47,6 +47,21 @@ export interface NativeAddon {
   /** Reset both sockets of a pair; its end is reported as aborted. */
   spliceAbort?(id: number): void;
   spliceStats?(): SpliceStats;
+  /**
+   * The DNS servers' UDP fast path (native/src/udp-binding.h): a thread on a
+   * duplicate of a bound UDP socket's descriptor; misses come to `onMiss` as
+   * datagram, address, port, ... The handle is opaque.
+   */
+  udpOpen?(fd: number, maxEntries: number, maxBytes: number, onMiss: (batch: (Buffer | string | number)[]) => void): unknown;
+  udpPut?(handle: unknown, id: number, key: Buffer, reply: Buffer, ttlOffsets: readonly number[], ttls: readonly number[], storedMs: number, expiresMs: number): boolean;
+  udpDelete?(handle: unknown, key: Buffer): void;
+  udpClear?(handle: unknown): void;
+  /** Networks as 18-byte records (family 4 or 6, prefix, address), or null: everyone. */
+  udpAllow?(handle: unknown, networks: Buffer | null): void;
+  /** Hits since the last call, as id, count, id, count, ... */
+  udpTakeHits?(handle: unknown): number[];
+  udpStats?(handle: unknown): { hits: number; misses: number; dropped: number; entries: number; bytes: number };
+  udpClose?(handle: unknown): void;
 }
 
 /** The addon, or why it is not there. */

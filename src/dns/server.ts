@@ -18,7 +18,8 @@ import {
   type DnsMessage,
 } from './codec.js';
 import { runChain, type DnsClientInfo, type DnsHandler, type DnsRequest } from './handler.js';
-import type { ReplyCache } from './reply-cache.js';
+import { NativeUdpPath, udpHandle, type NativeUdpAddon, type NativeUdpStats } from './native-udp.js';
+import type { NativeReplyCache, ReplyCache } from './reply-cache.js';
 import { FrameDecoder, frameMessage } from './tcp-framing.js';
 import { TC_BIT } from './wire.js';
 
@@ -54,7 +55,19 @@ export interface DnsServerOptions {
   onReply?: (type: string | undefined, rcode: number) => void;
   /** Encoded replies asked before a query is decoded, and told every reply the chain gives (the stub's wire cache). */
   replyCache?: ReplyCache;
+  /**
+   * The addon's UDP fast path: UDP queries are read by its thread, which
+   * answers from a table the reply cache mirrors its UDP replies into
+   * (`NativeUdpPath`); everything else comes here as before. Without it (or
+   * with a reply cache that cannot mirror), Node reads the socket.
+   */
+  nativeUdp?: NativeUdpAddon;
 }
+
+/** Bounds of the native UDP table: query shapes and bytes (keys, replies, TTL offsets). */
+export const NATIVE_UDP_LIMITS = { maxEntries: 20_000, maxBytes: 16 * 1024 * 1024 } as const;
+/** How often the native path's hits are counted into the server's stats and metrics (ms). */
+const NATIVE_HITS_EVERY = 100;
 
 /** RFC 6891 §6.1.3: the highest EDNS version srvlink implements. */
 const EDNS_VERSION = 0;
@@ -96,6 +109,10 @@ interface TcpConnection {
   message: NodeJS.Timeout | undefined;
 }
 
+function isNativeReplyCache(cache: ReplyCache): cache is NativeReplyCache {
+  return 'attachNative' in cache && 'nativeHits' in cache;
+}
+
 /** Map an error thrown by a handler to the rcode of the reply: the one place this happens. */
 export function rcodeForError(err: unknown): number {
   if (err instanceof SrvlinkError && err.code === 'ERR_DNS_MALFORMED') return Rcode.FORMERR;
@@ -127,6 +144,7 @@ export class DnsServer implements Service<HostPort> {
   readonly #connections = new Map<Socket, TcpConnection>();
   #udp: UdpSocket | undefined;
   #tcp: TcpServer | undefined;
+  #native: { path: NativeUdpPath; cache: NativeReplyCache; timer: NodeJS.Timeout } | undefined;
   #inflight = 0;
   #closing: Promise<void> | undefined;
 
@@ -162,9 +180,34 @@ export class DnsServer implements Service<HostPort> {
     return { host: address, port };
   }
 
+  /** The native UDP path's counts, or undefined when Node reads the UDP socket. */
+  get nativeUdp(): NativeUdpStats | undefined {
+    return this.#native?.path.stats();
+  }
+
+  /** Count the native path's hits now (they are counted every 100 ms anyway). */
+  countNativeHits(): void {
+    const native = this.#native;
+    if (native === undefined) return;
+    for (const { type, rcode, truncated, count } of native.cache.nativeHits(native.path.takeHits())) {
+      this.stats.queries += count;
+      if (truncated) this.stats.truncated += count;
+      for (let i = 0; i < count; i++) this.#observe(type, rcode);
+    }
+  }
+
   /** Stop listening and close every TCP connection; safe to call twice. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      const native = this.#native;
+      if (native !== undefined) {
+        // Before the socket: the thread's duplicate would keep the port bound.
+        clearInterval(native.timer);
+        this.countNativeHits();
+        native.path.close();
+        native.cache.attachNative(undefined);
+        this.#native = undefined;
+      }
       const udp = this.#udp;
       const tcp = this.#tcp;
       for (const socket of this.#connections.keys()) socket.destroy();
@@ -186,9 +229,37 @@ export class DnsServer implements Service<HostPort> {
         // Bound to one address, every datagram arrived there; on a wildcard Node cannot tell (no IP_PKTINFO).
         const local = host === '0.0.0.0' || host === '::' ? undefined : socket.address().address;
         socket.on('message', (buf, rinfo) => this.#onDatagram(socket, buf, rinfo, local));
+        this.#startNative(socket, local);
         resolve(socket);
       });
     });
+  }
+
+  /** Hand the reading of `socket` to the native path, when there is one and the reply cache can fill its table. */
+  #startNative(socket: UdpSocket, local: string | undefined): void {
+    const addon = this.#options.nativeUdp;
+    const cache = this.#options.replyCache;
+    if (addon === undefined || cache === undefined || !isNativeReplyCache(cache)) return;
+    const family = socket.address().family as 'IPv4' | 'IPv6';
+    let path: NativeUdpPath;
+    try {
+      path = new NativeUdpPath(addon, socket, {
+        ...NATIVE_UDP_LIMITS,
+        onDatagram: (buf, address, port) => this.#onDatagram(socket, buf, { address, port, family, size: buf.length }, local),
+      });
+    } catch (err) {
+      this.#log.warn('dns udp queries read by node: the native fast path did not start', { error: errorMessage(err) });
+      return;
+    }
+    if (!cache.attachNative(path)) {
+      path.close();
+      // The thread stopped Node's reading: read again.
+      udpHandle(socket)?.recvStart?.();
+      return;
+    }
+    const timer = setInterval(() => this.countNativeHits(), NATIVE_HITS_EVERY);
+    timer.unref();
+    this.#native = { path, cache, timer };
   }
 
   #listenTcp(host: string, port: number): Promise<TcpServer> {

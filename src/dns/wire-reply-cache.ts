@@ -3,7 +3,7 @@ import type { DnsMessage } from './codec.js';
 import type { DnsClientInfo } from './handler.js';
 import { queryKey } from './query-key.js';
 import { recordTtlOffsets } from './record-ttls.js';
-import type { CachedReply, ReplyCache } from './reply-cache.js';
+import type { CachedReply, NativeHits, NativeReplyCache, NativeReplyTable, ReplyNetwork } from './reply-cache.js';
 import { TC_BIT } from './wire.js';
 
 /**
@@ -19,6 +19,14 @@ export interface ReplyOrigin {
    * reply's TTLs. Absent: the TTLs stand still (an authoritative answer).
    */
   readonly aging?: { readonly storedAt: number; readonly elapsed: number };
+  /**
+   * For a copy served where nothing asks `fresh` (a `NativeReplyTable`): the
+   * moment (ms since the epoch) from which `fresh` is false at the latest,
+   * and a way to hear at once when it turns false before then (its source
+   * replaced, the zone changed); `onEnd` returns how to stop listening.
+   * Absent: the reply is served from JavaScript only.
+   */
+  readonly until?: { readonly at: number; onEnd(listener: () => void): () => void };
 }
 
 export interface WireReplyCacheOptions {
@@ -32,6 +40,8 @@ export interface WireReplyCacheOptions {
   now?: () => number;
   /** Whether a client may be answered (the stub's allow-from); default everyone. */
   allows?: (address: string) => boolean;
+  /** The networks `allows` lets in, for a native table; without them a cache with `allows` is not mirrored. */
+  allowNetworks?: readonly ReplyNetwork[];
   /** Told of every query answered from here (the owner's counters). */
   onHit?: () => void;
 }
@@ -47,7 +57,12 @@ interface Entry {
   type: string;
   rcode: number;
   truncated: boolean;
+  /** Its copies in the native table: the query shapes (bytes after the ID) put there, under one id. */
+  native: { id: number; keys: Buffer[]; off: () => void } | undefined;
 }
+
+/** Query shapes of one entry put in a native table at most (RD, Z and payload size spelled differently, one reply). */
+const NATIVE_KEYS_MAX = 8;
 
 /**
  * Encoded replies keyed by the raw query (`queryKey`: the question's bytes,
@@ -60,7 +75,7 @@ interface Entry {
  * one is served only while the origin says the chain would still give it.
  * Bounded by entries and bytes; `clear()` drops all.
  */
-export class WireReplyCache implements ReplyCache {
+export class WireReplyCache implements NativeReplyCache {
   readonly #entries = new Map<string, Entry>();
   readonly #origin: (reply: DnsMessage) => ReplyOrigin | undefined;
   readonly #maxEntries: number;
@@ -68,6 +83,12 @@ export class WireReplyCache implements ReplyCache {
   readonly #now: () => number;
   readonly #allows: ((address: string) => boolean) | undefined;
   readonly #onHit: (() => void) | undefined;
+  readonly #allowNetworks: readonly ReplyNetwork[] | undefined;
+  readonly #ownClock: boolean;
+  #native: NativeReplyTable | undefined;
+  #nativeIds = 0;
+  /** What each id put in the native table counts as, until its hits are taken after its entry went. */
+  readonly #nativeMeta = new Map<number, { type: string; rcode: number; truncated: boolean; gone: boolean }>();
   #bytes = 0;
   /** Queries answered from here. */
   hits = 0;
@@ -82,6 +103,32 @@ export class WireReplyCache implements ReplyCache {
     this.#now = options.now ?? Date.now;
     this.#allows = options.allows;
     this.#onHit = options.onHit;
+    this.#allowNetworks = options.allowNetworks;
+    this.#ownClock = options.now !== undefined;
+  }
+
+  attachNative(table: NativeReplyTable | undefined): boolean {
+    if (table !== undefined && (this.#ownClock || (this.#allows !== undefined && this.#allowNetworks === undefined))) return false;
+    for (const entry of this.#entries.values()) this.#unmirror(entry);
+    this.#native?.clear();
+    this.#native = table;
+    table?.allow(this.#allows === undefined ? undefined : this.#allowNetworks);
+    return true;
+  }
+
+  nativeHits(pairs: readonly number[]): NativeHits[] {
+    const counted: NativeHits[] = [];
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const meta = this.#nativeMeta.get(pairs[i] as number);
+      const count = pairs[i + 1] as number;
+      if (meta === undefined || count <= 0) continue;
+      this.hits += count;
+      if (this.#onHit !== undefined) for (let n = 0; n < count; n++) this.#onHit();
+      counted.push({ type: meta.type, rcode: meta.rcode, truncated: meta.truncated, count });
+    }
+    // The table reports an entry's last hits with the first take after it went.
+    for (const [id, meta] of this.#nativeMeta) if (meta.gone) this.#nativeMeta.delete(id);
+    return counted;
   }
 
   get size(): number {
@@ -121,6 +168,7 @@ export class WireReplyCache implements ReplyCache {
     this.#entries.set(key, entry);
     this.hits += 1;
     this.#onHit?.();
+    if (client.transport === 'udp') this.#mirror(key, entry, query);
     return { wire, type: entry.type, rcode: entry.rcode, truncated: entry.truncated };
   }
 
@@ -139,7 +187,7 @@ export class WireReplyCache implements ReplyCache {
     const previous = this.#entries.get(key);
     if (previous !== undefined) this.#delete(key, previous);
     const elapsed = aging?.elapsed ?? 0;
-    this.#entries.set(key, {
+    const entry: Entry = {
       template: Buffer.from(wire),
       origin,
       ttlOffsets,
@@ -148,8 +196,11 @@ export class WireReplyCache implements ReplyCache {
       type: reply.questions[0]?.type ?? '',
       rcode: reply.rcode,
       truncated: (wire.readUInt16BE(2) & TC_BIT) !== 0,
-    });
+      native: undefined,
+    };
+    this.#entries.set(key, entry);
     this.#bytes += wire.length;
+    if (client.transport === 'udp') this.#mirror(key, entry, query);
     for (const [oldest, entry] of this.#entries) {
       if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
       this.#delete(oldest, entry);
@@ -158,12 +209,55 @@ export class WireReplyCache implements ReplyCache {
 
   /** Drop every entry. */
   clear(): void {
+    for (const entry of this.#entries.values()) this.#unmirror(entry, false);
+    this.#native?.clear();
     this.#entries.clear();
     this.#bytes = 0;
   }
 
   #delete(key: string, entry: Entry): void {
+    this.#unmirror(entry);
     this.#entries.delete(key);
     this.#bytes -= entry.template.length;
+  }
+
+  /**
+   * Put the query shape of `query` (its bytes after the ID) for `entry` in the
+   * native table, when there is one and the origin can say when the reply ends.
+   */
+  #mirror(key: string, entry: Entry, query: Buffer): void {
+    const table = this.#native;
+    const until = entry.origin.until;
+    if (table === undefined || until === undefined) return;
+    const shape = query.subarray(2);
+    let native = entry.native;
+    if (native === undefined) {
+      const id = (this.#nativeIds = (this.#nativeIds + 1) >>> 0);
+      native = { id, keys: [], off: () => undefined };
+      entry.native = native;
+      this.#nativeMeta.set(id, { type: entry.type, rcode: entry.rcode, truncated: entry.truncated, gone: false });
+      // The origin ends before its time (the source replaced, the zone changed): the entry goes, here and in the table.
+      native.off = until.onEnd(() => {
+        if (this.#entries.get(key) === entry) this.#delete(key, entry);
+        else this.#unmirror(entry);
+      });
+      // An origin that had ended already took the entry at once.
+      if (this.#entries.get(key) !== entry) return;
+    }
+    if (native.keys.length >= NATIVE_KEYS_MAX || native.keys.some((known) => known.equals(shape))) return;
+    const copy = Buffer.from(shape);
+    const storedAt = entry.origin.aging?.storedAt;
+    if (table.put(native.id, copy, entry.template, entry.ttlOffsets, entry.ttls, storedAt, until.at)) native.keys.push(copy);
+  }
+
+  /** Take `entry`'s copies out of the native table (`each` false: the whole table is cleared anyway). */
+  #unmirror(entry: Entry, each = true): void {
+    const native = entry.native;
+    if (native === undefined) return;
+    entry.native = undefined;
+    native.off();
+    if (each) for (const key of native.keys) this.#native?.delete(key);
+    const meta = this.#nativeMeta.get(native.id);
+    if (meta !== undefined) meta.gone = true;
   }
 }
