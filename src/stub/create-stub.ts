@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import type { Cidr } from '../core/cidr.js';
+import { parseCidr, type Cidr } from '../core/cidr.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { HostPort } from '../core/host-port.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -62,7 +62,7 @@ export interface StubOptions {
   /** Longest a client waits for a forwarded answer, ms; default `QUESTION_DEADLINE` (4 s). */
   questionDeadline?: number;
   /** Transport limits, passed to `DnsServer` as they are. */
-  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'tcpMessageTimeout' | 'maxTcpPipeline' | 'onReply'>;
+  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'tcpMessageTimeout' | 'maxTcpPipeline' | 'onReply' | 'nativeUdp'>;
 }
 
 /**
@@ -188,7 +188,12 @@ export function createStub(options: StubOptions): StubServer {
           maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
           stats,
           ...(options.now === undefined ? {} : { now: options.now }),
-          ...(options.allowFrom === undefined ? {} : { allows: allowFrom(options.allowFrom) }),
+          ...(options.allowFrom === undefined
+            ? {}
+            : {
+                allows: allowFrom(options.allowFrom),
+                allowNetworks: options.allowFrom.map((entry) => (typeof entry === 'string' ? parseCidr(entry, '--allow-from') : entry)),
+              }),
         });
   // What no handler took: a name outside the cluster domain with no upstream to send it to
   // (resolv.conf names only the stub). Never silent: counted, and logged the first time.

@@ -43,6 +43,8 @@ interface Entry {
   staleUntil: number;
   /** Cleared when the entry leaves the cache (replaced, evicted, expired past stale, cleared). */
   live: boolean;
+  /** Told once when `live` is cleared (copies kept where nothing asks `live`). */
+  ends: Set<() => void> | undefined;
 }
 
 /** Where a fresh answer came from: what a cache of encoded replies needs to age it and to drop it with its entry. */
@@ -54,6 +56,8 @@ export interface CacheOrigin {
   readonly elapsed: number;
   /** Whether the entry is still the cache's answer to its question. */
   live(): boolean;
+  /** Call `listener` once when the entry stops being the cache's answer (at once if it has); returns how to stop listening. */
+  onEnd(listener: () => void): () => void;
 }
 
 /**
@@ -196,7 +200,7 @@ export class DnsCache {
     this.#delete(key);
     const now = this.#now();
     const expiresAt = now + lifetime * 1000;
-    this.#entries.set(key, { response: stored, size, storedAt: now, expiresAt, staleUntil: expiresAt + this.#staleMax, live: true });
+    this.#entries.set(key, { response: stored, size, storedAt: now, expiresAt, staleUntil: expiresAt + this.#staleMax, live: true, ends: undefined });
     this.#bytes += size;
     for (const [oldest] of this.#entries) {
       if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
@@ -208,8 +212,9 @@ export class DnsCache {
 
   /** Drop every entry. */
   clear(): void {
-    for (const entry of this.#entries.values()) entry.live = false;
+    const entries = [...this.#entries.values()];
     this.#entries.clear();
+    for (const entry of entries) end(entry);
     this.#bytes = 0;
   }
 
@@ -233,9 +238,9 @@ export class DnsCache {
   #delete(key: string): void {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
-    entry.live = false;
     this.#entries.delete(key);
     this.#bytes -= entry.size;
+    end(entry);
   }
 
   /** Seconds `response` may be kept, or undefined when it must not be. */
@@ -262,8 +267,26 @@ function fresh(entry: Entry, now: number): CachedAnswer {
   return {
     response: entry.response,
     ttl: (ttl) => Math.max(0, ttl - elapsed),
-    origin: { storedAt: entry.storedAt, expiresAt: entry.expiresAt, elapsed, live: () => entry.live },
+    origin: { storedAt: entry.storedAt, expiresAt: entry.expiresAt, elapsed, live: () => entry.live, onEnd: (listener) => onEnd(entry, listener) },
   };
+}
+
+function onEnd(entry: Entry, listener: () => void): () => void {
+  if (!entry.live) {
+    listener();
+    return () => undefined;
+  }
+  const ends = (entry.ends ??= new Set());
+  ends.add(listener);
+  return () => ends.delete(listener);
+}
+
+/** The entry left the cache: whoever keeps a copy of its answer hears it. */
+function end(entry: Entry): void {
+  entry.live = false;
+  const ends = entry.ends;
+  entry.ends = undefined;
+  if (ends !== undefined) for (const listener of ends) listener();
 }
 
 function capTtl(record: DnsRecord, cap: number): DnsRecord {

@@ -1,3 +1,4 @@
+import type { ReplyNetwork } from '../dns/reply-cache.js';
 import { WireReplyCache } from '../dns/wire-reply-cache.js';
 import type { CacheHandler } from './cache-handler.js';
 import type { StubStats } from './stub-stats.js';
@@ -13,6 +14,8 @@ export interface WireCacheOptions {
   now?: () => number;
   /** Whether a client may be answered (the stub's allow-from); default everyone. */
   allows?: (address: string) => boolean;
+  /** The networks `allows` lets in (for the native UDP path: without them it answers nobody from the cache). */
+  allowNetworks?: readonly ReplyNetwork[];
   /** A hit counts as a query and a cache hit, as the chain would have counted it. */
   stats?: StubStats;
 }
@@ -36,12 +39,13 @@ export class WireCache extends WireReplyCache {
       origin: (reply) => {
         const origin = source.origin(reply);
         if (origin === undefined) return undefined;
-        return { fresh: (now) => origin.live() && now < origin.expiresAt, aging: origin };
+        return { fresh: (now) => origin.live() && now < origin.expiresAt, aging: origin, until: { at: origin.expiresAt, onEnd: origin.onEnd } };
       },
       maxEntries: options.maxEntries,
       maxBytes: options.maxBytes,
       ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.allows === undefined ? {} : { allows: options.allows }),
+      ...(options.allowNetworks === undefined ? {} : { allowNetworks: options.allowNetworks }),
       ...(stats === undefined
         ? {}
         : {
