@@ -1,6 +1,6 @@
 import type { SrvlinkError } from '../core/errors.js';
 import { parseSkydnsRecord } from '../skydns-model/skydns-record.js';
-import type { ZoneEntry, ZoneStore } from './zone-store.js';
+import { ChangeListeners, type ZoneEntry, type ZoneStore } from './zone-store.js';
 
 /** A malformed value: its key and why it was skipped. */
 export interface MalformedValue {
@@ -24,6 +24,7 @@ export class MemoryZoneStore implements ZoneStore {
   /** Keys of `#entries`, sorted. */
   #keys: string[] = [];
   #version = 0;
+  readonly #changes = new ChangeListeners();
 
   /**
    * A store holding `values` (key → JSON text as etcd holds it, or an already
@@ -53,6 +54,15 @@ export class MemoryZoneStore implements ZoneStore {
     return this.#version;
   }
 
+  onChange(listener: () => void): () => void {
+    return this.#changes.add(listener);
+  }
+
+  #changed(): void {
+    this.#version++;
+    this.#changes.tell();
+  }
+
   /** How many valid records the store holds. */
   get size(): number {
     return this.#entries.size;
@@ -76,13 +86,13 @@ export class MemoryZoneStore implements ZoneStore {
     } catch (err) {
       this.delete(key);
       this.#malformed.set(key, err as SrvlinkError);
-      this.#version++;
+      this.#changed();
       return err as SrvlinkError;
     }
-    this.#version++;
     this.#malformed.delete(key);
     if (!this.#entries.has(key)) this.#keys.splice(lowerBound(this.#keys, key), 0, key);
     this.#entries.set(key, entry);
+    this.#changed();
     return undefined;
   }
 
@@ -90,18 +100,18 @@ export class MemoryZoneStore implements ZoneStore {
   reject(key: string, error: SrvlinkError): void {
     this.delete(key);
     this.#malformed.set(key, error);
-    this.#version++;
+    this.#changed();
   }
 
   /** Forget `key` (an etcd delete or an expired lease). Whether it held a record or a malformed value. */
   delete(key: string): boolean {
     const wasMalformed = this.#malformed.delete(key);
     if (!this.#entries.delete(key)) {
-      if (wasMalformed) this.#version++;
+      if (wasMalformed) this.#changed();
       return wasMalformed;
     }
     this.#keys.splice(lowerBound(this.#keys, key), 1);
-    this.#version++;
+    this.#changed();
     return true;
   }
 

@@ -73,8 +73,28 @@ export function createZoneHandler(options: ZoneHandlerOptions): ZoneHandler {
         const last = seen.last;
         // The SOA's serial is the time in seconds: a reply holding one is the same reply for the rest of that second.
         const second = [...answer.answers, ...answer.authorities].some((record) => record.type === 'SOA') ? Math.floor(at / 1000) : undefined;
+        const onChange = store.onChange?.bind(store);
         origins.set(reply, {
           fresh: (t) => store.version === version && t >= at && t <= last && (second === undefined || Math.floor(t / 1000) === second),
+          // For a copy nobody asks: the first moment `fresh` is false by the clock, and the next change of the store.
+          ...(onChange === undefined
+            ? {}
+            : {
+                until: {
+                  at: Math.min(last + 1, second === undefined ? Number.POSITIVE_INFINITY : (second + 1) * 1000),
+                  onEnd: (listener: () => void): (() => void) => {
+                    if (store.version !== version) {
+                      listener();
+                      return () => undefined;
+                    }
+                    const off = onChange(() => {
+                      off();
+                      listener();
+                    });
+                    return off;
+                  },
+                },
+              }),
         });
       }
       return Promise.resolve(reply);

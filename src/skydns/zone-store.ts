@@ -34,4 +34,34 @@ export interface ZoneStore {
    * answers from it are never kept.
    */
   readonly version?: number;
+  /**
+   * Call `listener` after every change of `version`; returns how to stop.
+   * Absent: answers are kept only where the version is asked (not in the
+   * native UDP path's table, which nobody asks).
+   */
+  onChange?(listener: () => void): () => void;
+}
+
+/** Listeners of a store's changes (`ZoneStore.onChange`), told in the order they came. */
+export class ChangeListeners {
+  readonly #listeners = new Set<() => void>();
+
+  add(listener: () => void): () => void {
+    // A wrapper per call: the same function twice is two listeners.
+    const once = (): void => listener();
+    this.#listeners.add(once);
+    return () => this.#listeners.delete(once);
+  }
+
+  /** Tell every listener; one that throws does not keep the others from hearing. */
+  tell(): void {
+    if (this.#listeners.size === 0) return;
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
 }
