@@ -22,6 +22,7 @@ import { STUB_RESOLV_CONF_HEADER, originalText, parseResolvConf, readResolvConfT
 import { Forwarder, type ConnectionRecord, type ForwarderSettings } from '../proxy/forwarder.js';
 import type { DataPlane } from '../proxy/data-plane.js';
 import { openDataPlane } from '../proxy/native-data-plane.js';
+import { openNativeUdp, type NativeUdpAddon } from '../dns/native-udp.js';
 import { loadNativeAddon } from '../core/native-addon.js';
 import type { Registration, RegistrationState } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
@@ -128,7 +129,7 @@ interface Route {
  */
 export async function startAmbassador(config: RunConfig, options: AmbassadorOptions): Promise<Ambassador> {
   const log = options.logger;
-  const dataPlane = chooseDataPlane(config, options.env ?? {}, log);
+  const { dataPlane, nativeUdp } = chooseNativeParts(config, options.env ?? {}, log);
   // Metrics observed where decisions are made: only with an admin endpoint to show them.
   const metrics = options.admin ? await createAdminMetrics() : undefined;
   // Read once, before anything could rewrite it: the container's resolvers
@@ -239,7 +240,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   try {
     for (const route of routes) await route.forwarder.start();
     if (config.dnsListen) {
-      stub = createDnsStub(config, config.dnsListen, aliasTable(routes), stubResolvers, log, zone, metrics);
+      stub = createDnsStub(config, config.dnsListen, aliasTable(routes), stubResolvers, log, zone, metrics, nativeUdp);
       try {
         await stub.start();
       } catch (err) {
@@ -383,6 +384,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       ejectTime: config.ejectTime,
       drainTimeout: config.drainTimeout,
       dataPlane: dataPlane.name,
+      ...(stub ? { dnsFastPath: stub.nativeUdp === undefined ? 'js' : 'native' } : {}),
       ...(config.discovery === 'static' ? {} : { ttlMin: config.ttlMin, ttlMax: config.ttlMax, staleMax: config.staleMax }),
     },
   });
@@ -502,17 +504,25 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
 
 /** The forwarder settings of a config. */
 /**
- * The data plane of every mapping, chosen once (a restart setting):
- * `auto` takes the native one when the addon loads and says in one line
- * when it does not; `native` without it is an error.
+ * The data plane of every mapping and the stub's UDP fast path, chosen once
+ * (restart settings): `auto` takes the native one when the addon loads and
+ * says in one line when it does not (one line for both when both miss it);
+ * `native` without it is an error.
  */
-function chooseDataPlane(config: RunConfig, env: NodeJS.ProcessEnv, log: Logger): DataPlane {
+function chooseNativeParts(config: RunConfig, env: NodeJS.ProcessEnv, log: Logger): { dataPlane: DataPlane; nativeUdp: NativeUdpAddon | undefined } {
   const { plane, unavailable } = openDataPlane(config.dataPlane, () => loadNativeAddon(env));
+  if (unavailable !== undefined && config.dataPlane === 'native') throw new ConfigError(`invalid --data-plane "native": ${unavailable}`);
+  const udp = config.dnsListen === undefined ? { addon: undefined } : openNativeUdp(config.dnsFastPath, () => loadNativeAddon(env));
+  if (udp.unavailable !== undefined && config.dnsFastPath === 'native') throw new ConfigError(`invalid --dns-fast-path "native": ${udp.unavailable}`);
   if (unavailable !== undefined) {
-    if (config.dataPlane === 'native') throw new ConfigError(`invalid --data-plane "native": ${unavailable}`);
-    log.warn('forwarding on the JS data plane: the native one is not available', { reason: unavailable });
+    log.warn('forwarding on the JS data plane: the native one is not available', {
+      reason: unavailable,
+      ...(udp.unavailable === undefined ? {} : { dnsFastPath: 'js' }),
+    });
+  } else if (udp.unavailable !== undefined) {
+    log.warn('dns udp queries answered on the JS path: the native fast path is not available', { reason: udp.unavailable });
   }
-  return plane;
+  return { dataPlane: plane, nativeUdp: udp.addon };
 }
 
 function forwarderSettings(c: RunConfig): ForwarderSettings {
@@ -592,6 +602,7 @@ function createDnsStub(
   log: Logger,
   zone: LateZone | undefined,
   metrics: AdminMetrics | undefined,
+  nativeUdp: NativeUdpAddon | undefined,
 ): StubServer {
   const loopback = isLoopback(listen.host);
   return createStub({
@@ -607,7 +618,10 @@ function createDnsStub(
     cacheSize: config.dnsCacheSize,
     staleMax: config.staleMax,
     logger: log.child({ component: 'dns-stub' }),
-    ...(metrics ? { server: { onReply: (type: string | undefined, rcode: number) => metrics.observeDnsReply('stub', type, rcode) } } : {}),
+    server: {
+      ...(metrics ? { onReply: (type: string | undefined, rcode: number) => metrics.observeDnsReply('stub', type, rcode) } : {}),
+      ...(nativeUdp === undefined ? {} : { nativeUdp }),
+    },
   });
 }
 

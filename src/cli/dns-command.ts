@@ -8,7 +8,9 @@ import { formatHostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import { createQueryCheckHandler } from '../dns/query-check.js';
 import { Refusals } from '../dns/refusals.js';
+import { openNativeUdp } from '../dns/native-udp.js';
 import { DnsServer } from '../dns/server.js';
+import { loadNativeAddon } from '../core/native-addon.js';
 import { DEMO_RECORDS } from '../skydns/demo-records.js';
 import { MemoryZoneStore } from '../skydns/memory-zone-store.js';
 import { createZoneHandler } from '../skydns/zone-handler.js';
@@ -34,6 +36,14 @@ export function dnsCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(new Option('--zone <domain>', `zone to answer for, repeatable (default: ${DNS_SERVE_DEFAULTS.zone})`).env('SRVLINK_ZONE').argParser(collect))
     .addOption(new Option('--prefix <path>', 'etcd key prefix of the layout').env('SRVLINK_PREFIX').default(DNS_SERVE_DEFAULTS.prefix))
     .addOption(new Option('--records <file>', 'YAML or JSON file of etcd key → record (default: embedded demo records)').env('SRVLINK_RECORDS'))
+    .addOption(
+      new Option(
+        '--dns-fast-path <path>',
+        'who reads UDP queries: native (a thread of the native addon answers cached replies itself), js (the event loop) or auto (native when the addon loads)',
+      )
+        .env('SRVLINK_DNS_FAST_PATH')
+        .default(DNS_SERVE_DEFAULTS.dnsFastPath),
+    )
     .addHelpText(
       'after',
       `
@@ -94,6 +104,11 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             store = MemoryZoneStore.fromValues(DEMO_RECORDS);
             source = 'embedded demo records';
           }
+          const fastPath = openNativeUdp(config.dnsFastPath, () => loadNativeAddon(io.env));
+          if (fastPath.unavailable !== undefined) {
+            if (config.dnsFastPath === 'native') throw new ConfigError(`invalid --dns-fast-path "native": ${fastPath.unavailable}`);
+            log.warn('dns udp queries answered on the JS path: the native fast path is not available', { reason: fastPath.unavailable });
+          }
           const refusals = new Refusals(log);
           const zoneHandler = createZoneHandler({ zones: config.zones, prefix: config.prefix, store });
           const server = new DnsServer({
@@ -101,6 +116,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             handlers: [createQueryCheckHandler({ refusals }), zoneHandler],
             // A repeated question is answered from the encoded reply while the zone is unchanged.
             replyCache: createZoneReplyCache(zoneHandler),
+            ...(fastPath.addon === undefined ? {} : { nativeUdp: fastPath.addon }),
             // Names outside --zone: REFUSED, counted, the first one logged.
             fallback: (request) => Promise.resolve(refusals.refuse(request, 'outsideZone')),
             logger: log,
@@ -147,6 +163,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             prefix: config.prefix,
             records: source,
             malformed: store.malformed,
+            dnsFastPath: server.nativeUdp === undefined ? 'js' : 'native',
           });
           const signal = await stopSignal;
           await shutdown(log, signal, server, store, refusals);

@@ -73,6 +73,13 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(envOption('--resolv-conf <file>', 'resolv.conf to read upstreams from (and to rewrite)', 'SRVLINK_RESOLV_CONF').default(RUN_DEFAULTS.resolvConf))
     .addOption(envOption('--dns-cache-size <n>', 'answers the stub keeps (positive and negative)', 'SRVLINK_DNS_CACHE_SIZE').default(RUN_DEFAULTS.dnsCacheSize))
     .addOption(
+      envOption(
+        '--dns-fast-path <path>',
+        "who reads the stub's UDP queries: native (a thread of the native addon answers cached replies itself), js (the event loop) or auto (native when the addon loads)",
+        'SRVLINK_DNS_FAST_PATH',
+      ).default(RUN_DEFAULTS.dnsFastPath),
+    )
+    .addOption(
       envOption('--register <name:port[:key=value...]>', "register this container's service in etcd, repeatable; keys: host, priority, weight, ttl, instance, check, check-send, check-expect, check-interval, check-timeout, rise, fall (see srvlink register --help)", 'SRVLINK_REGISTER').argParser(collect),
     )
     .addOption(envOption('--prefix <path>', 'etcd key prefix of the SkyDNS layout (etcd discovery, --register)', 'SRVLINK_PREFIX').default(RUN_DEFAULTS.prefix))

@@ -1,6 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { absoluteName, isDomainName } from '../core/dns-name.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
+import type { DnsFastPathChoice } from '../dns/native-udp.js';
 import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { describeSource, splitList, type OptionSource } from './option-source.js';
 
@@ -13,6 +14,8 @@ export interface DnsServeConfig {
   readonly prefix: string;
   /** Records file; undefined serves the embedded demo records. */
   readonly records: string | undefined;
+  /** Who reads UDP queries: the native addon's thread answering cached replies itself, the event loop, or native when the addon loads. */
+  readonly dnsFastPath: DnsFastPathChoice;
 }
 
 export interface DnsServeInput {
@@ -20,9 +23,13 @@ export interface DnsServeInput {
   zone?: string[] | string;
   prefix?: string;
   records?: string;
+  dnsFastPath?: string;
 }
 
-export const DNS_SERVE_DEFAULTS = { listen: '127.0.0.1:53', zone: 'skydns.local.', prefix: DEFAULT_SKYDNS_PREFIX } as const;
+export const DNS_SERVE_DEFAULTS = { listen: '127.0.0.1:53', zone: 'skydns.local.', prefix: DEFAULT_SKYDNS_PREFIX, dnsFastPath: 'auto' } as const;
+
+/** What `--dns-fast-path` takes. */
+const FAST_PATH_CHOICES: readonly DnsFastPathChoice[] = ['native', 'js', 'auto'];
 
 /** Validate the raw option strings of `srvlink dns` (pure; throws `ConfigError`). */
 export function parseDnsServeConfig(input: DnsServeInput, sources: Partial<Record<keyof DnsServeInput, OptionSource>> = {}): DnsServeConfig {
@@ -34,7 +41,15 @@ export function parseDnsServeConfig(input: DnsServeInput, sources: Partial<Recor
     zones: Object.freeze([...new Set(zones)]),
     prefix: parsePrefix(input.prefix ?? DNS_SERVE_DEFAULTS.prefix, name('prefix', '--prefix')),
     records: input.records === undefined || input.records === '' ? undefined : input.records,
+    dnsFastPath: parseFastPath(input.dnsFastPath ?? DNS_SERVE_DEFAULTS.dnsFastPath, name('dnsFastPath', '--dns-fast-path')),
   });
+}
+
+function parseFastPath(value: string, what: string): DnsFastPathChoice {
+  const text = value.trim().toLowerCase();
+  const found = FAST_PATH_CHOICES.find((choice) => choice === text);
+  if (found === undefined) throw new ConfigError(`invalid ${what} "${value}": expected native, js or auto`);
+  return found;
 }
 
 /** A zone name: valid labels, lower-cased, fully qualified. */

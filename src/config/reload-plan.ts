@@ -18,6 +18,7 @@ export const RESTART_SETTINGS: readonly { key: string; field: keyof RunConfig }[
   { key: 'prefix', field: 'prefix' },
   { key: 'reload-signal', field: 'reloadSignal' },
   { key: 'data-plane', field: 'dataPlane' },
+  { key: 'dns-fast-path', field: 'dnsFastPath' },
 ];
 
 /** What a reload changes, mapping by mapping (pure). */

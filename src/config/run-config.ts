@@ -9,6 +9,7 @@ import { DEFAULT_SKYDNS_PREFIX } from '../skydns-model/key-path.js';
 import { DNS_CLIENT_DEFAULTS } from '../dns/client.js';
 import { FORWARDER_DEFAULTS } from '../proxy/forwarder.js';
 import type { DataPlaneChoice } from '../proxy/native-data-plane.js';
+import type { DnsFastPathChoice } from '../dns/native-udp.js';
 import { DEFAULT_CACHE_ENTRIES } from '../stub/dns-cache.js';
 import { parseHostPort, parseServerAddress, type HostPort } from '../core/host-port.js';
 import { serviceSrvName } from '../discovery/service-name.js';
@@ -57,6 +58,8 @@ export interface RunConfig {
   /** The resolv.conf read for upstreams (and rewritten with `writeResolvConf`). */
   readonly resolvConf: string;
   readonly dnsCacheSize: number;
+  /** Who reads the stub's UDP queries: the native addon's thread answering cached replies itself, the event loop, or native when the addon loads. */
+  readonly dnsFastPath: DnsFastPathChoice;
   /** Networks the stub answers when bound beyond loopback; empty: loopback and the container's own private networks. */
   readonly allowFrom: readonly Cidr[];
   /** The container's own services to register in etcd (`--register NAME:PORT[:key=value...]`). */
@@ -72,6 +75,9 @@ export interface RunConfig {
 
 /** What `--data-plane` takes. */
 export const DATA_PLANE_CHOICES: readonly DataPlaneChoice[] = ['native', 'js', 'auto'];
+
+/** What `--dns-fast-path` takes (`srvlink run` and `srvlink dns`). */
+export const DNS_FAST_PATH_CHOICES: readonly DnsFastPathChoice[] = ['native', 'js', 'auto'];
 
 /** Signals `--reload-signal` may name: those a user sends on purpose and nothing else needs. */
 export const RELOAD_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
@@ -99,6 +105,7 @@ export const RUN_DEFAULTS = {
   dnsListen: '127.0.0.1:53',
   resolvConf: '/etc/resolv.conf',
   dnsCacheSize: String(DEFAULT_CACHE_ENTRIES),
+  dnsFastPath: 'auto',
   prefix: DEFAULT_SKYDNS_PREFIX,
 } as const;
 
@@ -233,6 +240,7 @@ export function parseRunConfig(input: Partial<Record<RunSetting, LayeredValue>>)
     writeResolvConf,
     resolvConf: String(get('resolvConf').value),
     dnsCacheSize: integer('dnsCacheSize', 1, 10_000_000),
+    dnsFastPath: readOneOf(get('dnsFastPath'), DNS_FAST_PATH_CHOICES),
     allowFrom: Object.freeze(allowFrom),
     register: Object.freeze(register),
     prefix: parsePrefix(String(get('prefix').value), describeSource(get('prefix').source)),

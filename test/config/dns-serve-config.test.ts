@@ -3,7 +3,7 @@ import { parseDnsServeConfig } from '../../src/config/dns-serve-config.js';
 
 describe('parseDnsServeConfig', () => {
   it('fills in the documented defaults', () => {
-    expect(parseDnsServeConfig({})).toEqual({ listen: { host: '127.0.0.1', port: 53 }, zones: ['skydns.local.'], prefix: '/skydns', records: undefined });
+    expect(parseDnsServeConfig({})).toEqual({ listen: { host: '127.0.0.1', port: 53 }, zones: ['skydns.local.'], prefix: '/skydns', records: undefined, dnsFastPath: 'auto' });
   });
 
   it('normalises zones (case, trailing dot, duplicates, commas from the environment) and the prefix', () => {
