@@ -1,0 +1,252 @@
+/* See dial-plane.h. */
+#define _GNU_SOURCE
+#include "dial-plane.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct dial {
+  uv_poll_t poll; /* first: the handle's address is the dial's */
+  dial_plane *plane;
+  uint64_t id;
+  int fd;
+  /* When its connect timeout runs out, µs of CLOCK_MONOTONIC; 0 once settled and waiting to be reported. */
+  int64_t due;
+  /* The outcome of a dial settled outside a poll callback (at once, or aborted), reported by the timer. */
+  int settled;
+  bool polling;
+  /* uv_poll_init done: the dial is freed once the loop has closed its handle. */
+  bool has_handle;
+  /* The dials not reported yet, by due time. */
+  struct dial *prev, *next;
+};
+
+struct dial_plane {
+  uv_loop_t *loop;
+  dial_report_fn report;
+  void *ctx;
+  uv_timer_t timer;
+  /* Expiry runs after the poll for I/O that follows the timer (see on_timer): the idle handle keeps that poll from blocking. */
+  uv_idle_t idle;
+  uv_check_t check;
+  /* Handles of the plane whose close is still to come (destroy). */
+  int closing;
+  /* The timer fires at or before the earliest due time (INT64_MAX: not armed). */
+  int64_t armed_for;
+  struct dial *head, *tail;
+  size_t pending;
+  uint64_t next_id;
+  bool destroyed;
+};
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void on_timer(uv_timer_t *timer);
+
+static void arm(dial_plane *plane, int64_t due) {
+  if (due >= plane->armed_for) return;
+  int64_t wait = due - now_us();
+  /* Rounded up: a connect timeout never runs out early. */
+  uint64_t ms = wait <= 0 ? 0 : (uint64_t)((wait + 999) / 1000);
+  plane->armed_for = due;
+  uv_timer_start(&plane->timer, on_timer, ms, 0);
+}
+
+static void unlink_dial(dial_plane *plane, struct dial *d) {
+  if (d->prev) d->prev->next = d->next;
+  else plane->head = d->next;
+  if (d->next) d->next->prev = d->prev;
+  else plane->tail = d->prev;
+  d->prev = d->next = NULL;
+}
+
+/* Listed by due time: nearly always the latest, so from the tail. */
+static void link_dial(dial_plane *plane, struct dial *d) {
+  struct dial *after = plane->tail;
+  while (after && after->due > d->due) after = after->prev;
+  d->prev = after;
+  d->next = after ? after->next : plane->head;
+  if (d->next) d->next->prev = d;
+  else plane->tail = d;
+  if (after) after->next = d;
+  else plane->head = d;
+  arm(plane, d->due);
+}
+
+static void free_dial(uv_handle_t *handle) {
+  free(handle);
+}
+
+/* Reported once, and gone. `error` 0: the socket is the reader's now, else it is closed. */
+static void dial_end(dial_plane *plane, struct dial *d, int error) {
+  unlink_dial(plane, d);
+  plane->pending--;
+  /* Nothing left to time: the timer must not keep the loop alive. */
+  if (plane->head == NULL && plane->armed_for != INT64_MAX) {
+    uv_timer_stop(&plane->timer);
+    plane->armed_for = INT64_MAX;
+  }
+  if (d->polling) uv_poll_stop(&d->poll);
+  d->polling = false;
+  if (error != 0 && d->fd >= 0) close(d->fd);
+  dial_report r = {.id = d->id, .fd = error == 0 ? d->fd : -1, .error = error};
+  d->fd = -1;
+  if (d->has_handle) uv_close((uv_handle_t *)&d->poll, free_dial);
+  else free(d);
+  plane->report(plane->ctx, &r);
+}
+
+/* Settled outside a poll callback: reported from the timer, on the next turn of the loop. */
+static void settle_later(dial_plane *plane, struct dial *d, int error) {
+  if (d->polling) uv_poll_stop(&d->poll);
+  d->polling = false;
+  d->settled = error;
+  unlink_dial(plane, d);
+  d->due = 0;
+  link_dial(plane, d);
+}
+
+static void on_writable(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  struct dial *d = (struct dial *)poll;
+  /* libuv reports EPOLLERR as UV_EBADF: the socket's own error says what happened (ECONNREFUSED...). */
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err == 0 && status < 0) err = -status == EBADF ? ECONNRESET : -status;
+  dial_end(d->plane, d, err);
+}
+
+static void on_idle(uv_idle_t *idle) {
+  (void)idle;
+}
+
+static void on_check(uv_check_t *check);
+
+/*
+ * Timers run before the poll for I/O: a process busy or descheduled past a
+ * connect timeout would find the expired timer and the handshake that
+ * completed in time both waiting, and fail a dial that succeeded. So the
+ * timeouts are declared after that poll, in a check handle.
+ */
+static void on_timer(uv_timer_t *timer) {
+  dial_plane *plane = timer->data;
+  plane->armed_for = INT64_MAX;
+  uv_idle_start(&plane->idle, on_idle);
+  uv_check_start(&plane->check, on_check);
+}
+
+static void on_check(uv_check_t *check) {
+  dial_plane *plane = check->data;
+  uv_idle_stop(&plane->idle);
+  uv_check_stop(&plane->check);
+  int64_t now = now_us();
+  while (plane->head && plane->head->due <= now) {
+    struct dial *d = plane->head;
+    dial_end(plane, d, d->due == 0 ? d->settled : DIAL_TIMED_OUT);
+  }
+  if (plane->head) arm(plane, plane->head->due);
+}
+
+int dial_plane_create(uv_loop_t *loop, dial_report_fn report, void *ctx, dial_plane **out) {
+  dial_plane *plane = calloc(1, sizeof *plane);
+  if (plane == NULL) return ENOMEM;
+  plane->loop = loop;
+  plane->report = report;
+  plane->ctx = ctx;
+  plane->next_id = 1;
+  plane->armed_for = INT64_MAX;
+  uv_timer_init(loop, &plane->timer);
+  uv_idle_init(loop, &plane->idle);
+  uv_check_init(loop, &plane->check);
+  plane->timer.data = plane->idle.data = plane->check.data = plane;
+  *out = plane;
+  return 0;
+}
+
+int dial_plane_connect(dial_plane *plane, const struct sockaddr *addr, socklen_t len, uint32_t timeout_ms, uint64_t *id) {
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) return EAFNOSUPPORT;
+  struct dial *d = calloc(1, sizeof *d);
+  if (d == NULL) return ENOMEM;
+  d->plane = plane;
+  d->id = plane->next_id++;
+  d->due = now_us() + (int64_t)timeout_ms * 1000;
+  d->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  int err = d->fd < 0 ? errno : 0;
+  if (err == 0) {
+    /* As the JS plane's sockets: no Nagle delay on a forwarded stream. */
+    int one = 1;
+    setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc;
+    do rc = connect(d->fd, addr, len);
+    while (rc != 0 && errno == EINTR);
+    err = rc == 0 ? 0 : errno == EINPROGRESS ? EINPROGRESS : errno;
+  }
+  *id = d->id;
+  plane->pending++;
+  if (err == EINPROGRESS) {
+    int uverr = uv_poll_init_socket(plane->loop, &d->poll, d->fd);
+    if (uverr == 0) {
+      d->has_handle = true;
+      uverr = uv_poll_start(&d->poll, UV_WRITABLE, on_writable);
+    }
+    if (uverr == 0) {
+      d->polling = true;
+      link_dial(plane, d);
+      return 0;
+    }
+    err = -uverr;
+  }
+  /* Connected at once (0), or failed at once: told on the next turn, never from within this call. */
+  d->settled = err;
+  d->due = 0;
+  link_dial(plane, d);
+  return 0;
+}
+
+void dial_plane_abort(dial_plane *plane, uint64_t id) {
+  for (struct dial *d = plane->head; d; d = d->next) {
+    if (d->id == id) {
+      if (d->due == 0) return; /* settled already */
+      settle_later(plane, d, DIAL_ABORTED);
+      if (d->fd >= 0) close(d->fd);
+      d->fd = -1;
+      return;
+    }
+  }
+}
+
+size_t dial_plane_pending(const dial_plane *plane) {
+  return plane->pending;
+}
+
+static void free_plane(uv_handle_t *handle) {
+  dial_plane *plane = handle->data;
+  if (--plane->closing == 0) free(plane);
+}
+
+void dial_plane_destroy(dial_plane *plane) {
+  if (plane == NULL) return;
+  while (plane->head) {
+    struct dial *d = plane->head;
+    unlink_dial(plane, d);
+    if (d->polling) uv_poll_stop(&d->poll);
+    if (d->fd >= 0) close(d->fd);
+    if (d->has_handle) uv_close((uv_handle_t *)&d->poll, free_dial);
+    else free(d);
+  }
+  plane->closing = 3;
+  uv_close((uv_handle_t *)&plane->timer, free_plane);
+  uv_close((uv_handle_t *)&plane->idle, free_plane);
+  uv_close((uv_handle_t *)&plane->check, free_plane);
+}
