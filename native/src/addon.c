@@ -8,6 +8,7 @@
  *   spliceStats                                splice-binding.c (the native data plane)
  *   udpOpen, udpPut, udpDelete, udpClear,
  *   udpAllow, udpTakeHits, udpStats, udpClose  udp-binding.c (the DNS servers' UDP fast path)
+ *   dialStart, dialConnect, dialAbort          dial-binding.c (native dials)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include <node_api.h>
 
+#include "dial-binding.h"
 #include "reaper.h"
 #include "splice-binding.h"
 #include "udp-binding.h"
@@ -92,6 +94,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   splice_binding_init(env, exports);
   udp_binding_init(env, exports);
+  dial_binding_init(env, exports);
   return exports;
 }
 
