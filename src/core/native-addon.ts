@@ -6,6 +6,13 @@ import { errorMessage } from './errors.js';
 /** Called once per pair the native data plane forwarded, after both of its sockets are closed. */
 export type SpliceEndCallback = (id: number, bytesIn: number, bytesOut: number, end: number, errno: number) => void;
 
+/**
+ * Called once per native dial: `error` 0 with the connected descriptor
+ * (the callee's to close), else an errno value, -1 (the connect timeout
+ * ran out) or -2 (aborted), with `fd` -1.
+ */
+export type DialEndCallback = (id: number, fd: number, error: number) => void;
+
 /** The native data plane's pipes, for the descriptor budget and tests. */
 export interface SpliceStats {
   /** Pairs handed over and not reported yet. */
@@ -62,6 +69,12 @@ export interface NativeAddon {
   udpTakeHits?(handle: unknown): number[];
   udpStats?(handle: unknown): { hits: number; misses: number; dropped: number; entries: number; bytes: number };
   udpClose?(handle: unknown): void;
+  /** Start the native dials (once per process); `onEnd` hears of every dial's end (native/src/dial-binding.h). */
+  dialStart?(onEnd: DialEndCallback): void;
+  /** Dial an IP address with a connect timeout; the dial's id. Throws for a host that is not an IP literal. */
+  dialConnect?(host: string, port: number, timeoutMs: number): number;
+  /** Give up a dial under way; its end is reported as aborted. */
+  dialAbort?(id: number): void;
 }
 
 /** The addon, or why it is not there. */
