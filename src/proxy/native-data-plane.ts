@@ -1,9 +1,11 @@
-import type { Socket } from 'node:net';
+import { closeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { errorMessage } from '../core/errors.js';
 import type { NativeAddon, NativeAddonResult } from '../core/native-addon.js';
 import { jsDataPlane, type DataPlane, type SpliceOptions, type SpliceResult } from './data-plane.js';
 import { processDescriptorBudget } from './descriptor-budget.js';
+import { NativeDialer, type NativeDialAddon } from './native-dial.js';
 
 /** Which data plane forwards: the native one, the JS one, or the native one when the addon loads. */
 export type DataPlaneChoice = 'native' | 'js' | 'auto';
@@ -54,13 +56,16 @@ export class NativeDataPlane implements DataPlane {
   readonly #waiting = new Map<number, Waiting>();
   /** The pairs of each abort signal, aborted by one listener per signal (not one per pair). */
   readonly #bySignal = new WeakMap<AbortSignal, Set<number>>();
+  /** Dials in C, for backends this plane forwards to (`spliceDialed`); undefined with an addon built before them. */
+  readonly dialer: NativeDialer | undefined;
 
-  constructor(addon: SpliceAddon, maxPipes = pipesFor(processDescriptorBudget().limit)) {
+  constructor(addon: SpliceAddon, maxPipes = pipesFor(processDescriptorBudget().limit), dials?: NativeDialAddon) {
     this.#addon = addon;
     addon.spliceStart((id, bytesIn, bytesOut, end, errno) => this.#onEnd(id, bytesIn, bytesOut, end, errno), { maxPipes });
     // Every pipe it may open (two descriptors each), and an epoll and a wake-up descriptor per thread.
     const stats = addon.spliceStats();
     this.fixedDescriptors = stats.maxPipes * 2 + stats.threads * 2;
+    this.dialer = dials ? startDialer(dials) : undefined;
   }
 
   /** Pairs forwarded now. */
@@ -82,6 +87,31 @@ export class NativeDataPlane implements DataPlane {
     // The addon has its own descriptors now.
     client.destroy();
     backend.destroy();
+    return this.#wait(id, options);
+  }
+
+  /**
+   * As `splice`, with a backend a native dial connected: its descriptor is
+   * the plane's (closed once duplicated). When the pair cannot be handed
+   * over it becomes a JavaScript socket for the JS plane.
+   */
+  spliceDialed(client: Socket, backendFd: number, options: SpliceOptions = {}): Promise<SpliceResult> {
+    const clientFd = handedOffFd(client);
+    let id: number | undefined;
+    if (clientFd !== undefined && !options.signal?.aborted) {
+      try {
+        id = this.#addon.spliceAdd(clientFd, backendFd, options.idleTimeout ?? 0);
+      } catch {
+        // No descriptor for the duplicates, or no memory: this pair stays in JavaScript.
+      }
+    }
+    if (id === undefined) return jsDataPlane.splice(client, socketOfFd(backendFd), options);
+    closeSync(backendFd);
+    client.destroy();
+    return this.#wait(id, options);
+  }
+
+  #wait(id: number, options: SpliceOptions): Promise<SpliceResult> {
     const aborted = options.signal ? this.#pairsOf(options.signal) : undefined;
     aborted?.add(id);
     return new Promise((resolve) => {
@@ -125,6 +155,20 @@ function handedOffFd(socket: Socket): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
+/** The dialer, or none when its start fails: backends are then dialed in JavaScript. */
+function startDialer(dials: NativeDialAddon): NativeDialer | undefined {
+  try {
+    return new NativeDialer(dials);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A connected TCP socket by descriptor, as the JS plane takes it (half-open allowed). */
+export function socketOfFd(fd: number): Socket {
+  return new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+}
+
 let nativePlane: NativeDataPlane | undefined;
 
 /**
@@ -144,7 +188,8 @@ export function openDataPlane(choice: DataPlaneChoice, loaded: () => NativeAddon
     return { plane: jsDataPlane, unavailable: `the native addon "${result.path}" has no data plane (built before it: npm run build:native)` };
   }
   try {
-    nativePlane = new NativeDataPlane({ spliceStart: addon.spliceStart, spliceAdd: addon.spliceAdd, spliceAbort: addon.spliceAbort, spliceStats: addon.spliceStats });
+    const dials = addon.dialStart && addon.dialConnect && addon.dialAbort ? { dialStart: addon.dialStart, dialConnect: addon.dialConnect, dialAbort: addon.dialAbort } : undefined;
+    nativePlane = new NativeDataPlane({ spliceStart: addon.spliceStart, spliceAdd: addon.spliceAdd, spliceAbort: addon.spliceAbort, spliceStats: addon.spliceStats }, undefined, dials);
   } catch (err) {
     return { plane: jsDataPlane, unavailable: `cannot start the native data plane: ${errorMessage(err)}` };
   }
