@@ -1,5 +1,6 @@
 import { MAX_TIMER_MS } from '../core/duration.js';
 import { setMaxListeners } from 'node:events';
+import { closeSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
@@ -16,7 +17,9 @@ import { DialError, dialBackend, type DialFunction, type PendingWait } from './d
 import { createForwarderStats, type BackendStats, type ForwarderStats } from './forwarder-stats.js';
 import { DescriptorBudget, processDescriptorBudget } from './descriptor-budget.js';
 import { resetSocket } from './tcp-reset.js';
-import { jsDataPlane, type DataPlane, type SpliceResult } from './data-plane.js';
+import { jsDataPlane, type DataPlane, type SpliceOptions, type SpliceResult } from './data-plane.js';
+import { NativeDataPlane, socketOfFd } from './native-data-plane.js';
+import { NativeDialer } from './native-dial.js';
 
 export interface ForwarderOptions {
   /** The mapping's label in logs (e.g. `127.0.0.1:2181=zookeeper`). */
@@ -182,6 +185,10 @@ export class Forwarder implements Service<HostPort> {
   readonly #failureLog: LogThrottle;
   readonly #observer: ForwarderObserver;
   readonly #dataPlane: DataPlane;
+  /** The native plane, when it forwards and dials too (no `dial` seam): backends are dialed in C, no JS socket made for them. */
+  readonly #native: { plane: NativeDataPlane; dialer: NativeDialer } | undefined;
+  /** Native dials under way, to abort on a forced drain. */
+  readonly #nativeDials = new Set<number>();
   /** Every open client socket (from accept to close). */
   readonly #clients = new Set<Socket>();
   /** Connections not finished yet: accepted, and not both closed and accounted for. */
@@ -229,7 +236,7 @@ export class Forwarder implements Service<HostPort> {
     const ejectBase = check('ejectBase', options.ejectBase ?? FORWARDER_DEFAULTS.ejectBase, 1, 'ms');
     const ejectMax = check('ejectMax', options.ejectMax ?? Math.max(FORWARDER_DEFAULTS.ejectMax, ejectBase), ejectBase, 'ms');
     this.#random = options.random ?? Math.random;
-    this.#dial = options.dial ?? ((host, port) => connect({ host, port, allowHalfOpen: true }).pause());
+    this.#dial = options.dial ?? ((host, port) => connect({ host, port, allowHalfOpen: true, noDelay: true }).pause());
     const now = options.now ?? (() => performance.now());
     this.#log = (options.logger ?? silentLogger).child({ mapping: name });
     this.#health = new BackendHealth({ ejectAfter, ejectBase, ejectMax, now });
@@ -243,6 +250,8 @@ export class Forwarder implements Service<HostPort> {
     this.#observer = options.observer ?? {};
     this.#descriptors = options.descriptors ?? processDescriptorBudget();
     this.#dataPlane = options.dataPlane ?? jsDataPlane;
+    const dialer = this.#dataPlane instanceof NativeDataPlane && options.dial === undefined ? this.#dataPlane.dialer : undefined;
+    this.#native = dialer && this.#dataPlane instanceof NativeDataPlane ? { plane: this.#dataPlane, dialer } : undefined;
     this.#descriptors.hold(this.#dataPlane, this.#dataPlane.fixedDescriptors);
   }
 
@@ -365,6 +374,7 @@ export class Forwarder implements Service<HostPort> {
         this.#log.warn('drain timeout: closing the remaining connections', { active: this.#active });
         this.#hardStop.abort();
         for (const wait of this.#deadlines.drain()) wait.abort();
+        for (const id of this.#nativeDials) this.#native?.dialer.abort(id);
         for (const socket of [...this.#clients, ...this.#backends]) resetSocket(socket);
       }, this.#drainTimeout);
     }
@@ -545,10 +555,13 @@ export class Forwarder implements Service<HostPort> {
       dials++;
       if (lastResort) heldBackDials++;
       const dialStart = performance.now();
-      let backend: Socket;
+      let backend: Socket | number;
       try {
         if (this.#hardStop.signal.aborted) throw new DialError('ERR_DIAL_ABORTED', candidate.key, 'aborted');
-        backend = await dialBackend(this.#dial, candidate.host, candidate.port, { timeout, deadlines: this.#deadlines });
+        backend =
+          this.#native !== undefined && NativeDialer.dialable(candidate.host)
+            ? await this.#dialNative(this.#native.dialer, candidate, timeout)
+            : await dialBackend(this.#dial, candidate.host, candidate.port, { timeout, deadlines: this.#deadlines });
       } catch (err) {
         if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
           if (probe) this.#health.endProbe(candidate.key);
@@ -575,7 +588,8 @@ export class Forwarder implements Service<HostPort> {
       if (probe) this.#health.endProbe(candidate.key);
       if (client.destroyed) {
         // The client left (or a forced drain took it) while we dialed.
-        backend.destroy();
+        if (typeof backend === 'number') closeSync(backend);
+        else backend.destroy();
         return end('aborted', candidate.key);
       }
       const result = await this.#splice(client, backend, candidate, set.name, from, dialTime, started);
@@ -627,21 +641,27 @@ export class Forwarder implements Service<HostPort> {
     }
   }
 
+  /** Dial `candidate` in C: the connected descriptor, or a `DialError` as `dialBackend` gives. */
+  #dialNative(dialer: NativeDialer, candidate: Candidate, timeout: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const id = dialer.dial(candidate.host, candidate.port, timeout, candidate.key, (fd, error) => {
+        this.#nativeDials.delete(id);
+        if (error === undefined) resolve(fd);
+        else reject(error);
+      });
+      this.#nativeDials.add(id);
+    });
+  }
+
   async #splice(
     client: Socket,
-    backend: Socket,
+    dialed: Socket | number,
     candidate: Candidate,
     service: string,
     from: string,
     dialTime: number,
     started: number,
   ): Promise<{ end: SpliceResult['end']; bytesIn: number; bytesOut: number }> {
-    this.#backends.add(backend);
-    backend.once('close', () => {
-      this.#backends.delete(backend);
-      this.#checkIdle();
-    });
-    backend.setNoDelay(true);
     const perBackend = this.#backendStats(candidate.key);
     perBackend.connections++;
     perBackend.active++;
@@ -653,7 +673,18 @@ export class Forwarder implements Service<HostPort> {
     // A pair of the native plane holds pipes too: without room for them it stays on the JS plane.
     const more = this.#dataPlane.descriptorsPerPair - jsDataPlane.descriptorsPerPair;
     const plane = more > 0 && !this.#descriptors.takeMore(more) ? jsDataPlane : this.#dataPlane;
-    const result = await plane.splice(client, backend, {
+    let backend: Socket | undefined;
+    if (typeof dialed !== 'number' || plane === jsDataPlane) {
+      backend = typeof dialed === 'number' ? socketOfFd(dialed) : dialed;
+      this.#backends.add(backend);
+      backend.once('close', () => {
+        this.#backends.delete(backend as Socket);
+        this.#checkIdle();
+      });
+      // Sockets of the default dial have it already (then this does nothing); a seam's may not.
+      backend.setNoDelay(true);
+    }
+    const options: SpliceOptions = {
       idleTimeout: this.#idleTimeout,
       signal: this.#hardStop.signal,
       onClientData: (n) => {
@@ -666,7 +697,9 @@ export class Forwarder implements Service<HostPort> {
         this.stats.bytesOut += n;
         perBackend.bytesOut += n;
       },
-    });
+    };
+    // A native dial's descriptor with room for pipes goes to the native plane as it is: no JS socket for it ever.
+    const result = await (backend === undefined ? (plane as NativeDataPlane).spliceDialed(client, dialed as number, options) : plane.splice(client, backend, options));
     if (plane !== jsDataPlane && more > 0) this.#descriptors.releaseMore(more);
     perBackend.active--;
     if (result.end === 'idle') this.stats.idleTimeouts++;
