@@ -73,10 +73,10 @@ export class AdminMetrics {
   }
 
   /** A DNS reply of `listener` to a question of `type` (undefined: unreadable), with `rcode`. */
-  observeDnsReply(listener: string, type: string | undefined, rcode: number): void {
+  observeDnsReply(listener: string, type: string | undefined, rcode: number, count = 1): void {
     const label = type === undefined ? 'none' : DNS_TYPES.has(type) ? type : 'other';
     const name = rcodeName(rcode);
-    this.#dnsQueries.inc({ listener, type: label, rcode: RCODES.has(name) ? name : 'other' });
+    this.#dnsQueries.inc({ listener, type: label, rcode: RCODES.has(name) ? name : 'other' }, count);
   }
 
   /** One exchange of the client in `role` (cluster, upstream, discovery) with `upstream`; `outcome` other than `answer` is a failure. */

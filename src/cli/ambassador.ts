@@ -619,7 +619,7 @@ function createDnsStub(
     staleMax: config.staleMax,
     logger: log.child({ component: 'dns-stub' }),
     server: {
-      ...(metrics ? { onReply: (type: string | undefined, rcode: number) => metrics.observeDnsReply('stub', type, rcode) } : {}),
+      ...(metrics ? { onReply: (type: string | undefined, rcode: number, count?: number) => metrics.observeDnsReply('stub', type, rcode, count) } : {}),
       ...(nativeUdp === undefined ? {} : { nativeUdp }),
     },
   });

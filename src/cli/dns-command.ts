@@ -120,7 +120,7 @@ Stops on SIGTERM or SIGINT. Exit codes: 0 stopped by a signal, 1 cannot serve (e
             // Names outside --zone: REFUSED, counted, the first one logged.
             fallback: (request) => Promise.resolve(refusals.refuse(request, 'outsideZone')),
             logger: log,
-            ...(metrics ? { onReply: (type: string | undefined, rcode: number) => metrics.observeDnsReply('dns', type, rcode) } : {}),
+            ...(metrics ? { onReply: (type: string | undefined, rcode: number, count?: number) => metrics.observeDnsReply('dns', type, rcode, count) } : {}),
           });
           let admin: AdminServer | undefined;
           try {

@@ -51,8 +51,8 @@ export interface DnsServerOptions {
    * past it the connection is not read until one is answered. Default 16.
    */
   maxTcpPipeline?: number;
-  /** Told the question type (undefined when unreadable) and rcode of every reply, where the rcode is decided (metrics). */
-  onReply?: (type: string | undefined, rcode: number) => void;
+  /** Told the question type (undefined when unreadable) and rcode of every reply, where the rcode is decided (metrics); `count` replies alike at once from the native path. */
+  onReply?: (type: string | undefined, rcode: number, count?: number) => void;
   /** Encoded replies asked before a query is decoded, and told every reply the chain gives (the stub's wire cache). */
   replyCache?: ReplyCache;
   /**
@@ -192,7 +192,7 @@ export class DnsServer implements Service<HostPort> {
     for (const { type, rcode, truncated, count } of native.cache.nativeHits(native.path.takeHits())) {
       this.stats.queries += count;
       if (truncated) this.stats.truncated += count;
-      for (let i = 0; i < count; i++) this.#observe(type, rcode);
+      this.#observe(type, rcode, count);
     }
   }
 
@@ -529,9 +529,9 @@ export class DnsServer implements Service<HostPort> {
   }
 
   /** Tell `onReply`; an observer that throws must not cost the reply. */
-  #observe(type: string | undefined, rcode: number): void {
+  #observe(type: string | undefined, rcode: number, count = 1): void {
     try {
-      this.#options.onReply?.(type, rcode);
+      this.#options.onReply?.(type, rcode, count);
     } catch (err) {
       this.#log.debug('dns reply observer failed', { error: errorMessage(err) });
     }

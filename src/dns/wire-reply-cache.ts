@@ -42,8 +42,8 @@ export interface WireReplyCacheOptions {
   allows?: (address: string) => boolean;
   /** The networks `allows` lets in, for a native table; without them a cache with `allows` is not mirrored. */
   allowNetworks?: readonly ReplyNetwork[];
-  /** Told of every query answered from here (the owner's counters). */
-  onHit?: () => void;
+  /** Told of the queries answered from here, `count` at a time (the owner's counters). */
+  onHit?: (count: number) => void;
 }
 
 interface Entry {
@@ -82,7 +82,7 @@ export class WireReplyCache implements NativeReplyCache {
   readonly #maxBytes: number;
   readonly #now: () => number;
   readonly #allows: ((address: string) => boolean) | undefined;
-  readonly #onHit: (() => void) | undefined;
+  readonly #onHit: ((count: number) => void) | undefined;
   readonly #allowNetworks: readonly ReplyNetwork[] | undefined;
   readonly #ownClock: boolean;
   #native: NativeReplyTable | undefined;
@@ -123,7 +123,7 @@ export class WireReplyCache implements NativeReplyCache {
       const count = pairs[i + 1] as number;
       if (meta === undefined || count <= 0) continue;
       this.hits += count;
-      if (this.#onHit !== undefined) for (let n = 0; n < count; n++) this.#onHit();
+      this.#onHit?.(count);
       counted.push({ type: meta.type, rcode: meta.rcode, truncated: meta.truncated, count });
     }
     // The table reports an entry's last hits with the first take after it went.
@@ -167,7 +167,7 @@ export class WireReplyCache implements NativeReplyCache {
     this.#entries.delete(key);
     this.#entries.set(key, entry);
     this.hits += 1;
-    this.#onHit?.();
+    this.#onHit?.(1);
     if (client.transport === 'udp') this.#mirror(key, entry, query);
     return { wire, type: entry.type, rcode: entry.rcode, truncated: entry.truncated };
   }

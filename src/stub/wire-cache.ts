@@ -49,9 +49,9 @@ export class WireCache extends WireReplyCache {
       ...(stats === undefined
         ? {}
         : {
-            onHit: () => {
-              stats.queries += 1;
-              stats.cacheHits += 1;
+            onHit: (count) => {
+              stats.queries += count;
+              stats.cacheHits += count;
             },
           }),
     });

@@ -80,6 +80,24 @@ describe('srvlink run --dns-fast-path', () => {
 });
 
 describe('srvlink dns --dns-fast-path', () => {
+  it.skipIf(!hasFastPath)('counts the answers the native path gave in /metrics, as the JS path counts them', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'records.yaml');
+    writeFileSync(file, '/skydns/local/skydns/env1/_tcp/_web/w1: {host: 10.0.0.1, port: 80}\n');
+    const srvlink = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--zone', 'skydns.local', '--records', file, '--admin', '127.0.0.1:0']);
+    const line = await srvlink.waitForLog((l) => l.msg === 'dns server listening');
+    expect(line.dnsFastPath).toBe('native');
+    const admin = parseHostPort(String((await srvlink.waitForLog((l) => l.msg === 'admin endpoint listening')).address), 'admin');
+    const address = parseHostPort(String(line.address), 'address');
+    for (let i = 0; i < 10; i++) expect((await dig(address, '_web._tcp.env1.skydns.local', 'SRV')).answer).toHaveLength(1);
+    const counted = async (): Promise<number> => {
+      const text = await (await fetch(`http://${admin.host}:${admin.port}/metrics`)).text();
+      const found = /^srvlink_dns_queries_total\{listener="dns",type="SRV",rcode="NOERROR"\} (\d+)$/m.exec(text);
+      return Number(found?.[1] ?? 0);
+    };
+    await waitFor(async () => (await counted()) === 10, { what: 'ten SRV answers counted' });
+  });
+
   async function startDns(records: string, extra: string[], env: NodeJS.ProcessEnv = {}): Promise<{ srvlink: SrvlinkProcess; address: HostPort; line: Record<string, unknown> }> {
     const srvlink = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--zone', 'skydns.local', '--records', records, ...extra], { env });
     const line = await srvlink.waitForLog((l) => l.msg === 'dns server listening');
