@@ -56,6 +56,8 @@ export class AccessLog {
   #watcher: FSWatcher | undefined;
   #failed = false;
   #checkTimer: NodeJS.Timeout | undefined;
+  /** Without a watch (none could be made): the path is checked on this interval instead. */
+  #pollTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** Reopens one after the other. */
   #reopening: Promise<void> = Promise.resolve();
@@ -105,6 +107,7 @@ export class AccessLog {
     await this.#reopening;
     this.#watcher?.close();
     clearTimeout(this.#checkTimer);
+    clearInterval(this.#pollTimer);
     const stream = this.#stream;
     this.#stream = undefined;
     if (stream) await new Promise<void>((resolve) => stream.end(() => resolve()));
@@ -141,8 +144,17 @@ export class AccessLog {
       });
       this.#watcher.on('error', () => undefined);
     } catch (err) {
-      this.#log.warn(`cannot watch access log "${path}": ${errorMessage(err)}; reopened on SIGUSR1 only`, { file: path });
+      // Out of inotify instances or watches, say: rotation is still noticed, a little later.
+      this.#watcher = undefined;
+      if (this.#pollTimer === undefined) {
+        this.#log.warn(`cannot watch access log "${path}": ${errorMessage(err)}; checking it every ${CHANGE_CHECK_MS} ms instead`, { file: path });
+        this.#pollTimer = setInterval(() => void this.#checkMoved(path), CHANGE_CHECK_MS);
+        this.#pollTimer.unref();
+      }
+      return;
     }
+    clearInterval(this.#pollTimer);
+    this.#pollTimer = undefined;
   }
 
   #checkSoon(path: string): void {

@@ -1,9 +1,11 @@
 /**
  * SIGUSR1 with `run -- CMD --access-log FILE`: the signal belongs to the
  * command (it is forwarded, and the access log does not take it too); the
- * log follows a rotation by itself, when the file is moved away.
+ * log follows a rotation by itself, when the file is moved away, and also
+ * where no file watch can be made.
  */
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/host-port.js';
@@ -59,6 +61,32 @@ describe('srvlink run --access-log FILE -- CMD', () => {
     // One reopen, the move's: none for the three signals.
     expect(proc.logs.filter((l) => l.msg === 'access log reopened')).toHaveLength(1);
     expect(lines(acks)).toEqual(['USR1', 'USR1', 'USR1']);
+    expect(await proc.stop('SIGTERM')).toBe(0);
+  });
+
+  it('follows a rotation without any file watch: with no inotify instance to be had, it checks the file instead and says so', async () => {
+    const backend = await startEchoBackend();
+    const logFile = join(tempDir(), 'access.log');
+    // A user namespace of its own whose inotify instances are all taken (the limit is 0), as on a
+    // machine where other processes hold them all; setpriv twice: srvlink dies with this worker.
+    const noInotify = (command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess =>
+      spawn(
+        'setpriv',
+        ['--pdeathsig', 'KILL', '--', 'unshare', '--user', '--map-root-user', 'sh', '-c', 'echo 0 > /proc/sys/user/max_inotify_instances && exec setpriv --pdeathsig KILL -- "$@"', 'sh', command, ...args],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+    const proc = spawnSrvlink(
+      ['run', '--domain', 'env1.skydns.local', '--discovery', 'static', '--dns-listen', 'none', '--map', '127.0.0.1:0=zookeeper', '--backend', `zookeeper=${formatHostPort(backend.address)}`, '--access-log', logFile],
+      { spawner: noInotify },
+    );
+    const listener = parseHostPort(String((await proc.waitForLog((l) => l.msg === 'listening')).address), 'listener');
+    expect((await proc.waitForLog((l) => l.level === 'warn' && /cannot watch access log/.test(l.msg))).msg).toMatch(/checking it every 1000 ms instead/);
+    await oneConnection(listener);
+    await waitFor(() => lines(logFile).length === 1, { what: 'the first access-log line' });
+    rmSync(logFile);
+    await proc.waitForLog((l) => l.msg === 'access log reopened');
+    await oneConnection(listener);
+    await waitFor(() => lines(logFile).length === 1, { what: 'a line in the new file' });
     expect(await proc.stop('SIGTERM')).toBe(0);
   });
 });
