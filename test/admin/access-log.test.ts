@@ -1,15 +1,19 @@
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import { AccessLog, type AccessRecord } from '../../src/admin/access-log.js';
+import { createLogger } from '../../src/core/logger.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const record = (n: number): AccessRecord => ({ mapping: '_zk._tcp.env1.skydns.local.', client: '127.0.0.1:40000', backend: '10.0.0.1:2181', tried: ['10.0.0.2:2181'], bytesIn: n, bytesOut: 2 * n, ms: 12.4, outcome: 'closed' });
 const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
-async function openLog(file: string, format?: 'json' | 'text'): Promise<AccessLog> {
-  const log = new AccessLog({ target: { kind: 'file', path: file }, ...(format ? { format } : {}), now: () => new Date('2026-01-02T03:04:05.678Z') });
+/** An access log on `file`; what it says of itself (a reopen, a watch it could not make) goes to `said`, and is shown when the test fails. */
+async function openLog(file: string, format?: 'json' | 'text', said: string[] = []): Promise<AccessLog> {
+  const logger = createLogger({ level: 'debug', write: (line) => void said.push(line) });
+  onTestFailed(() => console.error(`the access log's own lines:\n${said.join('')}`));
+  const log = new AccessLog({ target: { kind: 'file', path: file }, ...(format ? { format } : {}), logger, now: () => new Date('2026-01-02T03:04:05.678Z') });
   await log.start();
   onTestFinished(() => log.close());
   return log;
@@ -44,19 +48,16 @@ describe('AccessLog', () => {
 
   it.each(['moved away', 'deleted'])('reopens the path by itself when the file is %s (no signal needed)', async (how) => {
     const file = join(tempDir(), 'access.log');
-    const log = await openLog(file);
+    const said: string[] = [];
+    const log = await openLog(file, undefined, said);
     log.write(record(1));
     await waitFor(() => lines(file).length === 1);
     if (how === 'moved away') renameSync(file, `${file}.1`);
     else rmSync(file);
-    // The watch notices and opens a fresh file at the path.
-    await waitFor(() => {
-      try {
-        return readFileSync(file, 'utf8') === '';
-      } catch {
-        return false;
-      }
-    }, { what: 'the access log to be reopened' });
+    // The watch notices and opens a fresh file at the path; until it says so, lines still go to
+    // the old one (the new file is on disk a moment before the switch).
+    await waitFor(() => said.some((line) => line.includes('"access log reopened"')), { what: 'the access log to be reopened' });
+    expect(readFileSync(file, 'utf8')).toBe('');
     log.write(record(2));
     await waitFor(() => lines(file).length === 1);
     expect(JSON.parse(lines(file)[0] as string)).toMatchObject({ bytesIn: 2 });
