@@ -96,13 +96,16 @@ static void dial_end(dial_plane *plane, struct dial *d, int error) {
     uv_timer_stop(&plane->timer);
     plane->armed_for = INT64_MAX;
   }
-  if (d->polling) uv_poll_stop(&d->poll);
-  d->polling = false;
-  if (error != 0 && d->fd >= 0) close(d->fd);
+  /*
+   * The handle is closed while the socket is still ours: closing a poll
+   * handle takes its descriptor out of the loop's epoll set, and once the
+   * descriptor is handed over or closed its number may be another socket's.
+   */
   dial_report r = {.id = d->id, .fd = error == 0 ? d->fd : -1, .error = error};
-  d->fd = -1;
+  int fd = d->fd;
   if (d->has_handle) uv_close((uv_handle_t *)&d->poll, free_dial);
   else free(d);
+  if (error != 0 && fd >= 0) close(fd);
   plane->report(plane->ctx, &r);
 }
 
@@ -218,9 +221,8 @@ void dial_plane_abort(dial_plane *plane, uint64_t id) {
   for (struct dial *d = plane->head; d; d = d->next) {
     if (d->id == id) {
       if (d->due == 0) return; /* settled already */
+      /* Its socket is closed when the abort is reported (dial_end), after its handle. */
       settle_later(plane, d, DIAL_ABORTED);
-      if (d->fd >= 0) close(d->fd);
-      d->fd = -1;
       return;
     }
   }
@@ -240,10 +242,10 @@ void dial_plane_destroy(dial_plane *plane) {
   while (plane->head) {
     struct dial *d = plane->head;
     unlink_dial(plane, d);
-    if (d->polling) uv_poll_stop(&d->poll);
-    if (d->fd >= 0) close(d->fd);
+    int fd = d->fd;
     if (d->has_handle) uv_close((uv_handle_t *)&d->poll, free_dial);
     else free(d);
+    if (fd >= 0) close(fd);
   }
   plane->closing = 3;
   uv_close((uv_handle_t *)&plane->timer, free_plane);
