@@ -5,6 +5,7 @@ import { NativeDataPlane } from '../../src/proxy/native-data-plane.js';
 import type { NativeDialer } from '../../src/proxy/native-dial.js';
 import { blackHole } from '../helpers/black-hole.js';
 import { DATA_PLANES } from '../helpers/data-planes.js';
+import { loadNativeAddon } from '../../src/core/native-addon.js';
 import { NETNS_UNAVAILABLE, createNamespace, startDnsmasqIn, type Namespace } from '../helpers/netns.js';
 import { SOCAT_ECHO_FLAGS, startSocatServer } from '../helpers/socat-server.js';
 import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
@@ -16,6 +17,8 @@ import { waitFor } from '../helpers/wait-for.js';
 const native = DATA_PLANES.find((p) => p.name === 'native');
 const plane = native?.plane instanceof NativeDataPlane ? native.plane : undefined;
 const dialer: NativeDialer | undefined = plane?.dialer;
+const loaded = loadNativeAddon();
+const addonPath = loaded.addon ? loaded.path : '';
 const skip = native?.skip ?? (dialer === undefined ? 'skipped: the native addon has no dials (built before them: npm run build:native)' : undefined);
 
 /** Dials the native dialer made while `run` ran (a counting wrapper around the real one). */
@@ -212,6 +215,46 @@ describe.skipIf(NETNS_UNAVAILABLE !== undefined || skip !== undefined)(nsTitle, 
     const line = await proc.waitForLog((l) => l.msg === 'cannot dial backend');
     expect(line).toMatchObject({ backend: hole, error: `cannot dial backend "${hole}": timed out after 300 ms` });
     await proc.waitForLog((l) => l.msg === 'connection forwarded' && l.backend === `127.0.0.1:${ECHO_PORT}`);
+  });
+
+  it('dials aborted or timed out leave every other socket of the loop alone, whichever takes their descriptor numbers next', async () => {
+    const { ns, hole } = await namespaceWith(75, false);
+    const [host, port] = hole.split(':') as [string, string];
+    const script = `
+      const net = require('net');
+      // An echo in this process, listening before any dial: its descriptor is not one the dials free.
+      const echo = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s)).listen(0, '127.0.0.1');
+      const addon = { exports: {} };
+      process.dlopen(addon, ${JSON.stringify(addonPath)});
+      const a = addon.exports;
+      const ends = [];
+      a.dialStart((id, fd, error) => ends.push(error));
+      // Dials that hang: half time out after 100 ms, the others are aborted at 300 ms.
+      const ids = [];
+      for (let i = 0; i < 40; i++) ids.push(a.dialConnect('${host}', ${port}, i % 2 ? 100 : 60000));
+      setTimeout(() => {
+        for (const id of ids) a.dialAbort(id);
+        // Sockets made at once: the lowest free descriptor numbers are those the dials held.
+        let ok = 0;
+        let done = 0;
+        const errors = [];
+        for (let i = 0; i < 40; i++) {
+          const s = net.connect(echo.address().port, '127.0.0.1', () => s.end('x'));
+          let got = '';
+          s.setTimeout(10000, () => s.destroy(new Error('no event for 10 s')));
+          s.on('data', (d) => (got += d));
+          s.on('error', (e) => errors.push(e.code || e.message));
+          s.on('close', () => {
+            if (got === 'x') ok++;
+            if (++done < 40) return;
+            console.log(JSON.stringify({ ok, ends: ends.sort((x, y) => x - y), errors }));
+            echo.close();
+          });
+        }
+      }, 300);`;
+    const result = await ns.exec('node', ['-e', script], { timeout: 60_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ ok: 40, ends: [...Array<number>(20).fill(-2), ...Array<number>(20).fill(-1)], errors: [] });
   });
 
   it('aborts a dial under way when a drain runs out of time: the client is reset, the process exits', async () => {
