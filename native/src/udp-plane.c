@@ -201,7 +201,8 @@ static void *run(void *arg) {
       if (errno == EINTR) continue;
       break;
     }
-    if (fds[1].revents != 0) break;
+    if (fds[1].revents != 0 || (fds[0].revents & POLLNVAL) != 0) break;
+    bool stop = false;
     for (;;) {
       for (size_t i = 0; i < UDP_BATCH; i++) {
         struct msghdr *h = &p->in_msgs[i].msg_hdr;
@@ -212,7 +213,14 @@ static void *run(void *arg) {
         h->msg_namelen = sizeof p->from[i];
       }
       int n = recvmmsg(p->fd, p->in_msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
-      if (n <= 0) break;
+      if (n < 0) {
+        /* Not a socket (or no longer one): nothing will ever be read, stop rather than spin. */
+        if (errno == ENOTSOCK || errno == EBADF || errno == EINVAL || errno == EFAULT) stop = true;
+        /* Read on after the error of an earlier send (ECONNREFUSED from a client gone) or an interrupt. */
+        if (stop || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOMEM) break;
+        continue;
+      }
+      if (n == 0) break;
       size_t replies = 0, misses = 0;
       uint64_t dropped = 0;
       int64_t now = now_ms();
@@ -259,6 +267,7 @@ static void *run(void *arg) {
       if (misses > 0) p->on_miss(p->ctx, p->misses, misses);
       if (n < UDP_BATCH) break;
     }
+    if (stop) break;
   }
   return NULL;
 }
