@@ -10,6 +10,7 @@
  * a change of the store is seen by the very next dig.
  */
 import { createSocket } from 'node:dgram';
+import { closeSync, openSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
@@ -165,6 +166,58 @@ describe.skipIf(skip !== undefined)(`the native UDP fast path ${skip ?? ''}`, ()
     const hits = stub.nativeUdp?.hits ?? 0;
     expect((await dig(server, 'www.fast.test', 'A', ['-b', '127.0.0.2'])).status).toBe('NOERROR');
     expect(stub.nativeUdp?.hits).toBe(hits + 1);
+  });
+
+  it('closes its duplicate of the socket with the server: the port can be bound again, no descriptor left', async () => {
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const dnsmasq = await upstream();
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      const stub = await nativeStub(dnsmasq);
+      await dig(stub.address(), 'www.fast.test', 'A');
+      await dig(stub.address(), 'www.fast.test', 'A');
+      const { port } = stub.address();
+      await stub.close();
+      stubs = stubs.filter((s) => s !== stub);
+      const again = createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        again.once('error', reject);
+        again.bind({ port, address: '127.0.0.1', exclusive: true }, () => resolve());
+      });
+      await new Promise<void>((resolve) => again.close(() => resolve()));
+    }
+    await waitFor(() => fds() <= before + 2, { what: 'the descriptors of 20 closed stubs to go' });
+  });
+
+  it('refuses bad arguments with a TypeError, and a closed handle does nothing', () => {
+    if (nativeUdp === undefined) throw new Error('no native udp path');
+    expect(() => nativeUdp.udpOpen(-1, 10, 1000, () => undefined)).toThrow(TypeError);
+    expect(() => nativeUdp.udpOpen(0, 0, 1000, () => undefined)).toThrow(TypeError);
+    expect(() => nativeUdp.udpOpen(0, 10, 1000, 'nope' as unknown as () => void)).toThrow(TypeError);
+    // A descriptor that is no socket: the thread's first read fails and it stops; the handle still closes.
+    const fd = openSync('/dev/null', 'r');
+    onTestFinished(() => closeSync(fd));
+    const handle = nativeUdp.udpOpen(fd, 10, 1000, () => undefined);
+    const key = Buffer.alloc(20);
+    const reply = Buffer.alloc(40);
+    expect(() => nativeUdp.udpPut({}, 1, key, reply, [], [], -1, 0)).toThrow(TypeError);
+    expect(() => nativeUdp.udpPut(handle, 1, key, reply, [12], [], -1, 0)).toThrow(TypeError);
+    expect(() => nativeUdp.udpPut(handle, 1, 'key' as unknown as Buffer, reply, [], [], -1, 0)).toThrow(TypeError);
+    expect(() => nativeUdp.udpAllow(handle, Buffer.alloc(17))).toThrow(TypeError);
+    expect(() => nativeUdp.udpAllow(handle, Buffer.from([5, 0, ...new Array<number>(16).fill(0)]))).toThrow(TypeError);
+    expect(() => nativeUdp.udpAllow(handle, Buffer.from([4, 33, ...new Array<number>(16).fill(0)]))).toThrow(TypeError);
+    // Offsets outside the reply, a key too short: not kept.
+    expect(nativeUdp.udpPut(handle, 1, key, reply, [38], [1], -1, Date.now() + 1000)).toBe(false);
+    expect(nativeUdp.udpPut(handle, 1, Buffer.alloc(3), reply, [], [], -1, Date.now() + 1000)).toBe(false);
+    expect(nativeUdp.udpPut(handle, 1, key, reply, [12], [1], -1, Date.now() + 1000)).toBe(true);
+    expect(nativeUdp.udpStats(handle)).toMatchObject({ entries: 1 });
+    nativeUdp.udpClose(handle);
+    nativeUdp.udpClose(handle);
+    expect(nativeUdp.udpPut(handle, 2, key, reply, [], [], -1, Date.now() + 1000)).toBe(false);
+    nativeUdp.udpDelete(handle, key);
+    nativeUdp.udpClear(handle);
+    expect(nativeUdp.udpTakeHits(handle)).toEqual([]);
+    expect(nativeUdp.udpStats(handle)).toMatchObject({ entries: 0 });
   });
 
   it('survives junk datagrams and still answers from the table and the chain', async () => {
