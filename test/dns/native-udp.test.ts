@@ -5,12 +5,16 @@
  * and by the table (the client's ID in it, the TTLs within the second the
  * chain would give), TTLs aged as dig sees them, the TC bit of a reply cut
  * to 512 bytes, an entry gone with its source, allow-from still refusing
- * clients it does not name, and junk datagrams never costing an answer.
+ * clients it does not name, dnsperf answered every query, and junk
+ * datagrams never costing an answer.
  * `srvlink dns`'s zone answers alike natively and without any cache, and
  * a change of the store is seen by the very next dig.
  */
 import { createSocket } from 'node:dgram';
-import { closeSync, openSync, readdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { closeSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
@@ -29,7 +33,10 @@ import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
 import { QUERY_SHAPES, rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { resolverFor, startStub } from '../helpers/stub-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
+
+const run = promisify(execFile);
 
 const native = openNativeUdp('native', () => loadNativeAddon());
 const skip = native.unavailable === undefined ? undefined : `skipped: ${native.unavailable}`;
@@ -218,6 +225,22 @@ describe.skipIf(skip !== undefined)(`the native UDP fast path ${skip ?? ''}`, ()
     nativeUdp.udpClear(handle);
     expect(nativeUdp.udpTakeHits(handle)).toEqual([]);
     expect(nativeUdp.udpStats(handle)).toMatchObject({ entries: 0 });
+  });
+
+  it('answers dnsperf, every query, nearly all from the table', async () => {
+    const stub = await nativeStub(await upstream());
+    const { host, port } = stub.address();
+    const file = join(tempDir(), 'queries.txt');
+    writeFileSync(file, ['www.fast.test A', 'v6.fast.test AAAA', 'txt.fast.test TXT', '_svc._tcp.fast.test SRV', 'many.fast.test A'].join('\n') + '\n');
+    // A steady rate well below any ceiling: the figures are in make bench, this is about every answer.
+    const { stdout } = await run('dnsperf', ['-s', host, '-p', String(port), '-d', file, '-l', '2', '-Q', '1000', '-c', '2', '-t', '5'], { timeout: 60_000 });
+    const sent = Number(/Queries sent:\s+(\d+)/.exec(stdout)?.[1]);
+    const completed = Number(/Queries completed:\s+(\d+)/.exec(stdout)?.[1]);
+    expect(sent, stdout).toBeGreaterThan(1000);
+    expect(completed, stdout).toBe(sent);
+    expect(stdout).toMatch(/NOERROR \d+ \(100\.00%\)/);
+    // The first of each name goes upstream and the second to the chain; the rest is the table's.
+    expect(stub.nativeUdp?.hits ?? 0).toBeGreaterThan(completed - 100);
   });
 
   it('survives junk datagrams and still answers from the table and the chain', async () => {
