@@ -63,7 +63,7 @@ typedef struct splice_plane_stats {
 #define SPLICE_PIPES_DEFAULT 256
 
 /*
- * Start a plane and its threads (0: one). At most
+ * Start a plane and its threads (0: one per CPU, at most 2). At most
  * pipes_max pipes are open at once (0: SPLICE_PIPES_DEFAULT), so the
  * plane's descriptors are two per pair, 2 * pipes_max and two per thread.
  * 0 or an errno value.

@@ -34,7 +34,7 @@ export interface SpliceStats {
 
 /** How the native data plane is started. */
 export interface SpliceStartOptions {
-  /** Threads moving the pairs (each pair on one); 0 or absent: one. */
+  /** Threads moving the pairs (each pair on one); 0 or absent: one per CPU, at most 2. */
   threads?: number;
   /** Pipes open at once (0 or absent: 256); a direction with bytes to move and no pipe to be had copies them instead. */
   maxPipes?: number;
