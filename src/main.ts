@@ -29,10 +29,11 @@ function builtAfter(file: string, than: string): boolean {
  * Runs `file` as CommonJS does, compiled with V8's code cache beside it
  * (`FILE.cache`): compiling the bundle and the functions a start runs is
  * most of srvlink's own start-up CPU time (~48 → ~31 ms to ready for `srvlink
- * run`). A process that found no cache, or one V8 refused (another node
- * version, other V8 flags), writes one a few seconds after start, once
- * start-up has compiled what it needs; where it cannot (a read-only install)
- * every start compiles, as a plain require would. V8 checks a cache against
+ * run`). `make build` writes it (scripts/bundle.mjs starts a `srvlink run`);
+ * a process that found no cache, or one V8 refused (another node version),
+ * writes one a second after start, once start-up has compiled what it needs;
+ * where it cannot (a read-only install) every start compiles, as a plain
+ * require would. V8 checks a cache against
  * the length of the source only: the cache names the bundle it was made from
  * (modification time and size), and one made from another is not used.
  */
@@ -49,7 +50,9 @@ function runBundle(file: string): void {
   }
   // CommonJS's own wrapper, on a line of its own so that line numbers in stack traces are the file's.
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {\n${readFileSync(file, 'utf8')}\n})`, { filename: file, lineOffset: -1, cachedData });
-  if (cachedData === undefined || script.cachedDataRejected === true) {
+  // Only a process started without node options writes: one started with other V8 flags would
+  // write a cache that every start without them refuses (and writes again).
+  if ((cachedData === undefined || script.cachedDataRejected === true) && process.execArgv.length === 0) {
     setTimeout(() => writeCache(cacheFile, stamp, script), WRITE_CACHE_AFTER).unref();
   }
   const module = { exports: {} };

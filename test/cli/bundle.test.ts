@@ -22,9 +22,12 @@ function run(main: string, args: string[]): Promise<{ code: number; stdout: stri
 
 // make build bundles srvlink's own modules; dist/main.js takes the bundle only when it is newer than itself.
 describe('dist/main.js and the bundle', () => {
-  it('loads the bundle that make build made, and none of the modules one by one', async () => {
+  it('loads the bundle that make build made, with its code cache, and none of the modules one by one', async () => {
     const main = join(ROOT, 'dist/main.js');
     expect(existsSync(join(ROOT, 'dist/bundle/srvlink.cjs'))).toBe(true);
+    // With the code cache make build wrote, named after the bundle.
+    const { mtimeMs, size } = statSync(join(ROOT, 'dist/bundle/srvlink.cjs'));
+    expect(readFileSync(join(ROOT, 'dist/bundle/srvlink.cjs.cache')).subarray(0, 200).toString('latin1')).toContain(`${JSON.stringify({ mtimeMs, size })}\n`);
     const result = await run(main, ['run', '--help']);
     expect(result.code).toBe(0);
     expect(result.loaded.filter((file) => file.includes('node_modules'))).toEqual([]);
