@@ -42,8 +42,8 @@ export interface WireReplyCacheOptions {
   allows?: (address: string) => boolean;
   /** The networks `allows` lets in, for a native table; without them a cache with `allows` is not mirrored. */
   allowNetworks?: readonly ReplyNetwork[];
-  /** Told of the queries answered from here, `count` at a time (the owner's counters). */
-  onHit?: (count: number) => void;
+  /** Told of the queries answered from here, `count` at a time, with the origin of the reply they got (the owner's counters). */
+  onHit?: (count: number, origin: ReplyOrigin) => void;
 }
 
 interface Entry {
@@ -82,13 +82,13 @@ export class WireReplyCache implements NativeReplyCache {
   readonly #maxBytes: number;
   readonly #now: () => number;
   readonly #allows: ((address: string) => boolean) | undefined;
-  readonly #onHit: ((count: number) => void) | undefined;
+  readonly #onHit: ((count: number, origin: ReplyOrigin) => void) | undefined;
   readonly #allowNetworks: readonly ReplyNetwork[] | undefined;
   readonly #ownClock: boolean;
   #native: NativeReplyTable | undefined;
   #nativeIds = 0;
   /** What each id put in the native table counts as, until its hits are taken after its entry went. */
-  readonly #nativeMeta = new Map<number, { type: string; rcode: number; truncated: boolean; gone: boolean }>();
+  readonly #nativeMeta = new Map<number, { type: string; rcode: number; truncated: boolean; origin: ReplyOrigin; gone: boolean }>();
   #bytes = 0;
   /** Queries answered from here. */
   hits = 0;
@@ -123,7 +123,7 @@ export class WireReplyCache implements NativeReplyCache {
       const count = pairs[i + 1] as number;
       if (meta === undefined || count <= 0) continue;
       this.hits += count;
-      this.#onHit?.(count);
+      this.#onHit?.(count, meta.origin);
       counted.push({ type: meta.type, rcode: meta.rcode, truncated: meta.truncated, count });
     }
     // The table reports an entry's last hits with the first take after it went.
@@ -167,7 +167,7 @@ export class WireReplyCache implements NativeReplyCache {
     this.#entries.delete(key);
     this.#entries.set(key, entry);
     this.hits += 1;
-    this.#onHit?.(1);
+    this.#onHit?.(1, entry.origin);
     if (client.transport === 'udp') this.#mirror(key, entry, query);
     return { wire, type: entry.type, rcode: entry.rcode, truncated: entry.truncated };
   }
@@ -235,7 +235,7 @@ export class WireReplyCache implements NativeReplyCache {
       const id = (this.#nativeIds = (this.#nativeIds + 1) >>> 0);
       native = { id, keys: [], off: () => undefined };
       entry.native = native;
-      this.#nativeMeta.set(id, { type: entry.type, rcode: entry.rcode, truncated: entry.truncated, gone: false });
+      this.#nativeMeta.set(id, { type: entry.type, rcode: entry.rcode, truncated: entry.truncated, origin: entry.origin, gone: false });
       // The origin ends before its time (the source replaced, the zone changed): the entry goes, here and in the table.
       native.off = until.onEnd(() => {
         if (this.#entries.get(key) === entry) this.#delete(key, entry);

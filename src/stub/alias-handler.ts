@@ -24,6 +24,8 @@ export interface AliasHandlerOptions {
   stats?: Pick<StubStats, 'aliasAnswers'>;
   /** Where clients reach the stub, for wildcard addresses; default: a `LocalAddresses` of its own. */
   localAddresses?: LocalAddresses;
+  /** Told of each answer that is the same for every client (no wildcard address in it): one a copy can stand in for while the table stands. */
+  onFixedAnswer?: (reply: DnsMessage) => void;
 }
 
 /**
@@ -73,27 +75,34 @@ export function createAliasHandler(aliases: ReadonlyMap<string, AliasAddresses>,
       const addresses = question === undefined ? undefined : table.get(canonicalName(question.name));
       if (question === undefined || addresses === undefined) return next();
       const answers: DnsRecord[] = [];
+      let fixed = true;
       // dns-packet decodes QTYPE 255 as 'ANY', which its RecordType leaves out; RFC 8482 lets
       // an answer to ANY hold any subset, so it gets the addresses there are.
       const type: string = question.type;
       const wantA = type === 'A' || type === 'ANY';
       const wantAaaa = type === 'AAAA' || type === 'ANY';
       if (wantA && addresses.ipv4 !== undefined) {
+        fixed &&= !isWildcard(addresses.ipv4);
         answers.push({ name: question.name, type: 'A', class: 'IN', ttl, data: await reached(addresses.ipv4, request, localAddresses) });
       }
       if (wantAaaa && addresses.ipv6 !== undefined) {
+        fixed &&= !isWildcard(addresses.ipv6);
         answers.push({ name: question.name, type: 'AAAA', class: 'IN', ttl, data: await reached(addresses.ipv6, request, localAddresses) });
       }
       if (options.stats) options.stats.aliasAnswers += 1;
       // RA: the stub recurses for its clients (RFC 1035 §4.1.1), even if this answer needed none.
-      return createReply(query, { rcode: Rcode.NOERROR, flags: { aa: true, ra: true }, answers });
+      const reply = createReply(query, { rcode: Rcode.NOERROR, flags: { aa: true, ra: true }, answers });
+      if (fixed) options.onFixedAnswer?.(reply);
+      return reply;
     },
   };
 }
 
+const isWildcard = (address: string): boolean => address === '0.0.0.0' || address === '::';
+
 /** `address`, or for a wildcard the local address the client reached, of that family (loopback when it reached another). */
 async function reached(address: string, request: DnsRequest, localAddresses: LocalAddresses): Promise<string> {
-  if (address !== '0.0.0.0' && address !== '::') return address;
+  if (!isWildcard(address)) return address;
   const family = address === '0.0.0.0' ? 4 : 6;
   const local = await localAddresses.of(request.client);
   return local !== undefined && isIP(local) === family ? local : family === 4 ? '127.0.0.1' : '::1';

@@ -145,7 +145,14 @@ export function createStub(options: StubOptions): StubServer {
   const handlers: DnsHandler[] = [countReplies(stats), createQueryCheckHandler({ refusals })];
   if (options.allowFrom !== undefined) handlers.push(createAllowFromHandler(options.allowFrom, { refusals }));
   // One memory of where clients reach the stub, kept across alias tables.
-  const aliasOptions = { stats, localAddresses: new LocalAddresses(), ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }) };
+  // Alias answers the same for every client: the wire cache keeps them until the table changes.
+  const aliasReplies = new WeakSet<DnsMessage>();
+  const aliasOptions = {
+    stats,
+    localAddresses: new LocalAddresses(),
+    onFixedAnswer: (reply: DnsMessage) => void aliasReplies.add(reply),
+    ...(options.aliasTtl === undefined ? {} : { ttl: options.aliasTtl }),
+  };
   let aliasHandler = createAliasHandler(options.aliases ?? new Map(), aliasOptions);
   // A level of indirection so that a reload can swap the table without rebuilding the chain.
   handlers.push({ name: 'alias', handle: (request, next) => aliasHandler.handle(request, next) });
@@ -184,6 +191,7 @@ export function createStub(options: StubOptions): StubServer {
       ? undefined
       : new WireCache({
           source: cacheHandler,
+          aliasReplies,
           maxEntries: options.cacheSize ?? DEFAULT_CACHE_ENTRIES,
           maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
           stats,

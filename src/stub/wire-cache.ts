@@ -1,11 +1,14 @@
+import type { DnsMessage } from '../dns/codec.js';
 import type { ReplyNetwork } from '../dns/reply-cache.js';
-import { WireReplyCache } from '../dns/wire-reply-cache.js';
+import { WireReplyCache, type ReplyOrigin } from '../dns/wire-reply-cache.js';
 import type { CacheHandler } from './cache-handler.js';
 import type { StubStats } from './stub-stats.js';
 
 export interface WireCacheOptions {
   /** The cache handler whose replies from fresh entries are kept encoded; an entry lives only as long as its source entry. */
   source: Pick<CacheHandler, 'origin'>;
+  /** Alias answers that are the same for every client (`onFixedAnswer`): kept until `clear()` (the alias table changed). */
+  aliasReplies?: { has(reply: DnsMessage): boolean };
   /** Entries at most (one per query shape: spelling, EDNS, size, transport); the least recently used go first. */
   maxEntries: number;
   /** Bytes of encoded replies at most. */
@@ -26,17 +29,21 @@ export interface WireCacheOptions {
  * repeated question is answered without decoding, running the chain or
  * encoding: the template is copied, the client's ID written in, and the
  * TTLs aged by the whole seconds since the source entry was stored, exactly
- * as the cache handler ages them. Only replies the cache handler made from the cache are kept
- * (never alias answers, refusals, stale or upstream-fresh replies), and one
- * is served only while its source entry is the cache's fresh answer: a
- * replaced, evicted or cleared source takes it along. Bounded by entries and
- * bytes; `clear()` drops all (the alias table changed).
+ * as the cache handler ages them. Kept: the replies the cache handler made
+ * from the cache, each served only while its source entry is the cache's
+ * fresh answer (a replaced, evicted or cleared source takes it along), and
+ * the alias answers that are the same for every client, whose TTLs stand
+ * still, until the alias table changes; never refusals, stale or
+ * upstream-fresh replies, nor an alias answer of a wildcard listener (each
+ * client gets the address it reached). Bounded by entries and bytes;
+ * `clear()` drops all (the alias table changed).
  */
 export class WireCache extends WireReplyCache {
   constructor(options: WireCacheOptions) {
-    const { source, stats } = options;
+    const { source, stats, aliasReplies } = options;
     super({
       origin: (reply) => {
+        if (aliasReplies?.has(reply) === true) return ALIAS_ORIGIN;
         const origin = source.origin(reply);
         if (origin === undefined) return undefined;
         return { fresh: (now) => origin.live() && now < origin.expiresAt, aging: origin, until: { at: origin.expiresAt, onEnd: origin.onEnd } };
@@ -49,11 +56,24 @@ export class WireCache extends WireReplyCache {
       ...(stats === undefined
         ? {}
         : {
-            onHit: (count) => {
+            // As the chain would have counted them: an alias answer, or a cache hit.
+            onHit: (count, origin) => {
               stats.queries += count;
-              stats.cacheHits += count;
+              if (origin === ALIAS_ORIGIN) stats.aliasAnswers += count;
+              else stats.cacheHits += count;
             },
           }),
     });
   }
 }
+
+/**
+ * Where a kept alias answer comes from: fresh for as long as the alias table
+ * stands (a new table clears the whole cache, JavaScript's and the native
+ * table's), its TTLs never aging. `until.at`: the largest time the native
+ * table takes (a whole number of ms), as good as never.
+ */
+const ALIAS_ORIGIN: ReplyOrigin = {
+  fresh: () => true,
+  until: { at: Number.MAX_SAFE_INTEGER, onEnd: () => () => undefined },
+};

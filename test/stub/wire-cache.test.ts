@@ -5,12 +5,14 @@
  * byte for byte the reply the chain gives from the answer cache (same ID),
  * also after the clock moved (TTLs aged alike); it goes with its source
  * entry, with the alias table, at expiry, and never answers a client
- * allow-from refuses.
+ * allow-from refuses. Alias answers the same for every client are kept too,
+ * until the alias table changes.
  */
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Rcode, createReply, decodeMessage } from '../../src/dns/codec.js';
+import { dig } from '../helpers/dig.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { QUERY_SHAPES, rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
 import { manualClock, resolverFor, soaRecord, startStub, startUpstream } from '../helpers/stub-fixtures.js';
@@ -140,6 +142,39 @@ describe('the stub wire cache', () => {
     const [refused] = (await once(outsider, 'message')) as [Buffer];
     outsider.close();
     expect(decodeMessage(refused).rcode).toBe(Rcode.REFUSED);
+    expect(wire.hits).toBe(hits);
+  });
+
+  it('keeps alias answers that are the same for every client until the alias table changes, and counts their hits as alias answers', async () => {
+    const stub = await startStub({ aliases: new Map([['zk.wire.test', { ipv4: '127.0.0.9', ipv6: '::1' }], ['any.wire.test', { ipv4: '0.0.0.0' }]]) });
+    const wire = stub.wireCache as NonNullable<typeof stub.wireCache>;
+    const server = stub.address();
+    for (const type of ['A', 'AAAA'] as const) {
+      const bytes = rawQuery(9, { name: 'zk.wire.test', type });
+      const fromChain = await rawExchange(server, bytes, 'udp');
+      const hits = wire.hits;
+      const answered = stub.stubStats.aliasAnswers;
+      const fromWire = await rawExchange(server, bytes, 'udp');
+      expect(wire.hits, type).toBe(hits + 1);
+      expect(fromWire.equals(fromChain), type).toBe(true);
+      // Counted as the chain would have: an alias answer, not a cache hit.
+      expect(stub.stubStats.aliasAnswers).toBe(answered + 1);
+    }
+    expect(stub.stubStats.cacheHits).toBe(0);
+    // dig, a client we did not write, reads the same answer however often it asks.
+    for (let i = 0; i < 3; i++) expect((await dig(server, 'zk.wire.test', 'A')).answer.map((r) => [r.data, r.ttl])).toEqual([['127.0.0.9', 30]]);
+
+    // A wildcard listener's alias gives each client the address it reached: never kept.
+    const anyQuery = rawQuery(10, { name: 'any.wire.test', type: 'A' });
+    await rawExchange(server, anyQuery, 'udp');
+    let hits = wire.hits;
+    await rawExchange(server, anyQuery, 'udp');
+    expect(wire.hits).toBe(hits);
+
+    // A new table: the kept answer goes at once.
+    stub.setAliases(new Map([['zk.wire.test', { ipv4: '127.0.0.10' }]]));
+    hits = wire.hits;
+    expect((await dig(server, 'zk.wire.test', 'A')).answer.map((r) => r.data)).toEqual(['127.0.0.10']);
     expect(wire.hits).toBe(hits);
   });
 });
