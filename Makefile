@@ -53,7 +53,7 @@ native: $(NATIVE_ADDON)
 build: deps native
 	rm -rf dist
 	npx tsc -p tsconfig.build.json
-	node scripts/bundle.mjs
+	node images/srvlink/bundle.mjs
 	chmod +x dist/main.js
 
 # One executable with its own node (docs/architecture.md §4.8), what the images copy and the

@@ -29,7 +29,7 @@ function builtAfter(file: string, than: string): boolean {
  * Runs `file` as CommonJS does, compiled with V8's code cache beside it
  * (`FILE.cache`): compiling the bundle and the functions a start runs is
  * most of srvlink's own start-up CPU time (~48 → ~31 ms to ready for `srvlink
- * run`). `make build` writes it (scripts/bundle.mjs starts a `srvlink run`);
+ * run`). `make build` writes it (images/srvlink/bundle.mjs starts a `srvlink run`);
  * a process that found no cache, or one V8 refused (another node version),
  * writes one a second after start, once start-up has compiled what it needs;
  * where it cannot (a read-only install) every start compiles, as a plain

@@ -26,7 +26,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   // and shows the defaults of the parts it configures (FORWARDER_DEFAULTS, the stub cache's size).
   config: ['registry', 'proxy', 'stub', 'skydns-model', 'discovery', 'dns', 'core'],
   demo: ['skydns', 'core'],
-  // What the bundled etcd client loads in place of @grpc/proto-loader (scripts/bundle.mjs):
+  // What the bundled etcd client loads in place of @grpc/proto-loader (images/srvlink/bundle.mjs):
   // imported by the build, by no folder.
   etcd: ['core'],
   cli: ['config', ...FEATURES, 'skydns-model', 'discovery', 'dns', 'core'],

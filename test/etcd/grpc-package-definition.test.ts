@@ -46,9 +46,9 @@ const MESSAGES: [service: string, method: string, request: object, response: obj
 ];
 
 describe('etcd gRPC definitions without proto-loader', () => {
-  it('are what scripts/etcd-rpc-descriptor.mjs makes of the rpc.proto of the etcd3 installed', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [`${ROOT}/scripts/etcd-rpc-descriptor.mjs`]);
-    expect(stdout, 'src/etcd/etcd-rpc-descriptor.ts is stale: run node scripts/etcd-rpc-descriptor.mjs --write').toBe(readFileSync(`${ROOT}/src/etcd/etcd-rpc-descriptor.ts`, 'utf8'));
+  it('are what src/etcd/generate-rpc-descriptor.mjs makes of the rpc.proto of the etcd3 installed', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [`${ROOT}/src/etcd/generate-rpc-descriptor.mjs`]);
+    expect(stdout, 'src/etcd/etcd-rpc-descriptor.ts is stale: run node src/etcd/generate-rpc-descriptor.mjs --write').toBe(readFileSync(`${ROOT}/src/etcd/etcd-rpc-descriptor.ts`, 'utf8'));
   });
 
   it('have the services and methods proto-loader gives etcd3, with the same paths, streams and names', () => {

@@ -11,7 +11,7 @@
 // whitespace (the source is kept in memory) but with every name, for stack traces; the
 // libraries minified.
 //
-// Usage: node scripts/bundle.mjs [out-dir]   (default dist/bundle)
+// Usage: node images/srvlink/bundle.mjs [out-dir]   (default dist/bundle)
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const out = resolve(root, process.argv[2] ?? 'dist/bundle');
 
 /** The libraries bundled on their own: output file → the package names it exports. */
