@@ -8,11 +8,9 @@ export function descriptorReserve(limit: number): number {
 /**
  * How many forwarded connections the open-file limit leaves room for,
  * shared by every forwarder of the process: each takes two descriptors
- * (the client's and the backend's) on either plane, a plane that holds
- * more per pair takes them with `takeMore` while there is room (else the
- * pair stays on the JS plane), and a plane's fixed descriptors (the native
- * plane's pipes, held only while bytes are in flight, and its epoll
- * descriptors) are set aside once. Past it a new client is closed at once and
+ * (the client's and the backend's) on either plane, and a plane's fixed
+ * descriptors (the native plane's pipes, held only while bytes are in
+ * flight, and its epoll descriptors) are set aside once. Past it a new client is closed at once and
  * counted, as past `--max-conns`, instead of reaching the limit itself: at
  * EMFILE, libuv accepts and closes pending clients with nothing counted or
  * logged, and a dial that cannot get a socket would be taken for a failing
@@ -26,8 +24,6 @@ export class DescriptorBudget {
   #fixed = 0;
   readonly #holders = new Set<object>();
   #descriptors = 0;
-  /** Of #descriptors, those taken by `takeMore`. */
-  #more = 0;
   #inUse = 0;
 
   constructor(limit: number | undefined) {
@@ -59,28 +55,6 @@ export class DescriptorBudget {
     this.#descriptors += descriptors;
     this.#inUse++;
     return true;
-  }
-
-  /**
-   * More descriptors for a connection that holds room already (a native
-   * pair's pipes on top of its sockets); false when there are none, and
-   * then the pair makes do without them (the JS plane).
-   */
-  takeMore(descriptors: number): boolean {
-    const room = this.#room - this.#fixed;
-    // At most a quarter of the room: under a low open-file limit the pairs
-    // that stay on the JS plane (two descriptors each) are still nearly as
-    // many as the JS plane alone would hold.
-    if (this.#descriptors + descriptors > room || this.#more + descriptors > room / 4) return false;
-    this.#descriptors += descriptors;
-    this.#more += descriptors;
-    return true;
-  }
-
-  /** Give back what `takeMore(descriptors)` took. */
-  releaseMore(descriptors: number): void {
-    this.#descriptors = Math.max(0, this.#descriptors - descriptors);
-    this.#more = Math.max(0, this.#more - descriptors);
   }
 
   /** Give back what `take(descriptors)` took. */

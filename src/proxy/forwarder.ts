@@ -430,24 +430,34 @@ export class Forwarder implements Service<HostPort> {
     this.#clients.add(client);
     this.stats.active = ++this.#active;
     client.on('error', this.#onClientError);
-    // Accounted for once both are over: the forwarding (splice included) and the client socket.
+    // Neither `over` nor the close listener is made in this scope: a closure made here would hold
+    // the client (scopes are shared by their closures) until the forwarding ends, long after a
+    // native plane took the descriptor and the socket was destroyed.
+    const over = this.#pairAccounting();
+    client.once('close', forgetOnClose(this.#clients, over));
+    this.#forward(client).then(over, this.#onForwardBug(over));
+  }
+
+  /** Accounted for once both are over: the forwarding (splice included) and the client socket. */
+  #pairAccounting(): () => void {
     let parts = 2;
-    const over = (): void => {
+    return () => {
       if (--parts > 0) return;
       this.#descriptors.release();
       this.stats.active = --this.#active;
       this.#checkIdle();
     };
-    client.once('close', () => {
-      this.#clients.delete(client);
-      over();
-    });
-    this.#forward(client).then(over, (err: unknown) => {
-      // A bug, not a network condition: keep serving, but say so loudly.
+  }
+
+  /**
+   * A bug, not a network condition: keep serving, but say so loudly. The
+   * client was reset where it failed (`#forward`), or belongs to the plane.
+   */
+  #onForwardBug(over: () => void): (err: unknown) => void {
+    return (err) => {
       this.#log.error('unexpected forwarding failure', { error: errorMessage(err) });
-      resetSocket(client);
       over();
-    });
+    };
   }
 
   /**
@@ -475,6 +485,24 @@ export class Forwarder implements Service<HostPort> {
   }
 
   async #forward(client: Socket): Promise<void> {
+    let handed: { spliced: Promise<void> } | void;
+    try {
+      handed = await this.#forwardOrHandOff(client);
+    } catch (err) {
+      resetSocket(client);
+      throw err;
+    }
+    // Returned, not awaited: this frame ends here.
+    return handed?.spliced;
+  }
+
+  /**
+   * Find a backend for `client` and dial it; resolves when the pair is handed
+   * to its plane (or the client closed), with the pair's end (`#splice`) as
+   * the promise it returns: this frame, and the client it holds, are gone
+   * while the pair runs.
+   */
+  async #forwardOrHandOff(client: Socket): Promise<{ spliced: Promise<void> } | void> {
     const started = performance.now();
     // One deadline for everything before the splice (docs/architecture.md §4.3): however many backends fail, a client waits no longer.
     const deadline = started + this.#dialDeadline;
@@ -592,9 +620,8 @@ export class Forwarder implements Service<HostPort> {
         else backend.destroy();
         return end('aborted', candidate.key);
       }
-      const result = await this.#splice(client, backend, candidate, set.name, from, dialTime, started);
-      end(result.end, candidate.key, result.bytesIn, result.bytesOut);
-      return;
+      const key = candidate.key;
+      return { spliced: this.#splice(client, backend, candidate, set.name, from, dialTime, started).then((result) => end(result.end, key, result.bytesIn, result.bytesOut)) };
     }
     this.stats.failed++;
     const listed = reasons.slice(0, MAX_TRIED_LISTED).join(', ') + (reasons.length > MAX_TRIED_LISTED ? `, and ${reasons.length - MAX_TRIED_LISTED} more` : '');
@@ -653,7 +680,13 @@ export class Forwarder implements Service<HostPort> {
     });
   }
 
-  async #splice(
+  /**
+   * Hand the pair to its plane; the promise settles with the pair's end. Not
+   * an async function, and no closure here takes the client or the backend:
+   * once the native plane holds their descriptors nothing keeps the destroyed
+   * sockets in memory while the pair runs.
+   */
+  #splice(
     client: Socket,
     dialed: Socket | number,
     candidate: Candidate,
@@ -668,51 +701,51 @@ export class Forwarder implements Service<HostPort> {
     perBackend.dialTime += dialTime;
     this.stats.forwarded++;
     this.#log.debug('connection forwarded', { client: from, service, backend: candidate.key, dialMs: Math.round(dialTime) });
-    let bytesIn = 0;
-    let bytesOut = 0;
-    // A pair of the native plane holds pipes too: without room for them it stays on the JS plane.
-    const more = this.#dataPlane.descriptorsPerPair - jsDataPlane.descriptorsPerPair;
-    const plane = more > 0 && !this.#descriptors.takeMore(more) ? jsDataPlane : this.#dataPlane;
-    let backend: Socket | undefined;
-    if (typeof dialed !== 'number' || plane === jsDataPlane) {
-      backend = typeof dialed === 'number' ? socketOfFd(dialed) : dialed;
-      this.#backends.add(backend);
-      backend.once('close', () => {
-        this.#backends.delete(backend as Socket);
-        this.#checkIdle();
-      });
-      // Sockets of the default dial have it already (then this does nothing); a seam's may not.
-      backend.setNoDelay(true);
-    }
+    const counts = { bytesIn: 0, bytesOut: 0 };
     const options: SpliceOptions = {
       idleTimeout: this.#idleTimeout,
       signal: this.#hardStop.signal,
       onClientData: (n) => {
-        bytesIn += n;
+        counts.bytesIn += n;
         this.stats.bytesIn += n;
         perBackend.bytesIn += n;
       },
       onBackendData: (n) => {
-        bytesOut += n;
+        counts.bytesOut += n;
         this.stats.bytesOut += n;
         perBackend.bytesOut += n;
       },
     };
-    // A native dial's descriptor with room for pipes goes to the native plane as it is: no JS socket for it ever.
-    const result = await (backend === undefined ? (plane as NativeDataPlane).spliceDialed(client, dialed as number, options) : plane.splice(client, backend, options));
-    if (plane !== jsDataPlane && more > 0) this.#descriptors.releaseMore(more);
-    perBackend.active--;
-    if (result.end === 'idle') this.stats.idleTimeouts++;
-    this.#log.debug('connection closed', {
-      client: from,
-      backend: candidate.key,
-      end: result.end,
-      error: result.error,
-      bytesIn,
-      bytesOut,
-      ms: Math.round(performance.now() - started),
+    const key = candidate.key;
+    const done = (result: SpliceResult): { end: SpliceResult['end']; bytesIn: number; bytesOut: number } => {
+      perBackend.active--;
+      if (result.end === 'idle') this.stats.idleTimeouts++;
+      this.#log.debug('connection closed', {
+        client: from,
+        backend: key,
+        end: result.end,
+        error: result.error,
+        bytesIn: counts.bytesIn,
+        bytesOut: counts.bytesOut,
+        ms: Math.round(performance.now() - started),
+      });
+      return { end: result.end, ...counts };
+    };
+    // A native dial's descriptor goes to the native plane as it is: no JS socket for it ever.
+    if (typeof dialed === 'number' && this.#native !== undefined) return this.#native.plane.spliceDialed(client, dialed, options).then(done);
+    return this.#dataPlane.splice(client, this.#watchBackend(typeof dialed === 'number' ? socketOfFd(dialed) : dialed), options).then(done);
+  }
+
+  /** A backend socket of this forwarder's: known to a forced drain until it closes. */
+  #watchBackend(backend: Socket): Socket {
+    this.#backends.add(backend);
+    backend.once('close', () => {
+      this.#backends.delete(backend);
+      this.#checkIdle();
     });
-    return { end: result.end, bytesIn, bytesOut };
+    // Sockets of the default dial have it already (then this does nothing); a seam's may not.
+    backend.setNoDelay(true);
+    return backend;
   }
 
   /** The plan of `set`: made on its first connection, kept while the set is the current one. */
@@ -890,4 +923,15 @@ function checkSetting(name: string, what: string, value: unknown, min: number, u
     throw new InvalidArgumentError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER_MS}`);
   }
   return value;
+}
+
+/**
+ * A client's close listener: forget it in `clients`, then `over()`. Made
+ * out here so that it holds the socket only as `this`, while it is listening.
+ */
+function forgetOnClose(clients: Set<Socket>, over: () => void): (this: Socket) => void {
+  return function (this: Socket) {
+    clients.delete(this);
+    over();
+  };
 }

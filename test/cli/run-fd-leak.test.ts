@@ -1,6 +1,6 @@
 /**
  * No descriptor leak in `srvlink run`, on either data plane: after a
- * warm-up (which fills the native plane's pool of pipes), 10,000 forwarded
+ * warm-up (which fills the native plane's pool of pipes), 20,000 forwarded
  * connections ending every way a pair can end (clean FINs, a client reset,
  * a backend reset by a perl server that closes with SO_LINGER 0, the idle
  * timeout, and a drain cut short when a reload removes the mapping) leave
@@ -19,8 +19,7 @@ import { startEchoBackend } from '../helpers/tcp-backends.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-/** Enough for a descriptor lost once in a thousand pairs to show; the machine is shared, so not more. */
-const CONNECTIONS = 10_000;
+const CONNECTIONS = 20_000;
 const CONCURRENCY = 64;
 const DOMAIN = 'env1.skydns.local';
 
@@ -109,7 +108,7 @@ function listenerOf(proc: SrvlinkProcess, service: string, after = 0): Promise<H
 }
 
 describe.each(DATA_PLANES)('srvlink run on the $name data plane', ({ name, skip }) => {
-  // A time bound of its own: a loaded machine forwards a few hundred connections a second.
+  // A time bound of its own: a loaded machine forwards a few hundred of these connections a second.
   it.skipIf(skip !== undefined)(`leaves no descriptor behind after ${CONNECTIONS} connections ended every way (clean, reset either side, idle, drain)`, async () => {
     const echo = await startEchoBackend();
     const resetter = await startResetter();
