@@ -56,6 +56,8 @@ struct udp_plane {
   uint32_t orphan_ids[1024];
   uint32_t orphan_counts[1024];
   size_t orphans;
+  /* Hits since the last take (a take with none is a lock and a compare: an idle server scans nothing). */
+  uint64_t untaken;
   /* The thread's buffers. */
   uint8_t in[UDP_BATCH][UDP_DATAGRAM_MAX];
   uint8_t out[UDP_BATCH][UDP_REPLY_MAX];
@@ -251,6 +253,7 @@ static void *run(void *arg) {
         }
       }
       p->stats.hits += replies;
+      p->untaken += replies;
       p->stats.misses += misses;
       p->stats.dropped += dropped;
       pthread_mutex_unlock(&p->lock);
@@ -415,11 +418,17 @@ int udp_plane_allow(udp_plane *p, const udp_network *networks, size_t count) {
 size_t udp_plane_take_hits(udp_plane *p, uint32_t *ids, uint32_t *counts, size_t max) {
   size_t n = 0;
   pthread_mutex_lock(&p->lock);
+  if (p->untaken == 0) {
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+  }
+  uint64_t taken = 0;
   size_t kept = 0;
   for (size_t i = 0; i < p->orphans; i++) {
     if (n < max) {
       ids[n] = p->orphan_ids[i];
       counts[n] = p->orphan_counts[i];
+      taken += counts[n];
       n++;
     } else {
       p->orphan_ids[kept] = p->orphan_ids[i];
@@ -433,10 +442,13 @@ size_t udp_plane_take_hits(udp_plane *p, uint32_t *ids, uint32_t *counts, size_t
       if (e->hits == 0) continue;
       ids[n] = e->id;
       counts[n] = e->hits;
+      taken += e->hits;
       e->hits = 0;
       n++;
     }
   }
+  /* A whole scan took every hit there was (or the orphans' room had lost some): none left. */
+  p->untaken = n < max && p->orphans == 0 ? 0 : (p->untaken > taken ? p->untaken - taken : 0);
   pthread_mutex_unlock(&p->lock);
   return n;
 }

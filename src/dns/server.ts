@@ -66,8 +66,12 @@ export interface DnsServerOptions {
 
 /** Bounds of the native UDP table: query shapes and bytes (keys, replies, TTL offsets). */
 export const NATIVE_UDP_LIMITS = { maxEntries: 20_000, maxBytes: 16 * 1024 * 1024 } as const;
-/** How often the native path's hits are counted into the server's stats and metrics (ms). */
-const NATIVE_HITS_EVERY = 100;
+/**
+ * How often the native path's hits are counted into the server's stats and
+ * metrics (ms): every 100 ms while queries are answered there, less often
+ * (doubling up to 2 s) while none are, so that an idle server hardly wakes.
+ */
+const NATIVE_HITS_EVERY = { min: 100, max: 2000 } as const;
 
 /** RFC 6891 §6.1.3: the highest EDNS version srvlink implements. */
 const EDNS_VERSION = 0;
@@ -144,7 +148,7 @@ export class DnsServer implements Service<HostPort> {
   readonly #connections = new Map<Socket, TcpConnection>();
   #udp: UdpSocket | undefined;
   #tcp: TcpServer | undefined;
-  #native: { path: NativeUdpPath; cache: NativeReplyCache; timer: NodeJS.Timeout } | undefined;
+  #native: { path: NativeUdpPath; cache: NativeReplyCache; timer: NodeJS.Timeout | undefined } | undefined;
   #inflight = 0;
   #closing: Promise<void> | undefined;
 
@@ -185,15 +189,29 @@ export class DnsServer implements Service<HostPort> {
     return this.#native?.path.stats();
   }
 
-  /** Count the native path's hits now (they are counted every 100 ms anyway). */
-  countNativeHits(): void {
+  /** Count the native path's hits now (they are counted every 100 ms to 2 s anyway); how many there were. */
+  countNativeHits(): number {
     const native = this.#native;
-    if (native === undefined) return;
+    if (native === undefined) return 0;
+    let counted = 0;
     for (const { type, rcode, truncated, count } of native.cache.nativeHits(native.path.takeHits())) {
       this.stats.queries += count;
       if (truncated) this.stats.truncated += count;
       this.#observe(type, rcode, count);
+      counted += count;
     }
+    return counted;
+  }
+
+  /** Count the native path's hits after `every` ms, and again: sooner while there are some. */
+  #countNativeHitsIn(every: number): void {
+    const native = this.#native;
+    if (native === undefined) return;
+    native.timer = setTimeout(() => {
+      const next = this.countNativeHits() > 0 ? NATIVE_HITS_EVERY.min : Math.min(NATIVE_HITS_EVERY.max, every * 2);
+      this.#countNativeHitsIn(next);
+    }, every);
+    native.timer.unref();
   }
 
   /** Stop listening and close every TCP connection; safe to call twice. */
@@ -202,7 +220,7 @@ export class DnsServer implements Service<HostPort> {
       const native = this.#native;
       if (native !== undefined) {
         // Before the socket: the thread's duplicate would keep the port bound.
-        clearInterval(native.timer);
+        clearTimeout(native.timer);
         this.countNativeHits();
         native.path.close();
         native.cache.attachNative(undefined);
@@ -257,9 +275,8 @@ export class DnsServer implements Service<HostPort> {
       udpHandle(socket)?.recvStart?.();
       return;
     }
-    const timer = setInterval(() => this.countNativeHits(), NATIVE_HITS_EVERY);
-    timer.unref();
-    this.#native = { path, cache, timer };
+    this.#native = { path, cache, timer: undefined };
+    this.#countNativeHitsIn(NATIVE_HITS_EVERY.min);
   }
 
   #listenTcp(host: string, port: number): Promise<TcpServer> {

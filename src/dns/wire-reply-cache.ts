@@ -89,6 +89,8 @@ export class WireReplyCache implements NativeReplyCache {
   #nativeIds = 0;
   /** What each id put in the native table counts as, until its hits are taken after its entry went. */
   readonly #nativeMeta = new Map<number, { type: string; rcode: number; truncated: boolean; origin: ReplyOrigin; gone: boolean }>();
+  /** Ids whose entry went since the last take: their meta goes at the next one (not a scan of every id each time). */
+  readonly #goneIds: number[] = [];
   #bytes = 0;
   /** Queries answered from here. */
   hits = 0;
@@ -127,7 +129,8 @@ export class WireReplyCache implements NativeReplyCache {
       counted.push({ type: meta.type, rcode: meta.rcode, truncated: meta.truncated, count });
     }
     // The table reports an entry's last hits with the first take after it went.
-    for (const [id, meta] of this.#nativeMeta) if (meta.gone) this.#nativeMeta.delete(id);
+    for (const id of this.#goneIds) this.#nativeMeta.delete(id);
+    this.#goneIds.length = 0;
     return counted;
   }
 
@@ -258,6 +261,9 @@ export class WireReplyCache implements NativeReplyCache {
     native.off();
     if (each) for (const key of native.keys) this.#native?.delete(key);
     const meta = this.#nativeMeta.get(native.id);
-    if (meta !== undefined) meta.gone = true;
+    if (meta !== undefined && !meta.gone) {
+      meta.gone = true;
+      this.#goneIds.push(native.id);
+    }
   }
 }

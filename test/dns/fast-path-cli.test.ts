@@ -6,8 +6,9 @@
  * `native` without the addon is a start-up error. dig asks, dnsmasq is the
  * stub's upstream; a records file rewritten is seen by dig on either path.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { loadNativeAddon } from '../../src/core/native-addon.js';
@@ -96,6 +97,27 @@ describe('srvlink dns --dns-fast-path', () => {
       return Number(found?.[1] ?? 0);
     };
     await waitFor(async () => (await counted()) === 10, { what: 'ten SRV answers counted' });
+  });
+
+  it.skipIf(!hasFastPath)('an idle server hardly wakes: the native hits are counted less often while none come', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'records.yaml');
+    writeFileSync(file, '/skydns/local/skydns/env1/_tcp/_web/w1: {host: 10.0.0.1, port: 80}\n');
+    const srvlink = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--zone', 'skydns.local', '--records', file]);
+    const line = await srvlink.waitForLog((l) => l.msg === 'dns server listening');
+    expect(line.dnsFastPath).toBe('native');
+    const address = parseHostPort(String(line.address), 'address');
+    for (let i = 0; i < 3; i++) expect((await dig(address, '_web._tcp.env1.skydns.local', 'SRV')).answer).toHaveLength(1);
+    const pid = srvlink.child.pid as number;
+    // The times the main thread went to sleep and was woken; a count every 100 ms would be 40 in 4 s.
+    const wakeups = (): number => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
+    // Not an event to await: the time the counting takes to slow down (100 ms doubling to 2 s), then a window of idleness.
+    await sleep(4000);
+    const before = wakeups();
+    await sleep(4000);
+    expect(wakeups() - before).toBeLessThan(15);
+    // And it still counts what comes.
+    expect((await dig(address, '_web._tcp.env1.skydns.local', 'SRV')).answer).toHaveLength(1);
   });
 
   async function startDns(records: string, extra: string[], env: NodeJS.ProcessEnv = {}): Promise<{ srvlink: SrvlinkProcess; address: HostPort; line: Record<string, unknown> }> {
