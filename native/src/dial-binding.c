@@ -1,6 +1,7 @@
 /* See dial-binding.h. */
 #define _GNU_SOURCE
 #include "dial-binding.h"
+#include "napi-helpers.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,15 +26,6 @@ struct binding {
 #define ENVS_MAX 16
 static pthread_mutex_t bindings_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct binding *bindings[ENVS_MAX];
-
-static napi_value throw_errno(napi_env env, const char *action, int err) {
-  char message[160];
-  char code[32];
-  snprintf(message, sizeof message, "cannot %s: %s", action, strerror(err));
-  snprintf(code, sizeof code, "E%d", err);
-  napi_throw_error(env, code, message);
-  return NULL;
-}
 
 static struct binding *binding_of(napi_env env) {
   struct binding *found = NULL;

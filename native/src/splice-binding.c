@@ -1,6 +1,7 @@
 /* See splice-binding.h. */
 #define _GNU_SOURCE
 #include "splice-binding.h"
+#include "napi-helpers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,15 +60,6 @@ static void cleanup_hook(void *arg) {
   destroy_plane(b);
   if (b->on_end) napi_release_threadsafe_function(b->on_end, napi_tsfn_abort);
   free(b);
-}
-
-static napi_value throw_errno(napi_env env, const char *action, int err) {
-  char message[160];
-  char code[32];
-  snprintf(message, sizeof message, "cannot %s: %s", action, strerror(err));
-  snprintf(code, sizeof code, "E%d", err);
-  napi_throw_error(env, code, message);
-  return NULL;
 }
 
 static struct binding *binding_of(napi_env env) {
@@ -233,12 +225,6 @@ static napi_value splice_abort(napi_env env, napi_callback_info info) {
   struct binding *b = binding_of(env);
   if (b != NULL && b->plane != NULL) splice_plane_abort(b->plane, (uint64_t)id);
   return NULL;
-}
-
-static void set_number(napi_env env, napi_value object, const char *key, double value) {
-  napi_value v;
-  napi_create_double(env, value, &v);
-  napi_set_named_property(env, object, key, v);
 }
 
 static napi_value splice_stats(napi_env env, napi_callback_info info) {

@@ -1,6 +1,7 @@
 /* See udp-binding.h. */
 #define _GNU_SOURCE
 #include "udp-binding.h"
+#include "napi-helpers.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,15 +41,6 @@ static volatile bool exiting;
 static bool atexit_registered;
 
 static void at_exit(void) { exiting = true; }
-
-static napi_value throw_errno(napi_env env, const char *action, int err) {
-  char message[160];
-  char code[32];
-  snprintf(message, sizeof message, "cannot %s: %s", action, strerror(err));
-  snprintf(code, sizeof code, "E%d", err);
-  napi_throw_error(env, code, message);
-  return NULL;
-}
 
 static void close_binding(udp_binding *b) {
   if (b->closed) return;
@@ -312,7 +304,8 @@ static napi_value udp_take_hits(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
   udp_plane *plane = plane_arg(env, argv[0]);
-  static uint32_t ids[4096], counts[4096];
+  /* On the stack: every environment (a worker thread) takes its own. */
+  uint32_t ids[4096], counts[4096];
   size_t n = 0;
   napi_value result;
   napi_create_array(env, &result);
@@ -328,12 +321,6 @@ static napi_value udp_take_hits(napi_env env, napi_callback_info info) {
     }
   } while (n == sizeof ids / sizeof ids[0]);
   return result;
-}
-
-static void set_number(napi_env env, napi_value object, const char *key, double value) {
-  napi_value v;
-  napi_create_double(env, value, &v);
-  napi_set_named_property(env, object, key, v);
 }
 
 static napi_value udp_stats(napi_env env, napi_callback_info info) {

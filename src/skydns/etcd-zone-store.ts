@@ -8,7 +8,7 @@ import { readEtcdEntry } from './etcd-entry-text.js';
 import { readRange } from './etcd-range-read.js';
 import { LeaseTracker } from './lease-tracker.js';
 import { MemoryZoneStore } from './memory-zone-store.js';
-import { ChangeListeners, type ZoneEntry, type ZoneStore } from './zone-store.js';
+import { FollowedChanges, type ZoneEntry, type ZoneStore } from './zone-store.js';
 
 /**
  * What the store needs of an etcd client: an `Etcd3`, or a namespace of one.
@@ -108,9 +108,8 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
   readonly #range: string;
 
   #index = new MemoryZoneStore();
-  readonly #changes = new ChangeListeners();
+  readonly #changes = new FollowedChanges();
   /** Stops listening to the contents served now (they tell of their own changes). */
-  #offContents: () => void = () => undefined;
   /** What `version` adds to the index's own: past every version the indexes replaced had. */
   #versionBase = 0;
   #leases: LeaseTracker;
@@ -137,7 +136,7 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
 
   constructor(options: EtcdZoneStoreOptions) {
     super();
-    this.#offContents = this.#index.onChange(() => this.#changes.tell());
+    this.#changes.follow(this.#index, false);
     this.#client = options.client;
     const prefix = options.prefix ?? DEFAULT_SKYDNS_PREFIX;
     const trimmed = prefix.replace(/^\/+|\/+$/g, '');
@@ -183,13 +182,6 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
 
   onChange(listener: () => void): () => void {
     return this.#changes.add(listener);
-  }
-
-  /** Serve `contents` from now on: its changes are this store's, and so is the swap itself. */
-  #listenTo(contents: MemoryZoneStore): void {
-    this.#offContents();
-    this.#offContents = contents.onChange(() => this.#changes.tell());
-    this.#changes.tell();
   }
 
   /** The etcd revision the index reflects (the range read's, then each watch batch's); 0 before the first load. */
@@ -299,7 +291,7 @@ export class EtcdZoneStore extends EventEmitter<EtcdZoneStoreEvents> implements 
     this.#leases = leases;
     this.#versionBase = this.version + 1;
     this.#index = index;
-    this.#listenTo(index);
+    this.#changes.follow(index);
     this.#revision = revision;
     this.#synced = true;
     this.#logMalformed(index, reason === 'start' ? undefined : previous);

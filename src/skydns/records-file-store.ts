@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { MemoryZoneStore } from './memory-zone-store.js';
-import { ChangeListeners, type ZoneEntry, type ZoneStore } from './zone-store.js';
+import { FollowedChanges, type ZoneEntry, type ZoneStore } from './zone-store.js';
 
 export interface RecordsFileStoreOptions {
   /** Where load, reload and skipped values are reported; default: nowhere. */
@@ -47,9 +47,8 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
   readonly #logger: Logger;
   readonly #debounceMs: number;
   #current = new MemoryZoneStore();
-  readonly #changes = new ChangeListeners();
+  readonly #changes = new FollowedChanges();
   /** Stops listening to the contents served now (they tell of their own changes). */
-  #offContents: () => void = () => undefined;
   /** What `version` adds to the current contents' own: past every version the earlier contents had. */
   #versionBase = 0;
   /** The text being served, to skip re-reads that find nothing new. */
@@ -65,7 +64,7 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
 
   constructor(path: string, options: RecordsFileStoreOptions = {}) {
     super();
-    this.#offContents = this.#current.onChange(() => this.#changes.tell());
+    this.#changes.follow(this.#current, false);
     this.path = resolve(path);
     this.#logger = (options.logger ?? silentLogger).child({ file: this.path });
     this.#debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
@@ -103,13 +102,6 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
 
   onChange(listener: () => void): () => void {
     return this.#changes.add(listener);
-  }
-
-  /** Serve `contents` from now on: its changes are this store's, and so is the swap itself. */
-  #listenTo(contents: MemoryZoneStore): void {
-    this.#offContents();
-    this.#offContents = contents.onChange(() => this.#changes.tell());
-    this.#changes.tell();
   }
 
   subtree(keyPrefix: string): readonly ZoneEntry[] {
@@ -195,7 +187,7 @@ export class RecordsFileStore extends EventEmitter<RecordsFileStoreEvents> imple
     this.#text = text;
     this.#versionBase = this.version + 1;
     this.#current = store;
-    this.#listenTo(store);
+    this.#changes.follow(store);
   }
 
   async #readText(): Promise<string> {

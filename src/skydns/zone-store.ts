@@ -65,3 +65,19 @@ export class ChangeListeners {
     }
   }
 }
+
+/**
+ * The changes of a store that serves the contents of another (a
+ * `MemoryZoneStore` swapped on a reload or a resync): the served contents'
+ * changes, and each swap. `follow` starts with the contents served first
+ * (without telling) and moves to each new one (telling).
+ */
+export class FollowedChanges extends ChangeListeners {
+  #off: () => void = () => undefined;
+
+  follow(contents: { onChange(listener: () => void): () => void }, swapped = true): void {
+    this.#off();
+    this.#off = contents.onChange(() => this.tell());
+    if (swapped) this.tell();
+  }
+}
