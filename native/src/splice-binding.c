@@ -173,14 +173,19 @@ static bool get_int(napi_env env, napi_value value, int64_t *out) {
   return napi_get_value_int64(env, value, out) == napi_ok;
 }
 
+/* spliceAdd's fourth argument: the descriptors the plane takes as they are (close-on-exec already), not duplicates of them. */
+#define OWN_CLIENT 1
+#define OWN_BACKEND 2
+
 static napi_value splice_add(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  int64_t client = -1, backend = -1, idle = 0;
+  int64_t client = -1, backend = -1, idle = 0, own = 0;
   if (argc < 3 || !get_int(env, argv[0], &client) || !get_int(env, argv[1], &backend) || !get_int(env, argv[2], &idle) || client < 0 ||
-      backend < 0 || client > INT32_MAX || backend > INT32_MAX || idle < 0 || idle > UINT32_MAX) {
-    napi_throw_type_error(env, NULL, "spliceAdd expects two descriptors and an idle timeout in ms");
+      backend < 0 || client > INT32_MAX || backend > INT32_MAX || idle < 0 || idle > UINT32_MAX ||
+      (argc > 3 && (!get_int(env, argv[3], &own) || own < 0 || own > (OWN_CLIENT | OWN_BACKEND)))) {
+    napi_throw_type_error(env, NULL, "spliceAdd expects two descriptors, an idle timeout in ms and which descriptors it takes (0 to 3)");
     return NULL;
   }
   struct binding *b = binding_of(env);
@@ -188,19 +193,25 @@ static napi_value splice_add(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_NOT_STARTED", "the native data plane is not started");
     return NULL;
   }
-  /* Our own descriptors, close-on-exec: a plain dup would leak into every child spawned meanwhile (health checks). */
-  int fds[2] = {fcntl((int)client, F_DUPFD_CLOEXEC, 0), -1};
-  if (fds[0] >= 0) fds[1] = fcntl((int)backend, F_DUPFD_CLOEXEC, 0);
+  /*
+   * Our own descriptors, close-on-exec: a plain dup would leak into every
+   * child spawned meanwhile (health checks). A descriptor the caller gives
+   * (OWN_*) is one no JavaScript handle holds (a native accept's or dial's,
+   * close-on-exec already): taken as it is, no dup and close per pair.
+   */
+  int fds[2] = {(own & OWN_CLIENT) ? (int)client : fcntl((int)client, F_DUPFD_CLOEXEC, 0), -1};
+  if (fds[0] >= 0) fds[1] = (own & OWN_BACKEND) ? (int)backend : fcntl((int)backend, F_DUPFD_CLOEXEC, 0);
   if (fds[0] < 0 || fds[1] < 0) {
     int err = errno;
-    if (fds[0] >= 0) close(fds[0]);
+    if (fds[0] >= 0 && !(own & OWN_CLIENT)) close(fds[0]);
     return throw_errno(env, "duplicate a socket", err);
   }
   uint64_t id = 0;
   int err = splice_plane_add(b->plane, fds[0], fds[1], (uint32_t)idle, &id);
   if (err != 0) {
-    close(fds[0]);
-    close(fds[1]);
+    /* Given descriptors stay the caller's on failure. */
+    if (!(own & OWN_CLIENT)) close(fds[0]);
+    if (!(own & OWN_BACKEND)) close(fds[1]);
     return throw_errno(env, "hand a pair to the native data plane", err);
   }
   b->open++;

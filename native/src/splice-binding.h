@@ -1,7 +1,7 @@
 /*
  * The JavaScript side of the native data plane (splice-plane.h):
  *   spliceStart(onEnd: (id, bytesIn, bytesOut, end, errno) => void, options?: { threads?, maxPipes? }): void
- *   spliceAdd(clientFd: number, backendFd: number, idleMs: number): number   the pair's id
+ *   spliceAdd(clientFd, backendFd, idleMs, own?): number   the pair's id; own: 1 the client's, 2 the backend's descriptor is taken as it is (no duplicate)
  *   spliceAbort(id: number): void
  *   spliceStats(): { pairs, pooledPipes, poolMax, pipesOpen, maxPipes, threads, pipeBytes, pipeBudget, copiedBytes }
  * One plane per Node environment, started by spliceStart and stopped when

@@ -49,8 +49,11 @@ export interface NativeAddon {
   isChildSubreaper(): boolean;
   /** Start the splice(2) data plane's threads (once per process); `onEnd` hears of every pair's end. */
   spliceStart?(onEnd: SpliceEndCallback, options?: SpliceStartOptions): void;
-  /** Hand a connected pair over by descriptor (duplicated, close-on-exec); the pair's id. Throws when out of memory or descriptors. */
-  spliceAdd?(clientFd: number, backendFd: number, idleMs: number): number;
+  /**
+   * Hand a connected pair over by descriptor (duplicated, close-on-exec); the pair's id. Throws when out of memory or descriptors.
+   * `own`: 1 the client's, 2 the backend's, 3 both descriptors are taken as they are, not duplicated (left to the caller when it throws).
+   */
+  spliceAdd?(clientFd: number, backendFd: number, idleMs: number, own?: number): number;
   /** Reset both sockets of a pair; its end is reported as aborted. */
   spliceAbort?(id: number): void;
   spliceStats?(): SpliceStats;
@@ -75,6 +78,15 @@ export interface NativeAddon {
   dialConnect?(host: string, port: number, timeoutMs: number): number;
   /** Give up a dial under way; its end is reported as aborted. */
   dialAbort?(id: number): void;
+  /**
+   * Listen on an IP address with accepts done in C (native/src/accept-binding.h): `onAccept` gets each client's
+   * descriptor (and its "address:port" when `peers`), or a negative errno when an accept failed. Throws with code `E<errno>`.
+   */
+  acceptListen?(host: string, port: number, onAccept: (fd: number, peer: string | undefined) => void, peers: boolean): { id: number; port: number };
+  /** Stop accepting and close the listening socket. */
+  acceptClose?(id: number): void;
+  /** Close a client descriptor with a reset. */
+  acceptReset?(fd: number): void;
 }
 
 /** The addon, or why it is not there. */
