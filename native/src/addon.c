@@ -17,6 +17,7 @@
 
 #include <node_api.h>
 
+#include "accept-binding.h"
 #include "dial-binding.h"
 #include "reaper.h"
 #include "splice-binding.h"
@@ -95,6 +96,7 @@ static napi_value init(napi_env env, napi_value exports) {
   splice_binding_init(env, exports);
   udp_binding_init(env, exports);
   dial_binding_init(env, exports);
+  accept_binding_init(env, exports);
   return exports;
 }
 
