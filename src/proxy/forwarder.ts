@@ -2,6 +2,7 @@ import { MAX_TIMER_MS } from '../core/duration.js';
 import { setMaxListeners } from 'node:events';
 import { closeSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/host-port.js';
@@ -18,7 +19,7 @@ import { createForwarderStats, type BackendStats, type ForwarderStats } from './
 import { DescriptorBudget, processDescriptorBudget } from './descriptor-budget.js';
 import { resetSocket } from './tcp-reset.js';
 import { jsDataPlane, type DataPlane, type SpliceOptions, type SpliceResult } from './data-plane.js';
-import { NativeDataPlane, socketOfFd } from './native-data-plane.js';
+import { NativeDataPlane, socketOfFd, type NativeAcceptAddon } from './native-data-plane.js';
 import { NativeDialer } from './native-dial.js';
 
 export interface ForwarderOptions {
@@ -69,6 +70,13 @@ export interface ForwarderOptions {
   observer?: ForwarderObserver;
   /** Room for forwarded pairs under the open-file limit, shared by the forwarders of a process. Default: this process's (`processDescriptorBudget`). */
   descriptors?: DescriptorBudget;
+  /**
+   * Who accepts clients. `native` (the default): C, on the event loop, when
+   * the data plane is the native one with its dials (no `dial` seam) and the
+   * listen host is an IP literal: no JavaScript socket is made for a client.
+   * Otherwise, and with `js`, a `net.Server`.
+   */
+  accept?: 'native' | 'js';
 }
 
 /** How a client connection ended, for the access log. */
@@ -191,6 +199,12 @@ export class Forwarder implements Service<HostPort> {
   readonly #nativeDials = new Set<number>();
   /** Every open client socket (from accept to close). */
   readonly #clients = new Set<Socket>();
+  /** Accepts in C (`accept`), when this forwarder's clients are taken so. */
+  readonly #acceptor: NativeAcceptAddon | undefined;
+  /** The listening socket of the native accepts, while listening. */
+  #listener: { id: number; address: HostPort } | undefined;
+  /** Clients a native accept took and no plane holds yet (waiting for a backend set or a dial). */
+  readonly #accepted = new Set<AcceptedClient>();
   /** Connections not finished yet: accepted, and not both closed and accounted for. */
   #active = 0;
   /** Every open, connected backend socket. */
@@ -252,6 +266,8 @@ export class Forwarder implements Service<HostPort> {
     this.#dataPlane = options.dataPlane ?? jsDataPlane;
     const dialer = this.#dataPlane instanceof NativeDataPlane && options.dial === undefined ? this.#dataPlane.dialer : undefined;
     this.#native = dialer && this.#dataPlane instanceof NativeDataPlane ? { plane: this.#dataPlane, dialer } : undefined;
+    // A host name to listen on is resolved by net.Server: those mappings keep the JavaScript accept.
+    this.#acceptor = options.accept !== 'js' && this.#native !== undefined && NativeDialer.dialable(listen.host) ? this.#native.plane.acceptor : undefined;
     this.#descriptors.hold(this.#dataPlane, this.#dataPlane.fixedDescriptors);
   }
 
@@ -279,6 +295,11 @@ export class Forwarder implements Service<HostPort> {
     if (this.#server) this.#server.maxConnections = maxConnections;
   }
 
+  /** Whether clients are accepted in C (`accept`): known once started. */
+  get acceptsNatively(): boolean {
+    return this.#listener !== undefined;
+  }
+
   /** Listen; resolves once listening, rejects with `ERR_LISTEN` (e.g. port taken). */
   start(): Promise<void> {
     this.#starting ??= this.#doStart();
@@ -287,6 +308,7 @@ export class Forwarder implements Service<HostPort> {
 
   /** The bound address (the real port when `listen.port` is 0). Throws before `start()` resolved. */
   address(): HostPort {
+    if (this.#listener) return { ...this.#listener.address };
     const bound = this.#server?.address();
     if (!bound || typeof bound === 'string') throw new SrvlinkError('ERR_NOT_STARTED', `forwarder "${this.#name}" is not listening`);
     return { host: bound.address, port: bound.port };
@@ -318,6 +340,7 @@ export class Forwarder implements Service<HostPort> {
 
   async #doStart(): Promise<void> {
     if (this.#closing) throw new SrvlinkError('ERR_CLOSED', `forwarder "${this.#name}" is closed`);
+    if (this.#acceptor) return this.#startNative(this.#acceptor);
     // allowHalfOpen: a client's FIN must not end our write side, the backend
     // may still be answering. pauseOnConnect: nothing is read before the
     // backend is connected, so early client bytes wait in the kernel buffer.
@@ -347,6 +370,30 @@ export class Forwarder implements Service<HostPort> {
       if (suppressed !== undefined) this.#log.error('cannot accept connection', { error: errorMessage(err), suppressed });
     });
     this.#server = server;
+    this.#warnCapacity();
+    this.#unsubscribe = this.#source.onUpdate((set) => this.#forgetDeparted(set));
+    this.#log.debug('forwarder listening', { listen: formatHostPort(this.address()) });
+  }
+
+  /** Listen with accepts in C: each client comes as a descriptor (`#onAccepted`), never as a socket. */
+  #startNative(acceptor: NativeAcceptAddon): void {
+    const address = formatHostPort(this.#listen);
+    // The client's address (a getpeername on the JS path) only for those who read it: the access log, debug lines.
+    const peers = this.#observer.closed !== undefined || this.#log.enabled?.('debug') !== false;
+    let listening: { id: number; port: number };
+    try {
+      listening = acceptor.acceptListen(this.#listen.host, this.#listen.port, (fd, peer) => this.#onAccepted(acceptor, fd, peer), peers);
+    } catch (err) {
+      throw listenError(address, errnoError(err));
+    }
+    this.#listener = { id: listening.id, address: { host: this.#listen.host, port: listening.port } };
+    this.#warnCapacity();
+    this.#unsubscribe = this.#source.onUpdate((set) => this.#forgetDeparted(set));
+    this.#log.debug('forwarder listening', { listen: formatHostPort(this.address()), accept: 'native' });
+  }
+
+  /** The open-file limit allows fewer pairs than --max-conns: said once, at start. */
+  #warnCapacity(): void {
     // What the JS plane's two descriptors per pair allow: past the native plane's room, pairs stay in JavaScript.
     const capacity = this.#descriptors.capacity;
     if (this.#maxConnections > capacity) {
@@ -356,14 +403,46 @@ export class Forwarder implements Service<HostPort> {
         maxConnections: this.#maxConnections,
       });
     }
-    this.#unsubscribe = this.#source.onUpdate((set) => this.#forgetDeparted(set));
-    this.#log.debug('forwarder listening', { listen: formatHostPort(this.address()) });
+  }
+
+  /**
+   * A client a native accept took (`fd` its descriptor, now ours), or a
+   * failed accept (`fd` a negative errno: the kernel's connection was shed).
+   * The same checks as `#onConnection`; over the limit the client is closed
+   * at once, as Node's `maxConnections` does.
+   */
+  #onAccepted(acceptor: NativeAcceptAddon, fd: number, peer: string | undefined): void {
+    if (fd < 0) {
+      const suppressed = this.#serverErrorLog.take();
+      if (suppressed !== undefined) this.#log.error('cannot accept connection', { error: errnoName(-fd), suppressed });
+      return;
+    }
+    if (this.#listener === undefined || this.#active >= this.#maxConnections) {
+      closeSync(fd);
+      if (this.#listener !== undefined) this.#onDrop();
+      return;
+    }
+    if (!this.#descriptors.take()) {
+      acceptor.acceptReset(fd);
+      this.#rejectNoDescriptors();
+      return;
+    }
+    this.stats.accepted++;
+    const client = new AcceptedClient(fd, peer ?? '', acceptor, this.#accepted);
+    this.#accepted.add(client);
+    this.stats.active = ++this.#active;
+    const over = this.#pairAccounting(1);
+    this.#forward(client).then(over, this.#onForwardBug(over));
   }
 
   async #drain(): Promise<void> {
     // Only wait for a start in progress: with a server up, stop accepting
     // in this very tick (no await before server.close).
-    if (!this.#server && this.#starting) await this.#starting.catch(() => undefined);
+    if (!this.#server && !this.#listener && this.#starting) await this.#starting.catch(() => undefined);
+    if (this.#listener) {
+      this.#acceptor?.acceptClose(this.#listener.id);
+      this.#listener = undefined;
+    }
     this.#unsubscribe?.();
     const server = this.#server;
     const serverClosed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
@@ -376,6 +455,7 @@ export class Forwarder implements Service<HostPort> {
         for (const wait of this.#deadlines.drain()) wait.abort();
         for (const id of this.#nativeDials) this.#native?.dialer.abort(id);
         for (const socket of [...this.#clients, ...this.#backends]) resetSocket(socket);
+        for (const client of [...this.#accepted]) client.reset();
       }, this.#drainTimeout);
     }
     await new Promise<void>((resolve) => {
@@ -387,7 +467,7 @@ export class Forwarder implements Service<HostPort> {
   }
 
   #checkIdle(): void {
-    if (this.#onIdle && this.#active === 0 && this.#clients.size === 0 && this.#backends.size === 0) {
+    if (this.#onIdle && this.#active === 0 && this.#clients.size === 0 && this.#accepted.size === 0 && this.#backends.size === 0) {
       this.#onIdle();
       this.#onIdle = undefined;
     }
@@ -403,9 +483,13 @@ export class Forwarder implements Service<HostPort> {
 
   /** No descriptors left for another pair: closed at once and counted like a connection over --max-conns. */
   #onNoDescriptors(client: Socket): void {
-    this.stats.rejected++;
     client.on('error', () => undefined);
     resetSocket(client);
+    this.#rejectNoDescriptors();
+  }
+
+  #rejectNoDescriptors(): void {
+    this.stats.rejected++;
     const suppressed = this.#rejectLog.take('open-files');
     if (suppressed !== undefined) {
       this.#log.warn('open-file limit reached: closing new clients', {
@@ -438,9 +522,8 @@ export class Forwarder implements Service<HostPort> {
     this.#forward(client).then(over, this.#onForwardBug(over));
   }
 
-  /** Accounted for once both are over: the forwarding (splice included) and the client socket. */
-  #pairAccounting(): () => void {
-    let parts = 2;
+  /** Accounted for once all `parts` are over: the forwarding (splice included) and the client socket, when there is one. */
+  #pairAccounting(parts = 2): () => void {
     return () => {
       if (--parts > 0) return;
       this.#descriptors.release();
@@ -484,12 +567,12 @@ export class Forwarder implements Service<HostPort> {
     });
   }
 
-  async #forward(client: Socket): Promise<void> {
+  async #forward(client: Client): Promise<void> {
     let handed: { spliced: Promise<void> } | void;
     try {
       handed = await this.#forwardOrHandOff(client);
     } catch (err) {
-      resetSocket(client);
+      resetClient(client);
       throw err;
     }
     // Returned, not awaited: this frame ends here.
@@ -502,12 +585,17 @@ export class Forwarder implements Service<HostPort> {
    * the promise it returns: this frame, and the client it holds, are gone
    * while the pair runs.
    */
-  async #forwardOrHandOff(client: Socket): Promise<{ spliced: Promise<void> } | void> {
+  async #forwardOrHandOff(client: Client): Promise<{ spliced: Promise<void> } | void> {
     const started = performance.now();
     // One deadline for everything before the splice (docs/architecture.md §4.3): however many backends fail, a client waits no longer.
     const deadline = started + this.#dialDeadline;
     // The client's address (a getpeername) only for those who read it: the access log, debug lines.
-    const from = this.#observer.closed !== undefined || this.#log.enabled?.('debug') !== false ? `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}` : '';
+    const from =
+      client instanceof AcceptedClient
+        ? client.from
+        : this.#observer.closed !== undefined || this.#log.enabled?.('debug') !== false
+          ? `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`
+          : '';
     const tried: string[] = [];
     const end = (outcome: ConnectionOutcome, backend?: string, bytesIn = 0, bytesOut = 0): void => {
       if (this.#observer.closed !== undefined) this.#closed({ client: from, backend, tried, bytesIn, bytesOut, ms: performance.now() - started, outcome });
@@ -517,7 +605,7 @@ export class Forwarder implements Service<HostPort> {
       set = await this.#backendSet();
     } catch (err) {
       if (this.#hardStop.signal.aborted) {
-        resetSocket(client);
+        resetClient(client);
         end('aborted');
         return;
       }
@@ -533,7 +621,7 @@ export class Forwarder implements Service<HostPort> {
         const message = errorMessage(err);
         this.#warnFailure(`discovery ${message}`, message, {});
       }
-      resetSocket(client);
+      resetClient(client);
       return;
     }
     if (client.destroyed) return end('aborted');
@@ -543,7 +631,7 @@ export class Forwarder implements Service<HostPort> {
       this.stats.noBackend++;
       end('no-backend');
       this.#warnFailure(`empty ${set.status}`, `no backends for "${set.name}" (${set.status})`, { service: set.name, status: set.status });
-      resetSocket(client);
+      resetClient(client);
       return;
     }
     // Ejected backends, and those a trial connection is probing, are held
@@ -593,7 +681,7 @@ export class Forwarder implements Service<HostPort> {
       } catch (err) {
         if (err instanceof DialError && err.code === 'ERR_DIAL_ABORTED') {
           if (probe) this.#health.endProbe(candidate.key);
-          resetSocket(client);
+          resetClient(client);
           return end('aborted');
         }
         this.#dialed(candidate.key, false, performance.now() - dialStart);
@@ -635,7 +723,7 @@ export class Forwarder implements Service<HostPort> {
         `no backend of "${set.name}" answered within the dial deadline (${this.#dialDeadline} ms; tried ${listed || 'none'}${untried > 0 ? `; ${untried} not tried` : ''}${skipped > 0 ? `; skipped ${skipped} ejected` : ''})`,
         { service: set.name, tried: reasons, untried, skipped, dialDeadline: this.#dialDeadline },
       );
-      resetSocket(client);
+      resetClient(client);
       end('deadline');
       return;
     }
@@ -644,7 +732,7 @@ export class Forwarder implements Service<HostPort> {
       tried: reasons,
       skipped,
     });
-    resetSocket(client);
+    resetClient(client);
     end('unreachable');
   }
 
@@ -687,7 +775,7 @@ export class Forwarder implements Service<HostPort> {
    * sockets in memory while the pair runs.
    */
   #splice(
-    client: Socket,
+    client: Client,
     dialed: Socket | number,
     candidate: Candidate,
     service: string,
@@ -731,9 +819,14 @@ export class Forwarder implements Service<HostPort> {
       });
       return { end: result.end, ...counts };
     };
-    // A native dial's descriptor goes to the native plane as it is: no JS socket for it ever.
-    if (typeof dialed === 'number' && this.#native !== undefined) return this.#native.plane.spliceDialed(client, dialed, options).then(done);
-    return this.#dataPlane.splice(client, this.#watchBackend(typeof dialed === 'number' ? socketOfFd(dialed) : dialed), options).then(done);
+    // A native dial's descriptor goes to the native plane as it is: no JS socket for it ever (nor for a native accept's client).
+    if (typeof dialed === 'number' && this.#native !== undefined) {
+      if (client instanceof AcceptedClient) return this.#native.plane.spliceAccepted(client.handOff(), dialed, options).then(done);
+      return this.#native.plane.spliceDialed(client, dialed, options).then(done);
+    }
+    // A backend dialed in JavaScript (a host name): a native accept's client becomes a socket, taken as any.
+    const socket = client instanceof AcceptedClient ? socketOfFd(client.handOff(), true) : client;
+    return this.#dataPlane.splice(socket, this.#watchBackend(typeof dialed === 'number' ? socketOfFd(dialed) : dialed), options).then(done);
   }
 
   /** A backend socket of this forwarder's: known to a forced drain until it closes. */
@@ -923,6 +1016,64 @@ function checkSetting(name: string, what: string, value: unknown, min: number, u
     throw new InvalidArgumentError(`invalid ${what} "${String(value)}" for forwarder "${name}": expected a whole number of ${unit} from ${min} to ${MAX_TIMER_MS}`);
   }
   return value;
+}
+
+/** A client of the forwarder: a socket of its `net.Server`, or a descriptor of a native accept's. */
+type Client = Socket | AcceptedClient;
+
+/**
+ * A client a native accept took, by descriptor, until a plane holds it
+ * (`handOff`) or it is reset. Nothing watches it meanwhile: a client that
+ * leaves while its backend is dialed is seen by the plane (its FIN or reset
+ * is passed on), not here (`destroyed` is only this forwarder's own reset).
+ */
+class AcceptedClient {
+  readonly fd: number;
+  /** `address:port`, when the forwarder asked for it; else ''. */
+  readonly from: string;
+  destroyed = false;
+  readonly #acceptor: NativeAcceptAddon;
+  readonly #pending: Set<AcceptedClient>;
+
+  constructor(fd: number, from: string, acceptor: NativeAcceptAddon, pending: Set<AcceptedClient>) {
+    this.fd = fd;
+    this.from = from;
+    this.#acceptor = acceptor;
+    this.#pending = pending;
+  }
+
+  /** The descriptor, for a plane that takes it: no longer this forwarder's. */
+  handOff(): number {
+    this.destroyed = true;
+    this.#pending.delete(this);
+    return this.fd;
+  }
+
+  /** Close with a reset (a FIN would read as an empty reply); once. */
+  reset(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.#pending.delete(this);
+    this.#acceptor.acceptReset(this.fd);
+  }
+}
+
+function resetClient(client: Client): void {
+  if (client instanceof AcceptedClient) client.reset();
+  else resetSocket(client);
+}
+
+/** A native binding's error (code `E<errno>`) with the errno's name as its code, as Node's errors have it. */
+function errnoError(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^E\d+$/.test(code)) return err;
+  return Object.assign(new Error(errorMessage(err)), { code: errnoName(Number(code.slice(1))) });
+}
+
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
+
+function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 }
 
 /**

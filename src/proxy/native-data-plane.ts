@@ -1,4 +1,3 @@
-import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { errorMessage } from '../core/errors.js';
@@ -12,6 +11,13 @@ export type DataPlaneChoice = 'native' | 'js' | 'auto';
 
 /** `enum splice_end` of native/src/splice-plane.h. An abort (forced drain) ends a pair as a close does on the JS plane. */
 const ENDS: readonly SpliceResult['end'][] = ['closed', 'idle', 'client-error', 'backend-error', 'closed'];
+
+/** spliceAdd's `own`: the descriptors it takes as they are (no duplicate). */
+const OWN_BACKEND = 2;
+const OWN_BOTH = 3;
+
+/** The addon's accept exports, all there. */
+export type NativeAcceptAddon = Required<Pick<NativeAddon, 'acceptListen' | 'acceptClose' | 'acceptReset'>>;
 
 /** The addon's data-plane exports, all there. */
 type SpliceAddon = Required<Pick<NativeAddon, 'spliceStart' | 'spliceAdd' | 'spliceAbort' | 'spliceStats'>>;
@@ -58,14 +64,17 @@ export class NativeDataPlane implements DataPlane {
   readonly #bySignal = new WeakMap<AbortSignal, Set<number>>();
   /** Dials in C, for backends this plane forwards to (`spliceDialed`); undefined with an addon built before them. */
   readonly dialer: NativeDialer | undefined;
+  /** Accepts in C, for clients this plane forwards (`spliceAccepted`); undefined with an addon built before them. */
+  readonly acceptor: NativeAcceptAddon | undefined;
 
-  constructor(addon: SpliceAddon, maxPipes = pipesFor(processDescriptorBudget().limit), dials?: NativeDialAddon) {
+  constructor(addon: SpliceAddon, maxPipes = pipesFor(processDescriptorBudget().limit), dials?: NativeDialAddon, accepts?: NativeAcceptAddon) {
     this.#addon = addon;
     addon.spliceStart((id, bytesIn, bytesOut, end, errno) => this.#onEnd(id, bytesIn, bytesOut, end, errno), { maxPipes });
     // Every pipe it may open (two descriptors each), and an epoll and a wake-up descriptor per thread.
     const stats = addon.spliceStats();
     this.fixedDescriptors = stats.maxPipes * 2 + stats.threads * 2;
     this.dialer = dials ? startDialer(dials) : undefined;
+    this.acceptor = this.dialer ? accepts : undefined;
   }
 
   /** Pairs forwarded now. */
@@ -92,22 +101,39 @@ export class NativeDataPlane implements DataPlane {
 
   /**
    * As `splice`, with a backend a native dial connected: its descriptor is
-   * the plane's (closed once duplicated). When the pair cannot be handed
-   * over it becomes a JavaScript socket for the JS plane.
+   * the plane's, taken as it is (no duplicate). When the pair cannot be
+   * handed over it becomes a JavaScript socket for the JS plane.
    */
   spliceDialed(client: Socket, backendFd: number, options: SpliceOptions = {}): Promise<SpliceResult> {
     const clientFd = handedOffFd(client);
     let id: number | undefined;
     if (clientFd !== undefined && !options.signal?.aborted) {
       try {
-        id = this.#addon.spliceAdd(clientFd, backendFd, options.idleTimeout ?? 0);
+        id = this.#addon.spliceAdd(clientFd, backendFd, options.idleTimeout ?? 0, OWN_BACKEND);
       } catch {
-        // No descriptor for the duplicates, or no memory: this pair stays in JavaScript.
+        // No descriptor for the client's duplicate, or no memory: this pair stays in JavaScript.
       }
     }
     if (id === undefined) return jsDataPlane.splice(client, socketOfFd(backendFd), options);
-    closeSync(backendFd);
     client.destroy();
+    return this.#wait(id, options);
+  }
+
+  /**
+   * As `spliceDialed`, with a client a native accept took: both descriptors
+   * are the plane's, taken as they are; no JavaScript socket is made for
+   * either unless the pair must stay in JavaScript (no memory).
+   */
+  spliceAccepted(clientFd: number, backendFd: number, options: SpliceOptions = {}): Promise<SpliceResult> {
+    let id: number | undefined;
+    if (!options.signal?.aborted) {
+      try {
+        id = this.#addon.spliceAdd(clientFd, backendFd, options.idleTimeout ?? 0, OWN_BOTH);
+      } catch {
+        // No memory: this pair stays in JavaScript.
+      }
+    }
+    if (id === undefined) return jsDataPlane.splice(socketOfFd(clientFd, true), socketOfFd(backendFd), options);
     return this.#wait(id, options);
   }
 
@@ -164,9 +190,14 @@ function startDialer(dials: NativeDialAddon): NativeDialer | undefined {
   }
 }
 
-/** A connected TCP socket by descriptor, as the JS plane takes it (half-open allowed). */
-export function socketOfFd(fd: number): Socket {
-  return new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+/**
+ * A connected TCP socket by descriptor, as the JS plane takes it (half-open
+ * allowed); `paused`: nothing is read before the plane takes it (Node's
+ * `pauseOnCreate`, what `pauseOnConnect` accepts with), so that a native plane
+ * may still take it.
+ */
+export function socketOfFd(fd: number, paused = false): Socket {
+  return new Socket({ fd, allowHalfOpen: true, readable: true, writable: true, ...(paused ? { pauseOnCreate: true } : {}) } as ConstructorParameters<typeof Socket>[0]);
 }
 
 let nativePlane: NativeDataPlane | undefined;
@@ -189,7 +220,8 @@ export function openDataPlane(choice: DataPlaneChoice, loaded: () => NativeAddon
   }
   try {
     const dials = addon.dialStart && addon.dialConnect && addon.dialAbort ? { dialStart: addon.dialStart, dialConnect: addon.dialConnect, dialAbort: addon.dialAbort } : undefined;
-    nativePlane = new NativeDataPlane({ spliceStart: addon.spliceStart, spliceAdd: addon.spliceAdd, spliceAbort: addon.spliceAbort, spliceStats: addon.spliceStats }, undefined, dials);
+    const accepts = addon.acceptListen && addon.acceptClose && addon.acceptReset ? { acceptListen: addon.acceptListen, acceptClose: addon.acceptClose, acceptReset: addon.acceptReset } : undefined;
+    nativePlane = new NativeDataPlane({ spliceStart: addon.spliceStart, spliceAdd: addon.spliceAdd, spliceAbort: addon.spliceAbort, spliceStats: addon.spliceStats }, undefined, dials, accepts);
   } catch (err) {
     return { plane: jsDataPlane, unavailable: `cannot start the native data plane: ${errorMessage(err)}` };
   }
