@@ -6,14 +6,19 @@ import { openDataPlane } from '../../src/proxy/native-data-plane.js';
 export interface TestDataPlane {
   name: 'js' | 'native';
   plane: DataPlane;
+  /** Who accepts the forwarder's clients: a net.Server (`js`), or C (`native`, the native plane's default). */
+  accept: 'js' | 'native';
   /** Set when the plane is not available (no addon): the suite is skipped, saying why. */
   skip: string | undefined;
 }
 
 const native = openDataPlane('native', () => loadNativeAddon());
 
-/** Both data planes, for `describe.each`: the forwarder must behave the same on either. */
+const nativeSkip = native.unavailable === undefined ? undefined : `skipped: ${native.unavailable}`;
+
+/** Both data planes, the native one with either accept, for `describe.each`: the forwarder must behave the same on each. */
 export const DATA_PLANES: readonly TestDataPlane[] = [
-  { name: 'js', plane: jsDataPlane, skip: undefined },
-  { name: 'native', plane: native.plane, skip: native.unavailable === undefined ? undefined : `skipped: ${native.unavailable}` },
+  { name: 'js', plane: jsDataPlane, accept: 'js', skip: undefined },
+  { name: 'native', plane: native.plane, accept: 'js', skip: nativeSkip },
+  { name: 'native', plane: native.plane, accept: 'native', skip: nativeSkip },
 ];

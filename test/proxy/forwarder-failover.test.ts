@@ -38,10 +38,10 @@ function countingDial(): { dial: (host: string, port: number) => Socket; dials: 
   };
 }
 
-describe.each(DATA_PLANES)('on the $name data plane', ({ plane, skip }) => {
+describe.each(DATA_PLANES)('on the $name data plane, $accept accept', ({ plane, accept, skip }) => {
   /** A test forwarder on this plane. */
   const start = (options: Partial<ForwarderOptions> & Pick<ForwarderOptions, 'source'>, logLevel?: LogLevel): Promise<TestForwarder> =>
-    startForwarder({ dataPlane: plane, ...options }, logLevel);
+    startForwarder({ dataPlane: plane, accept, ...options }, logLevel);
   if (skip) it.skip(skip, () => undefined);
 
   describe.skipIf(skip !== undefined)('Forwarder: failover', () => {
