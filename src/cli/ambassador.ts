@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Etcd3 } from 'etcd3';
 import type { EtcdConfig } from '../config/etcd-config.js';
 import type { RegisterConfig } from '../config/register-config.js';
+import type { EtcdGateway } from '../registry/etcd-gateway.js';
 import { RESTART_SETTINGS, mappingKey, planReload } from '../config/reload-plan.js';
 import type { Mapping } from '../config/parse-mappings.js';
 import type { RunConfig } from '../config/run-config.js';
@@ -37,7 +37,7 @@ import type { AdminMetrics } from '../admin/admin-metrics.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import type { ChildSnapshot } from '../admin/admin-source.js';
 import { createAdminMetrics, dnsListenerSnapshot, mappingSnapshot, startAdminServer, stubSnapshot, watchRegistration, zoneSnapshot } from './admin-runtime.js';
-import { createEtcdClient } from './etcd-client.js';
+import { createEtcdClient, createRegistryClient } from './etcd-client.js';
 
 type EtcdRuntime = typeof import('./etcd-runtime.js');
 
@@ -150,9 +150,11 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   let clusterClient = clusterClientOf(config);
 
   const stop = options.stop ?? new AbortController().signal;
-  const etcdClient = options.etcd ? await createEtcdClient(options.etcd, options.env ?? {}) : undefined;
-  // The zone and registrations need etcd3's classes: loaded with the client, only when etcd is used.
-  const etcdRuntime = etcdClient ? await import('./etcd-runtime.js') : undefined;
+  // etcd3 (gRPC) for the zone's watch only; registrations talk to etcd's JSON gateway, which
+  // connects on first use: a `srvlink run --register` without etcd discovery loads no gRPC.
+  const etcdClient = options.etcd && config.discovery === 'etcd' ? await createEtcdClient(options.etcd, options.env ?? {}) : undefined;
+  const registryClient = options.etcd ? createRegistryClient(options.etcd, options.env ?? {}) : undefined;
+  const etcdRuntime = registryClient ? await import('./etcd-runtime.js') : undefined;
   const zone = config.discovery === 'etcd' ? new LateZone(config.prefix) : undefined;
   const zoneOpener = zone && etcdClient ? await import('../skydns/open-etcd-zone.js') : undefined;
   // Every mapped service's environment is answered from etcd, the cluster domain or not.
@@ -231,6 +233,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
       await Promise.all(routes.map((r) => r.source.close()));
       await zone?.close();
       etcdClient?.close();
+      registryClient?.close();
       if (resolvConfWritten) restoreResolvConf(config.resolvConf, resolvConfText, log);
       await admin?.close();
       if (reason !== undefined) log.info('stopped');
@@ -348,7 +351,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
   const register = async (specs: readonly RegisterConfig[]): Promise<void> => {
     pendingRegistrations = [...specs];
     for (const spec of specs) {
-      const registration = await (etcdRuntime as EtcdRuntime).startRegistration(etcdClient as Etcd3, spec, log);
+      const registration = await (etcdRuntime as EtcdRuntime).startRegistration(registryClient as EtcdGateway, spec, log);
       registrationStatus.set(registration, watchRegistration(registration));
       registrations.push({ config: spec, registration });
       pendingRegistrations = pendingRegistrations.filter((pending) => pending !== spec);
@@ -476,7 +479,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
     const keyOf = (c: RegisterConfig): string => JSON.stringify(c);
     const wantedKeys = new Set(wanted.map(keyOf));
     const runningKeys = new Set(registrations.map((r) => keyOf(r.config)));
-    if (wanted.some((c) => !runningKeys.has(keyOf(c))) && !etcdClient) {
+    if (wanted.some((c) => !runningKeys.has(keyOf(c))) && !registryClient) {
       restartNeeded.push('register');
       return;
     }

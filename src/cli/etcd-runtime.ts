@@ -1,11 +1,11 @@
-import type { Etcd3 } from 'etcd3';
 import type { RegisterConfig } from '../config/register-config.js';
 import type { Logger } from '../core/logger.js';
 import { parseHealthCheck } from '../registry/health-check.js';
+import type { EtcdGateway } from '../registry/etcd-gateway.js';
 import { Registration } from '../registry/registration.js';
 
 /** A registration for `config`, started: its lease, keepalive and health check run until `close()`. */
-export async function startRegistration(client: Etcd3, config: RegisterConfig, log: Logger): Promise<Registration> {
+export async function startRegistration(client: EtcdGateway, config: RegisterConfig, log: Logger): Promise<Registration> {
   const registration = new Registration({
     client,
     key: config.key,

@@ -9,7 +9,7 @@ import { defaultHost } from '../registry/default-host.js';
 import { openAdminSettings, withAdminOptions } from './admin-options.js';
 import { createAdminMetrics, startAdminServer, watchRegistration } from './admin-runtime.js';
 import { ExitCode, commandLogger, envOption, logFormat, optionSources, runGuarded, type CliIo } from './cli-context.js';
-import { createEtcdClient, withEtcdOptions } from './etcd-client.js';
+import { createRegistryClient, withEtcdOptions } from './etcd-client.js';
 
 /** `srvlink register`: the registration sidekick alone (docs/architecture.md §4.4). */
 export function registerCommand(io: CliIo, setExit: (code: number) => void): Command {
@@ -82,7 +82,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT (key removed), 1 runtime failure, 2 bad 
           });
           const log = commandLogger(io, cmd);
           const adminSettings = await openAdminSettings(io, { admin: sources.admin && { value: opts.admin, source: sources.admin } }, logFormat(cmd), log);
-          const client = await createEtcdClient(etcdConfig as NonNullable<typeof etcdConfig>, io.env);
+          const client = createRegistryClient(etcdConfig as NonNullable<typeof etcdConfig>, io.env);
           let status: (() => ReturnType<ReturnType<typeof watchRegistration>>) | undefined;
           const metrics = adminSettings.admin ? await createAdminMetrics() : undefined;
           // Up before the registration: /readyz says 503 until the key is in place.

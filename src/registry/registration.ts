@@ -1,7 +1,6 @@
 import { MAX_TIMER_MS } from '../core/duration.js';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, type Lease, type Namespace } from 'etcd3';
 import { abortableSleep, deferred, type Deferred } from '../core/abort.js';
 import { backoffDelay } from '../core/backoff.js';
 import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
@@ -9,6 +8,8 @@ import type { Service } from '../core/lifecycle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { LogThrottle } from '../core/log-throttle.js';
 import { REGISTRATION_DEFAULTS } from './registration-defaults.js';
+import type { EtcdGateway } from './etcd-gateway.js';
+import { EtcdLease } from './etcd-lease.js';
 import type { CheckResult, HealthCheck } from './health-check.js';
 import { INITIAL_HEALTH_STATE, nextHealthState, type HealthState } from './health-state.js';
 
@@ -52,12 +53,9 @@ export interface LastCheck extends CheckResult {
   readonly at: string;
 }
 
-/** The part of an etcd client a registration uses: `Etcd3` or one of its namespaces. */
-export type LeaseClient = Pick<Namespace, 'lease'>;
-
 export interface RegistrationOptions {
-  /** Owned by the caller: the registration neither creates nor closes it. */
-  client: LeaseClient;
+  /** etcd (its JSON gateway); owned by the caller: the registration neither creates nor closes it. */
+  client: EtcdGateway;
   /** The etcd key (`registrationKey`). */
   key: string;
   /** The value, written as JSON (`recordValue`). */
@@ -102,7 +100,7 @@ const MAX_TTL = 86_400;
 
 /** One lease and whether the key has been put under it. */
 interface Held {
-  readonly lease: Lease;
+  readonly lease: EtcdLease;
   id: string | undefined;
   /** The put under this lease succeeded: the key is (or was until lost) in etcd. */
   live: boolean;
@@ -126,7 +124,7 @@ type Outcome = 'registered' | 'failed' | 'closed';
  */
 export class Registration extends EventEmitter<RegistrationEvents> implements Service<string> {
   readonly key: string;
-  readonly #client: LeaseClient;
+  readonly #client: EtcdGateway;
   readonly #json: string;
   readonly #ttl: number;
   readonly #check: HealthCheck | undefined;
@@ -303,7 +301,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
 
   /** Grant a lease, put the key under it. */
   async #register(): Promise<Outcome> {
-    const lease = this.#client.lease(this.#ttl, { autoKeepAlive: true, deadline: Date.now() + this.#callTimeout });
+    const lease = new EtcdLease(this.#client, this.#ttl, { callTimeout: this.#callTimeout });
     const held: Held = { lease, id: undefined, live: false };
     // A new lease has not failed a keepalive yet.
     this.#warnings.clear(KEEPALIVE);
@@ -313,11 +311,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
     lease.on('keepaliveSucceeded', () => this.#onKeepaliveSucceeded(held));
     try {
       held.id = await lease.grant();
-      await lease
-        .put(this.key)
-        .value(this.#json)
-        .options({ deadline: Date.now() + this.#callTimeout })
-        .exec();
+      await lease.put(this.key, this.#json);
     } catch (err) {
       if (this.#held === held) {
         this.#held = undefined;
@@ -356,7 +350,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   /** Revoke `held`'s lease (which also stops its keepalives); whether etcd confirmed it. */
   async #revoke(held: Held): Promise<boolean> {
     try {
-      await held.lease.revoke({ deadline: Date.now() + this.#callTimeout });
+      await held.lease.revoke();
       return true;
     } catch (err) {
       if (held.live) {
@@ -383,8 +377,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements Se
   }
 
   #onKeepaliveFailed(held: Held, err: unknown): void {
-    // An invalid lease is not etcd being unreachable: 'lost' follows and says so.
-    if (this.#held !== held || !held.live || err instanceof EtcdLeaseInvalidError) return;
+    if (this.#held !== held || !held.live) return;
     if (this.#warnings.take(KEEPALIVE) === undefined) return;
     this.#log.warn('cannot renew lease: etcd unreachable, retrying', { lease: held.id, ttl: this.#ttl, error: errorMessage(err) });
   }

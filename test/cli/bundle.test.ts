@@ -34,7 +34,7 @@ describe('dist/main.js and the bundle', () => {
     expect(result.stdout).toMatch(/^Usage: srvlink run /);
   });
 
-  it('registers in etcd with the etcd client from its own bundle, beside srvlink.cjs: no file of node_modules is loaded, no .proto file read', async () => {
+  it('registers in etcd without gRPC, and srvlink dns watches etcd with the etcd client from its own bundle, beside srvlink.cjs: no file of node_modules is loaded, no .proto file read', async () => {
     const etcd = await startEtcd();
     onTestFinished(() => etcd.close());
     const register = spawnSrvlink(['register', '--etcd', etcd.endpoints.join(','), '--domain', 'env1.skydns.local', '--service', 'web', '--port', '8080', '--host', '127.0.0.1', '--instance', 'w1', '--ttl', '5'], {
@@ -46,9 +46,14 @@ describe('dist/main.js and the bundle', () => {
     expect(await register.stop()).toBe(0);
     // SIGTERM revoked the lease: the key is gone.
     expect((await etcd.etcdctl(['get', '--prefix', '--keys-only', '/skydns'])).stdout.trim()).toBe('');
-    const loaded = register.logs.flatMap((l) => (l.level === 'raw' ? [...String(l.msg).matchAll(/^MODULE \d+: load "([^"]+)"/g)].map((m) => m[1] as string) : []));
-    expect(loaded).toContain(join(ROOT, 'dist/bundle/etcd.cjs'));
-    expect(loaded.filter((file) => file.includes('node_modules') || file.endsWith('.proto'))).toEqual([]);
+    const loadedBy = (proc: SrvlinkProcess): string[] => proc.logs.flatMap((l) => (l.level === 'raw' ? [...String(l.msg).matchAll(/^MODULE \d+: load "([^"]+)"/g)].map((m) => m[1] as string) : []));
+    // A registration talks to etcd's JSON gateway: neither the etcd client nor anything else is loaded.
+    expect(loadedBy(register)).toEqual([]);
+    const dns = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--etcd', etcd.endpoints.join(',')], { env: { NODE_DEBUG: 'module' } });
+    await dns.waitForLog((l) => l.msg === 'dns server listening');
+    expect(await dns.stop()).toBe(0);
+    expect(loadedBy(dns)).toContain(join(ROOT, 'dist/bundle/etcd.cjs'));
+    expect(loadedBy(dns).filter((file) => file.includes('node_modules') || file.endsWith('.proto'))).toEqual([]);
   });
 
   it('runs the modules when the bundle is older than main.js (a tsc run after make build), and they answer alike', async () => {

@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { InvalidArgumentError, SrvlinkError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
+import { EtcdGateway } from '../../src/registry/etcd-gateway.js';
 import { parseHealthCheck } from '../../src/registry/health-check.js';
 import { registrationKey } from '../../src/registry/registration-key.js';
 import { recordValue } from '../../src/skydns-model/record-value.js';
@@ -21,8 +21,8 @@ const KEY = registrationKey({ domain: 'env1.skydns.local', service: 'web', insta
 const VALUE = recordValue({ host: '10.0.0.5', port: 31001, ttl: 2 });
 const JSON_VALUE = '{"host":"10.0.0.5","port":31001,"priority":10,"weight":100,"ttl":2}';
 
-function client(etcd: EtcdCluster): Etcd3 {
-  const c = new Etcd3({ hosts: etcd.endpoints });
+function client(etcd: EtcdCluster): EtcdGateway {
+  const c = new EtcdGateway({ endpoints: etcd.endpoints });
   onTestFinished(() => c.close());
   return c;
 }
@@ -63,7 +63,7 @@ function nextN(reg: Registration, event: keyof RegistrationEvents, count: number
 interface Stored {
   key: string;
   value: string;
-  /** Decimal, as the etcd3 client reports lease ids. */
+  /** Decimal, as etcd's JSON gateway reports lease ids. */
   lease: string;
 }
 
@@ -220,7 +220,7 @@ describe('Registration', () => {
   });
 
   it('refuses bad settings with an InvalidArgumentError', () => {
-    const c = {} as Etcd3;
+    const c = new EtcdGateway({ endpoints: ['http://127.0.0.1:9'] });
     expect(() => new Registration({ client: c, key: '', value: {} })).toThrow(InvalidArgumentError);
     expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 0 })).toThrow('invalid ttl "0"');
     expect(() => new Registration({ client: c, key: KEY, value: {}, ttl: 1.5 })).toThrow('invalid ttl "1.5"');
