@@ -26,6 +26,20 @@ export interface AdminSnapshot {
   registrations: RegistrationSnapshot[];
   /** The supervised child, once one runs (`run -- CMD`). */
   child?: ChildSnapshot | undefined;
+  /** The native data plane's own counters, when the mappings forward on it (`run`). */
+  nativePlane?: NativePlaneSnapshot | undefined;
+}
+
+/** What the native data plane holds and did (native/src/splice-plane.h). */
+export interface NativePlaneSnapshot {
+  /** Pairs it moves bytes for now. */
+  pairs: number;
+  /** Pipes open (in use or pooled) and the most it opens; bytes of pipe buffer open. */
+  pipesOpen: number;
+  maxPipes: number;
+  pipeBytes: number;
+  /** Bytes copied through user space because no pipe was free (spliced otherwise). */
+  copiedBytes: number;
 }
 
 /** One listener (`--map`) and the backends behind it. */

@@ -171,6 +171,15 @@ export class MetricsRegistry {
       s.registrations.map((r) => [{ key: r.key }, r.renewals] as const),
     );
 
+    // The native data plane (label plane="native": a process forwarding in JavaScript exports no series).
+    const plane = (read: (p: NonNullable<AdminSnapshot['nativePlane']>) => number) => (s: AdminSnapshot): Sample[] => (s.nativePlane ? [[{ plane: 'native' }, read(s.nativePlane)]] : []);
+    const P = ['plane'];
+    this.#gauge('srvlink_data_plane_pairs', 'Connection pairs the native data plane moves bytes for now.', P, plane((p) => p.pairs));
+    this.#gauge('srvlink_data_plane_pipes_open', 'Pipes the native data plane holds open (moving bytes or pooled).', P, plane((p) => p.pipesOpen));
+    this.#gauge('srvlink_data_plane_pipes_max', 'Pipes the native data plane opens at most (from the open-file limit and fs.pipe-user-pages-soft).', P, plane((p) => p.maxPipes));
+    this.#gauge('srvlink_data_plane_pipe_bytes', 'Bytes of pipe buffer the native data plane holds open.', P, plane((p) => p.pipeBytes));
+    this.#counter('srvlink_data_plane_copied_bytes_total', 'Bytes the native data plane copied through user space because every pipe was in use (it splices otherwise): a steady rise means more pairs move bytes at once than pipes allow.', P, plane((p) => p.copiedBytes));
+
     // The supervised child.
     this.#gauge('srvlink_child_uptime_seconds', 'Seconds the supervised child has been running (label: its pid).', ['pid'], (s) =>
       s.child?.pid === undefined || s.child.state === 'exited' ? [] : [[{ pid: String(s.child.pid) }, s.child.uptime]],

@@ -23,7 +23,7 @@ import { Forwarder, type ConnectionRecord, type ForwarderSettings } from '../pro
 import type { DataPlane } from '../proxy/data-plane.js';
 import { openDataPlane } from '../proxy/native-data-plane.js';
 import { openNativeUdp, type NativeUdpAddon } from '../dns/native-udp.js';
-import { loadNativeAddon } from '../core/native-addon.js';
+import { loadNativeAddon, type SpliceStats } from '../core/native-addon.js';
 import type { Registration, RegistrationState } from '../registry/registration.js';
 import type { EtcdZoneStore } from '../skydns/etcd-zone-store.js';
 import { LateZone } from '../skydns/late-zone.js';
@@ -35,7 +35,7 @@ import type { DnsResolver } from '../stub/forward-handler.js';
 import type { AccessLog } from '../admin/access-log.js';
 import type { AdminMetrics } from '../admin/admin-metrics.js';
 import type { AdminServer } from '../admin/admin-server.js';
-import type { ChildSnapshot } from '../admin/admin-source.js';
+import type { ChildSnapshot, NativePlaneSnapshot } from '../admin/admin-source.js';
 import { createAdminMetrics, dnsListenerSnapshot, mappingSnapshot, startAdminServer, stubSnapshot, watchRegistration, zoneSnapshot } from './admin-runtime.js';
 import { createEtcdClient, createRegistryClient } from './etcd-client.js';
 
@@ -129,7 +129,7 @@ interface Route {
  */
 export async function startAmbassador(config: RunConfig, options: AmbassadorOptions): Promise<Ambassador> {
   const log = options.logger;
-  const { dataPlane, nativeUdp } = chooseNativeParts(config, options.env ?? {}, log);
+  const { dataPlane, nativeUdp, nativePlaneStats } = chooseNativeParts(config, options.env ?? {}, log);
   // Metrics observed where decisions are made: only with an admin endpoint to show them.
   const metrics = options.admin ? await createAdminMetrics() : undefined;
   // Read once, before anything could rewrite it: the container's resolvers
@@ -300,6 +300,7 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
               ...pendingRegistrations.map((spec) => ({ key: spec.key, state: 'idle', renewals: 0 })),
             ],
             child: options.child?.(),
+            nativePlane: nativePlaneStats?.(),
           }),
         },
         metrics,
@@ -512,7 +513,11 @@ export async function startAmbassador(config: RunConfig, options: AmbassadorOpti
  * says in one line when it does not (one line for both when both miss it);
  * `native` without it is an error.
  */
-function chooseNativeParts(config: RunConfig, env: NodeJS.ProcessEnv, log: Logger): { dataPlane: DataPlane; nativeUdp: NativeUdpAddon | undefined } {
+function chooseNativeParts(
+  config: RunConfig,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+): { dataPlane: DataPlane; nativeUdp: NativeUdpAddon | undefined; nativePlaneStats: (() => NativePlaneSnapshot) | undefined } {
   const { plane, unavailable } = openDataPlane(config.dataPlane, () => loadNativeAddon(env));
   if (unavailable !== undefined && config.dataPlane === 'native') throw new ConfigError(`invalid --data-plane "native": ${unavailable}`);
   const udp = config.dnsListen === undefined ? { addon: undefined } : openNativeUdp(config.dnsFastPath, () => loadNativeAddon(env));
@@ -525,7 +530,13 @@ function chooseNativeParts(config: RunConfig, env: NodeJS.ProcessEnv, log: Logge
   } else if (udp.unavailable !== undefined) {
     log.warn('dns udp queries answered on the JS path: the native fast path is not available', { reason: udp.unavailable });
   }
-  return { dataPlane: plane, nativeUdp: udp.addon };
+  const spliceStats = unavailable === undefined ? loadNativeAddon(env).addon?.spliceStats : undefined;
+  const nativePlaneStats = spliceStats && plane.name === 'native' ? (): NativePlaneSnapshot => nativePlaneSnapshot(spliceStats()) : undefined;
+  return { dataPlane: plane, nativeUdp: udp.addon, nativePlaneStats };
+}
+
+function nativePlaneSnapshot(stats: SpliceStats): NativePlaneSnapshot {
+  return { pairs: stats.pairs, pipesOpen: stats.pipesOpen, maxPipes: stats.maxPipes, pipeBytes: stats.pipeBytes, copiedBytes: stats.copiedBytes };
 }
 
 function forwarderSettings(c: RunConfig): ForwarderSettings {

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,6 +7,8 @@ import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/hos
 import { dig } from '../helpers/dig.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { freePort } from '../helpers/free-port.js';
+import { RUN_DATA_PLANES } from '../helpers/run-data-planes.js';
+import { startSocatServer } from '../helpers/socat-server.js';
 import { runSrvlink } from '../helpers/srvlink-process.js';
 import { connectTcp, readAll, startEchoBackend, startTcpBackend, unusedPort } from '../helpers/tcp-backends.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -231,6 +233,38 @@ describe('srvlink run --admin', () => {
       expect((await adminGet(admin, '/status')).status).toBe(200);
     } finally {
       for (const socket of flood) socket?.destroy();
+    }
+  });
+
+  it.each(RUN_DATA_PLANES)('on the $name data plane: its pairs, pipes and the bytes it copied for want of a pipe, or no such series', async (plane) => {
+    if (plane.skip !== undefined) return;
+    // socat hands what it reads to sleep, which reads nothing: every pair keeps bytes in flight towards it.
+    const { address: backend } = await startSocatServer('fork', 'EXEC:sleep 60');
+    // 1,024 descriptors: 16 pipes (the fewest the native plane opens), fewer than the 24 directions with bytes to move.
+    const prlimit = (command: string, args: string[], env: NodeJS.ProcessEnv): ReturnType<typeof spawn> =>
+      spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'prlimit', '--nofile=1024', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { admin, listeners } = await spawnWithAdmin([...staticRun(backend), ...plane.args], {}, prlimit);
+    const clients = await Promise.all(Array.from({ length: 24 }, () => connectTcp(listeners[0] as HostPort)));
+    try {
+      // More than the kernel's buffers towards the stalled backend hold: every direction keeps bytes to move.
+      const bulk = randomBytes(16 * 1024 * 1024);
+      for (const client of clients) client.write(bulk);
+      const metric = async (name: string): Promise<number | undefined> => sample((await adminGet(admin, '/metrics')).body, name, { plane: 'native' });
+      if (plane.name === 'js') {
+        await waitFor(async () => sample((await adminGet(admin, '/metrics')).body, 'srvlink_connections_active', { mapping: SRV }) === 24, { what: '24 pairs' });
+        const page = (await adminGet(admin, '/metrics')).body;
+        expect(page).not.toMatch(/^srvlink_data_plane_/m);
+        return;
+      }
+      await waitFor(async () => (await metric('srvlink_data_plane_pairs')) === 24, { what: '24 pairs on the native plane' });
+      await waitFor(async () => ((await metric('srvlink_data_plane_copied_bytes_total')) ?? 0) > 0, { what: 'bytes copied for want of a pipe' });
+      const page = (await adminGet(admin, '/metrics')).body;
+      expect(sample(page, 'srvlink_data_plane_pipes_max', { plane: 'native' })).toBe(16);
+      expect(sample(page, 'srvlink_data_plane_pipes_open', { plane: 'native' })).toBeLessThanOrEqual(16);
+      expect(sample(page, 'srvlink_data_plane_pipe_bytes', { plane: 'native' })).toBeGreaterThan(0);
+      expect(await promtoolCheck(page)).toBe('');
+    } finally {
+      for (const client of clients) client.destroy();
     }
   });
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/core/host-port.js';
 import { freePort } from '../helpers/free-port.js';
-import { spawnSrvlink, type SrvlinkProcess } from '../helpers/srvlink-process.js';
+import { spawnSrvlink, type SpawnSrvlinkOptions, type SrvlinkProcess } from '../helpers/srvlink-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -21,8 +21,8 @@ export interface AdminProcess {
  * Start `srvlink ARGS... --admin 127.0.0.1:0` and wait for its admin
  * endpoint (and, for `run`, for it to be ready).
  */
-export async function spawnWithAdmin(args: string[], env: NodeJS.ProcessEnv = {}): Promise<AdminProcess> {
-  const proc = spawnSrvlink([...args, '--admin', '127.0.0.1:0'], { env });
+export async function spawnWithAdmin(args: string[], env: NodeJS.ProcessEnv = {}, spawner?: SpawnSrvlinkOptions['spawner']): Promise<AdminProcess> {
+  const proc = spawnSrvlink([...args, '--admin', '127.0.0.1:0'], { env, ...(spawner ? { spawner } : {}) });
   const line = await proc.waitForLog((l) => l.msg === 'admin endpoint listening');
   const admin = parseHostPort(String(line.address), 'admin address');
   if (args[0] !== 'run') return { proc, admin, listeners: [] };
