@@ -4,7 +4,7 @@ import { spliceSockets } from './splice-sockets.js';
 export interface SpliceOptions {
   /** Close both sockets after this many ms without a byte either way; off when undefined. */
   idleTimeout?: number | undefined;
-  /** Bytes read from the client (towards the backend): per chunk on the JS plane, once at the end on the native one. */
+  /** Bytes read from the client (towards the backend), told once when the pair is done. */
   onClientData?: (bytes: number) => void;
   /** Bytes read from the backend (towards the client), as `onClientData`. */
   onBackendData?: (bytes: number) => void;
