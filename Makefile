@@ -9,7 +9,7 @@ SHELL := /bin/bash
 TEST_TOOLS := dnsmasq:dnsmasq-base dig:bind9-dnsutils unshare:util-linux nsenter:util-linux setpriv:util-linux setsid:util-linux flock:util-linux prlimit:util-linux mount:mount getent:libc-bin mkfifo:coreutils ip:iproute2 etcd:etcd-server etcdctl:etcd-client openssl:openssl \
   cc:gcc c++:g++ strip:binutils ldd:libc-bin socat:socat podman:podman runc:runc \
   java:default-jre-headless javac:default-jdk-headless /usr/share/zookeeper/bin/zkServer.sh:zookeeperd redis-server:redis-server /usr/lib/postgresql/15/bin/postgres:postgresql \
-  prometheus:prometheus promtool:prometheus perl:perl-base dnsperf:dnsperf
+  prometheus:prometheus promtool:prometheus perl:perl-base dnsperf:dnsperf faketime:faketime
 
 .PHONY: help deps system-deps build native image-artifact image-test lint test demo bench clean
 

@@ -211,26 +211,26 @@ static napi_value udp_put(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   if (argc < 8) {
-    napi_throw_type_error(env, NULL, "udpPut expects a handle, id, key, reply, TTL offsets, TTLs, stored and expiry times");
+    napi_throw_type_error(env, NULL, "udpPut expects a handle, id, key, reply, TTL offsets, TTLs, age and lifetime");
     return NULL;
   }
   udp_binding *b = binding_arg(env, argv[0]);
   if (b == NULL) return NULL;
-  int64_t id = 0, stored = -1, expires = 0;
+  int64_t id = 0, age = -1, life = 0;
   const uint8_t *key = NULL, *reply = NULL;
   size_t key_length = 0, reply_length = 0;
-  static uint32_t offsets[UDP_TTLS_MAX], ttls[UDP_TTLS_MAX];
+  uint32_t offsets[UDP_TTLS_MAX], ttls[UDP_TTLS_MAX];
   long n_offsets = -1, n_ttls = -1;
   if (!get_int(env, argv[1], &id) || id < 0 || id > UINT32_MAX || !get_buffer(env, argv[2], &key, &key_length) ||
       !get_buffer(env, argv[3], &reply, &reply_length) || (n_offsets = get_u32_array(env, argv[4], offsets, UDP_TTLS_MAX)) < 0 ||
-      (n_ttls = get_u32_array(env, argv[5], ttls, UDP_TTLS_MAX)) < 0 || n_offsets != n_ttls || !get_int(env, argv[6], &stored) ||
-      !get_int(env, argv[7], &expires)) {
-    napi_throw_type_error(env, NULL, "udpPut expects a handle, id, key, reply, TTL offsets, TTLs, stored and expiry times");
+      (n_ttls = get_u32_array(env, argv[5], ttls, UDP_TTLS_MAX)) < 0 || n_offsets != n_ttls || !get_int(env, argv[6], &age) ||
+      !get_int(env, argv[7], &life)) {
+    napi_throw_type_error(env, NULL, "udpPut expects a handle, id, key, reply, TTL offsets, TTLs, age and lifetime");
     return NULL;
   }
   napi_value result;
   bool kept = !b->closed && udp_plane_put(b->plane, (uint32_t)id, key, key_length, reply, reply_length, offsets, ttls, (size_t)n_ttls,
-                                          stored, expires) == 0;
+                                          age, life) == 0;
   napi_get_boolean(env, kept, &result);
   return result;
 }

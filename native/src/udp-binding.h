@@ -2,7 +2,8 @@
  * The JavaScript side of the native UDP fast path (udp-plane.h):
  *   udpOpen(fd, maxEntries, maxBytes, onMiss: (batch: (Buffer | string | number)[]) => void): handle
  *       batch: datagram, address, port, datagram, address, port, ...
- *   udpPut(handle, id, key: Buffer, reply: Buffer, ttlOffsets: number[], ttls: number[], storedMs, expiresMs): boolean
+ *   udpPut(handle, id, key: Buffer, reply: Buffer, ttlOffsets: number[], ttls: number[], ageMs, lifeMs): boolean
+ *       ageMs: how long ago the reply was stored (-1: its TTLs do not age); lifeMs: how long it is served
  *   udpDelete(handle, key: Buffer): void
  *   udpClear(handle): void
  *   udpAllow(handle, networks: Buffer | null): void   18 bytes each: family (4 or 6), prefix, 16 address bytes

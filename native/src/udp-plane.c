@@ -81,7 +81,7 @@ static uint32_t hash_bytes(const uint8_t *data, size_t length) {
 
 static int64_t now_ms(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -328,7 +328,7 @@ void udp_plane_destroy(udp_plane *p) {
 }
 
 int udp_plane_put(udp_plane *p, uint32_t id, const uint8_t *key, size_t key_length, const uint8_t *reply, size_t reply_length,
-                  const uint32_t *ttl_offsets, const uint32_t *ttls, size_t ttl_count, int64_t stored_ms, int64_t expires_ms) {
+                  const uint32_t *ttl_offsets, const uint32_t *ttls, size_t ttl_count, int64_t age_ms, int64_t life_ms) {
   /* A query's bytes after its ID (a header and the shortest question: 15), a reply of at least a header. */
   if (key_length < 15 || key_length > UDP_DATAGRAM_MAX - 2 || reply_length < 12 || reply_length > UDP_REPLY_MAX || ttl_count > UDP_TTLS_MAX) return EINVAL;
   for (size_t i = 0; i < ttl_count; i++) {
@@ -354,8 +354,9 @@ int udp_plane_put(udp_plane *p, uint32_t id, const uint8_t *key, size_t key_leng
   e->reply_length = (uint16_t)reply_length;
   e->ttl_count = (uint16_t)ttl_count;
   e->id = id;
-  e->stored_ms = stored_ms;
-  e->expires_ms = expires_ms;
+  int64_t now = now_ms();
+  e->stored_ms = age_ms >= 0 ? now - age_ms : -1;
+  e->expires_ms = life_ms > INT64_MAX - now ? INT64_MAX : now + life_ms;
   /* Not the age any TTL shows: the first hit writes them. */
   e->shown = -1;
   e->hash = hash_bytes(key, key_length);

@@ -59,14 +59,15 @@ void udp_plane_destroy(udp_plane *plane);
 
 /*
  * Answer queries whose bytes after the ID are `key` with `reply` (its ID
- * overwritten) until `expires_ms` (ms since the epoch, CLOCK_REALTIME). When
- * `stored_ms` >= 0, the TTLs at `ttl_offsets` are `ttls` minus the whole
- * seconds since `stored_ms` (never below 0). Replaces an entry of the same
+ * overwritten) for `life_ms` from now. When `age_ms` >= 0 (the reply was
+ * stored that long ago), the TTLs at `ttl_offsets` are `ttls` minus the whole
+ * seconds of its age (never below 0). Both are kept on CLOCK_MONOTONIC: a
+ * step of the wall clock neither ages nor keeps an entry. Replaces an entry of the same
  * key. `id` is the owner's, reported with the hits. 0, EINVAL for a bad
  * shape or ENOSPC when the table is full.
  */
 int udp_plane_put(udp_plane *plane, uint32_t id, const uint8_t *key, size_t key_length, const uint8_t *reply, size_t reply_length,
-                  const uint32_t *ttl_offsets, const uint32_t *ttls, size_t ttl_count, int64_t stored_ms, int64_t expires_ms);
+                  const uint32_t *ttl_offsets, const uint32_t *ttls, size_t ttl_count, int64_t age_ms, int64_t life_ms);
 /* Forget the entry of `key`, if any. */
 void udp_plane_delete(udp_plane *plane, const uint8_t *key, size_t key_length);
 void udp_plane_clear(udp_plane *plane);

@@ -63,7 +63,7 @@ export interface NativeAddon {
    * datagram, address, port, ... The handle is opaque.
    */
   udpOpen?(fd: number, maxEntries: number, maxBytes: number, onMiss: (batch: (Buffer | string | number)[]) => void): unknown;
-  udpPut?(handle: unknown, id: number, key: Buffer, reply: Buffer, ttlOffsets: readonly number[], ttls: readonly number[], storedMs: number, expiresMs: number): boolean;
+  udpPut?(handle: unknown, id: number, key: Buffer, reply: Buffer, ttlOffsets: readonly number[], ttls: readonly number[], ageMs: number, lifeMs: number): boolean;
   udpDelete?(handle: unknown, key: Buffer): void;
   udpClear?(handle: unknown): void;
   /** Networks as 18-byte records (family 4 or 6, prefix, address), or null: everyone. */

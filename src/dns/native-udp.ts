@@ -63,9 +63,17 @@ export class NativeUdpPath implements NativeReplyTable {
     handle.recvStop();
   }
 
+  /**
+   * The table keeps the age and the lifetime, not the wall-clock times: C
+   * counts them on the monotonic clock, so a step of the system clock after
+   * the put neither ages an entry nor keeps it past its time.
+   */
   put(id: number, key: Buffer, reply: Buffer, ttlOffsets: readonly number[], ttls: readonly number[], storedAt: number | undefined, expiresAt: number): boolean {
     if (this.#closed) return false;
-    return this.#addon.udpPut(this.#handle, id, key, reply, ttlOffsets, ttls, storedAt ?? -1, Number.isFinite(expiresAt) ? Math.floor(expiresAt) : Number.MAX_SAFE_INTEGER);
+    const now = Date.now();
+    const age = storedAt === undefined ? -1 : Math.max(0, Math.floor(now - storedAt));
+    const life = Number.isFinite(expiresAt) ? Math.max(0, Math.floor(expiresAt - now)) : Number.MAX_SAFE_INTEGER;
+    return this.#addon.udpPut(this.#handle, id, key, reply, ttlOffsets, ttls, age, life);
   }
 
   delete(key: Buffer): void {

@@ -5,8 +5,11 @@
  * plane's line when it misses the addon too) and answers on the JS path;
  * `native` without the addon is a start-up error. dig asks, dnsmasq is the
  * stub's upstream; a records file rewritten is seen by dig on either path.
+ * A wall clock stepped under libfaketime (its multi-threaded library
+ * preloaded, reaching Node and the addon's thread alike) does not age the
+ * native table's entries: they are kept on the monotonic clock.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -34,6 +37,9 @@ async function startRun(extra: string[], env: NodeJS.ProcessEnv = {}): Promise<{
 async function answers(stub: HostPort): Promise<void> {
   for (let i = 0; i < 3; i++) expect((await dig(stub, 'www.fast.test', 'A')).answer.map((r) => r.data)).toEqual(['192.0.2.10']);
 }
+
+/** Where Debian's libfaketime puts its library (`make test` installs it). */
+const FAKETIME_LIBRARY = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1'].find((path) => existsSync(path));
 
 const warnings = (srvlink: SrvlinkProcess): unknown[] => srvlink.logs.filter((line) => line.level === 'warn');
 
@@ -70,6 +76,28 @@ describe('srvlink run --dns-fast-path', () => {
     expect(settings.dnsFastPath).toBe('js');
     await answers(stub);
     expect(warnings(srvlink)).toEqual([]);
+  });
+
+  it.skipIf(!hasFastPath || FAKETIME_LIBRARY === undefined)('a wall clock stepped a day ahead does not expire what the native path answers', async () => {
+    const dnsmasq = await startDnsmasq({ localZones: ['fast.test'], hosts: [{ name: 'www.fast.test', address: '192.0.2.10' }], ttl: 300 });
+    const upstream = `${dnsmasq.address.host}:${dnsmasq.address.port}`;
+    const clock = join(tempDir(), 'clock');
+    writeFileSync(clock, '+0\n');
+    const env = { LD_PRELOAD: FAKETIME_LIBRARY, FAKETIME_TIMESTAMP_FILE: clock, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    const args = ['run', '--domain', 'env1.skydns.local', '--discovery', 'static', '--map', '127.0.0.1:0=svc', '--backend', 'svc=127.0.0.1:9'];
+    const srvlink = spawnSrvlink([...args, '--dns-listen', '127.0.0.1:0', '--cluster-dns', upstream, '--upstream', upstream], { env });
+    const listening = await srvlink.waitForLog((line) => line.msg === 'dns stub listening');
+    expect((await srvlink.waitForLog((line) => line.msg === 'srvlink run ready')).settings).toMatchObject({ dnsFastPath: 'native' });
+    const stub = parseHostPort(String(listening.address), 'address');
+    await answers(stub);
+    // Nothing but the table can answer now: the upstream is gone.
+    await dnsmasq.stop();
+    writeFileSync(clock, '+1d\n');
+    const after = await dig(stub, 'www.fast.test', 'A');
+    expect(after.status).toBe('NOERROR');
+    expect(after.answer).toEqual([expect.objectContaining({ data: '192.0.2.10' })]);
+    // Aged by the seconds that passed, not by the day the clock jumped.
+    expect(after.answer[0]?.ttl).toBeGreaterThan(200);
   });
 
   it.skipIf(!hasFastPath)('by default reads the stub\'s UDP queries natively when the addon loads', async () => {

@@ -5,7 +5,8 @@
  * and by the table (the client's ID in it, the TTLs within the second the
  * chain would give), TTLs aged as dig sees them, the TC bit of a reply cut
  * to 512 bytes, an entry gone with its source, allow-from still refusing
- * clients it does not name, dnsperf answered every query, and junk
+ * clients it does not name (IPv6 clients and IPv4 ones on a dual-stack
+ * socket alike), dnsperf answered every query, and junk
  * datagrams never costing an answer.
  * `srvlink dns`'s zone answers alike natively and without any cache, and
  * a change of the store is seen by the very next dig.
@@ -33,6 +34,7 @@ import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
 import { QUERY_SHAPES, rawExchange, rawQuery, type RawQuery } from '../helpers/raw-dns.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { resolverFor, startStub } from '../helpers/stub-fixtures.js';
+import { createStub } from '../../src/stub/create-stub.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -173,6 +175,32 @@ describe.skipIf(skip !== undefined)(`the native UDP fast path ${skip ?? ''}`, ()
     const hits = stub.nativeUdp?.hits ?? 0;
     expect((await dig(server, 'www.fast.test', 'A', ['-b', '127.0.0.2'])).status).toBe('NOERROR');
     expect(stub.nativeUdp?.hits).toBe(hits + 1);
+  });
+
+  it.each([
+    { listen: '::1', allowFrom: undefined, client: '::1', status: 'NOERROR' },
+    { listen: '::1', allowFrom: ['::1/128'], client: '::1', status: 'NOERROR' },
+    { listen: '::1', allowFrom: ['127.0.0.1/32'], client: '::1', status: 'REFUSED' },
+    // A dual-stack socket sees the IPv4 client as ::ffff:127.0.0.1: allow-from's IPv4 network still names it.
+    { listen: '::', allowFrom: ['127.0.0.1/32'], client: '127.0.0.1', status: 'NOERROR' },
+    { listen: '::', allowFrom: ['127.0.0.1/32'], client: '::1', status: 'REFUSED' },
+  ])('on $listen, allow-from $allowFrom: a client at $client is answered $status, from the table when it may be', async ({ listen, allowFrom, client, status }) => {
+    if (nativeUdp === undefined) throw new Error('no native udp path');
+    const dnsmasq = await upstream();
+    const stub = createStub({ listen: { host: listen, port: 0 }, upstreamResolver: resolverFor(dnsmasq.address, 2000), server: { nativeUdp }, ...(allowFrom ? { allowFrom } : {}) });
+    await stub.start();
+    stubs.push(stub);
+    const server = { host: client, port: stub.address().port };
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await dig(server, 'www.fast.test', 'A'));
+    expect(answers.map((answer) => answer.status)).toEqual([status, status, status, status]);
+    if (status === 'NOERROR') {
+      expect(answers.map((answer) => answer.answer.map((record) => record.data))).toEqual(Array(4).fill(['192.0.2.10']));
+      // The first asked the chain, the second found the wire cache (which put it in the table): the table answered the rest, back to the client's own address family.
+      await waitFor(() => (stub.nativeUdp?.hits ?? 0) >= 2, { what: 'the table\'s hits' });
+    } else {
+      expect(stub.nativeUdp?.hits ?? 0).toBe(0);
+    }
   });
 
   it('closes its duplicate of the socket with the server: the port can be bound again, no descriptor left', async () => {
