@@ -1,10 +1,10 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import type { DnsMessage } from './codec.js';
 import type { DnsClientInfo } from './handler.js';
-import { queryKey } from './query-key.js';
+import { emptyQueryKey, readQueryKey, sameQuestion, type QueryKey } from './query-key.js';
 import { recordTtlOffsets } from './record-ttls.js';
 import type { CachedReply, NativeHits, NativeReplyCache, NativeReplyTable, ReplyNetwork } from './reply-cache.js';
-import { TC_BIT } from './wire.js';
+import { HEADER_LENGTH, TC_BIT } from './wire.js';
 
 /**
  * What the part that made a reply says about it, so that a copy of its bytes
@@ -47,6 +47,12 @@ export interface WireReplyCacheOptions {
 }
 
 interface Entry {
+  /** Its key (`readQueryKey`): the head, the question's bytes and their hash. */
+  head: number;
+  question: Buffer;
+  hash: number;
+  /** The next entry of the same hash (they are rare: 32 bits of hash, at most tens of thousands of entries). */
+  next: Entry | undefined;
   /** The encoded reply, TTLs as of `shown` seconds of age; ID rewritten per hit. */
   template: Buffer;
   origin: ReplyOrigin;
@@ -76,7 +82,11 @@ const NATIVE_KEYS_MAX = 8;
  * Bounded by entries and bytes; `clear()` drops all.
  */
 export class WireReplyCache implements NativeReplyCache {
-  readonly #entries = new Map<string, Entry>();
+  /** By the hash of their key, least recently used first; entries of one hash chained. */
+  readonly #entries = new Map<number, Entry>();
+  #count = 0;
+  /** Where `lookup` and `store` read a query's key: no object per query. */
+  readonly #key: QueryKey = emptyQueryKey();
   readonly #origin: (reply: DnsMessage) => ReplyOrigin | undefined;
   readonly #maxEntries: number;
   readonly #maxBytes: number;
@@ -135,7 +145,7 @@ export class WireReplyCache implements NativeReplyCache {
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#count;
   }
 
   get bytes(): number {
@@ -143,14 +153,14 @@ export class WireReplyCache implements NativeReplyCache {
   }
 
   lookup(query: Buffer, client: DnsClientInfo): CachedReply | undefined {
-    if (this.#entries.size === 0) return undefined;
-    const key = queryKey(query, client.transport);
-    if (key === undefined) return undefined;
-    const entry = this.#entries.get(key);
+    if (this.#count === 0) return undefined;
+    const key = this.#key;
+    if (!readQueryKey(query, client.transport, key)) return undefined;
+    const entry = this.#find(query, key);
     if (entry === undefined) return undefined;
     const now = this.#now();
     if (!entry.origin.fresh(now)) {
-      this.#delete(key, entry);
+      this.#delete(entry);
       return undefined;
     }
     if (this.#allows !== undefined && !this.#allows(client.address)) return undefined;
@@ -163,23 +173,22 @@ export class WireReplyCache implements NativeReplyCache {
       }
     }
     const wire = Buffer.allocUnsafe(entry.template.length);
-    entry.template.copy(wire);
+    // TypedArray set: Buffer's copy() checks its arguments at a cost that shows per query.
+    wire.set(entry.template);
     wire[0] = query[0] as number;
     wire[1] = query[1] as number;
-    // Most recently used last: the front of the map goes first.
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    this.#touch(entry);
     this.hits += 1;
     this.#onHit?.(1, entry.origin);
-    if (client.transport === 'udp') this.#mirror(key, entry, query);
+    if (client.transport === 'udp') this.#mirror(entry, query);
     return { wire, type: entry.type, rcode: entry.rcode, truncated: entry.truncated };
   }
 
   store(query: Buffer, client: DnsClientInfo, reply: DnsMessage, wire: Buffer): void {
     const origin = this.#origin(reply);
     if (origin === undefined || wire.length > this.#maxBytes) return;
-    const key = queryKey(query, client.transport);
-    if (key === undefined) return;
+    const key = this.#key;
+    if (!readQueryKey(query, client.transport, key)) return;
     const aging = origin.aging;
     let ttlOffsets: readonly number[] = [];
     if (aging !== undefined) {
@@ -187,10 +196,14 @@ export class WireReplyCache implements NativeReplyCache {
       if (offsets === undefined) return;
       ttlOffsets = offsets;
     }
-    const previous = this.#entries.get(key);
-    if (previous !== undefined) this.#delete(key, previous);
+    const previous = this.#find(query, key);
+    if (previous !== undefined) this.#delete(previous);
     const elapsed = aging?.elapsed ?? 0;
     const entry: Entry = {
+      head: key.head,
+      question: Buffer.from(query.subarray(HEADER_LENGTH, key.questionEnd)),
+      hash: key.hash,
+      next: undefined,
       template: Buffer.from(wire),
       origin,
       ttlOffsets,
@@ -201,12 +214,20 @@ export class WireReplyCache implements NativeReplyCache {
       truncated: (wire.readUInt16BE(2) & TC_BIT) !== 0,
       native: undefined,
     };
-    this.#entries.set(key, entry);
+    // First of its chain, its chain last in the map: the most recently used.
+    entry.next = this.#entries.get(entry.hash);
+    this.#entries.delete(entry.hash);
+    this.#entries.set(entry.hash, entry);
+    this.#count++;
     this.#bytes += wire.length;
-    if (client.transport === 'udp') this.#mirror(key, entry, query);
-    for (const [oldest, entry] of this.#entries) {
-      if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
-      this.#delete(oldest, entry);
+    if (client.transport === 'udp') this.#mirror(entry, query);
+    while (this.#count > this.#maxEntries || this.#bytes > this.#maxBytes) {
+      const oldest = this.#entries.values().next().value;
+      if (oldest === undefined) break;
+      // The oldest chain's least recently used (its last) first: the map orders chains, not entries.
+      let last = oldest;
+      while (last.next !== undefined) last = last.next;
+      this.#delete(last);
     }
   }
 
@@ -215,12 +236,52 @@ export class WireReplyCache implements NativeReplyCache {
     for (const entry of this.#entries.values()) this.#unmirror(entry, false);
     this.#native?.clear();
     this.#entries.clear();
+    this.#count = 0;
     this.#bytes = 0;
   }
 
-  #delete(key: string, entry: Entry): void {
+  /** The entry of `query`, whose key was read into `key`. */
+  #find(query: Buffer, key: QueryKey): Entry | undefined {
+    for (let entry = this.#entries.get(key.hash); entry !== undefined; entry = entry.next) {
+      if (entry.head === key.head && sameQuestion(entry.question, query, key)) return entry;
+    }
+    return undefined;
+  }
+
+  /** Whether `entry` is in the cache (not taken out since it was found). */
+  #has(entry: Entry): boolean {
+    for (let known = this.#entries.get(entry.hash); known !== undefined; known = known.next) if (known === entry) return true;
+    return false;
+  }
+
+  /** Make `entry` the most recently used: first of its chain, the chain last in the map. */
+  #touch(entry: Entry): void {
+    const first = this.#entries.get(entry.hash) as Entry;
+    this.#entries.delete(entry.hash);
+    if (first !== entry) {
+      let before = first;
+      while (before.next !== entry && before.next !== undefined) before = before.next;
+      before.next = entry.next;
+      entry.next = first;
+    }
+    this.#entries.set(entry.hash, entry);
+  }
+
+  #delete(entry: Entry): void {
+    const first = this.#entries.get(entry.hash);
+    if (first === entry) {
+      if (entry.next === undefined) this.#entries.delete(entry.hash);
+      else this.#entries.set(entry.hash, entry.next);
+    } else {
+      let before = first;
+      while (before !== undefined && before.next !== entry) before = before.next;
+      // Not in the cache (taken out already): nothing to count again.
+      if (before === undefined) return;
+      before.next = entry.next;
+    }
+    entry.next = undefined;
+    this.#count--;
     this.#unmirror(entry);
-    this.#entries.delete(key);
     this.#bytes -= entry.template.length;
   }
 
@@ -228,7 +289,7 @@ export class WireReplyCache implements NativeReplyCache {
    * Put the query shape of `query` (its bytes after the ID) for `entry` in the
    * native table, when there is one and the origin can say when the reply ends.
    */
-  #mirror(key: string, entry: Entry, query: Buffer): void {
+  #mirror(entry: Entry, query: Buffer): void {
     const table = this.#native;
     const until = entry.origin.until;
     if (table === undefined || until === undefined) return;
@@ -241,11 +302,11 @@ export class WireReplyCache implements NativeReplyCache {
       this.#nativeMeta.set(id, { type: entry.type, rcode: entry.rcode, truncated: entry.truncated, origin: entry.origin, gone: false });
       // The origin ends before its time (the source replaced, the zone changed): the entry goes, here and in the table.
       native.off = until.onEnd(() => {
-        if (this.#entries.get(key) === entry) this.#delete(key, entry);
+        if (this.#has(entry)) this.#delete(entry);
         else this.#unmirror(entry);
       });
       // An origin that had ended already took the entry at once.
-      if (this.#entries.get(key) !== entry) return;
+      if (!this.#has(entry)) return;
     }
     if (native.keys.length >= NATIVE_KEYS_MAX || native.keys.some((known) => known.equals(shape))) return;
     const copy = Buffer.from(shape);
