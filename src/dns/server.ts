@@ -113,6 +113,20 @@ interface TcpConnection {
   message: NodeJS.Timeout | undefined;
 }
 
+/**
+ * dgram's `lookup` for a socket of `family` that only sends to addresses:
+ * the address itself, at once once `bound()` says the socket is bound; the
+ * bind's own look-up answers on the next tick, as dns.lookup does (dgram
+ * sets up the socket after asking, and a bind that completed inside the
+ * call would leave it half set up).
+ */
+function sameAddress(family: 4 | 6, bound: () => boolean): (address: string, options: unknown, callback: (err: null, address: string, family: number) => void) => void {
+  return (address, _options, callback) => {
+    if (bound()) callback(null, address, family);
+    else process.nextTick(callback, null, address, family);
+  };
+}
+
 function isNativeReplyCache(cache: ReplyCache): cache is NativeReplyCache {
   return 'attachNative' in cache && 'nativeHits' in cache;
 }
@@ -151,10 +165,19 @@ export class DnsServer implements Service<HostPort> {
   #native: { path: NativeUdpPath; cache: NativeReplyCache; timer: NodeJS.Timeout | undefined } | undefined;
   #inflight = 0;
   #closing: Promise<void> | undefined;
+  /** The callback of a UDP send, when the debug log would say that one failed. */
+  readonly #sendFailures: ((client: string) => (err: Error | null) => void) | undefined;
 
   constructor(options: DnsServerOptions) {
     this.#options = options;
     this.#log = options.logger ?? silentLogger;
+    const log = this.#log;
+    this.#sendFailures =
+      log.enabled?.('debug') === false
+        ? undefined
+        : (client) => (err) => {
+            if (err) log.debug('cannot send dns reply', { client, error: errorMessage(err) });
+          };
     this.#fallback = options.fallback ?? ((request) => Promise.resolve(createReply(request.message, { rcode: Rcode.REFUSED })));
   }
 
@@ -239,9 +262,14 @@ export class DnsServer implements Service<HostPort> {
 
   #bindUdp(host: string, port: number): Promise<UdpSocket> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+      // Replies go to the address a query came from, always an IP: `sameAddress` hands it back at
+      // once, where dgram's default (dns.lookup) would defer every send to a tick of its own.
+      const family = isIP(host) === 6 ? 6 : 4;
+      let bound = false;
+      const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: sameAddress(family, () => bound) });
       socket.once('error', reject);
       socket.bind({ address: host, port, exclusive: true }, () => {
+        bound = true;
         socket.off('error', reject);
         socket.on('error', (err) => this.#log.warn('dns udp socket error', { error: errorMessage(err) }));
         // Bound to one address, every datagram arrived there; on a wildcard Node cannot tell (no IP_PKTINFO).
@@ -296,7 +324,10 @@ export class DnsServer implements Service<HostPort> {
       this.stats.dropped++;
       return;
     }
-    const client: DnsClientInfo = { address: rinfo.address, port: rinfo.port, transport: 'udp', ...(localAddress === undefined ? {} : { localAddress }) };
+    const client: DnsClientInfo =
+      localAddress === undefined
+        ? { address: rinfo.address, port: rinfo.port, transport: 'udp' }
+        : { address: rinfo.address, port: rinfo.port, transport: 'udp', localAddress };
     // A cached reply goes out at once: no promise, no decoding.
     const cached = this.#fromCache(buf, client);
     if (cached !== undefined) {
@@ -319,9 +350,10 @@ export class DnsServer implements Service<HostPort> {
     // A reply that comes after close() has nowhere to go.
     if (this.#closing) return;
     try {
-      socket.send(reply, rinfo.port, rinfo.address, (err) => {
-        if (err) this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
-      });
+      // Without a callback dgram neither makes a request object's callback nor defers one to a
+      // tick per reply; the callback only tells the debug log of a failed send.
+      if (this.#sendFailures === undefined) socket.send(reply, rinfo.port, rinfo.address);
+      else socket.send(reply, rinfo.port, rinfo.address, this.#sendFailures(rinfo.address));
     } catch (err) {
       this.#log.debug('cannot send dns reply', { client: rinfo.address, error: errorMessage(err) });
     }
