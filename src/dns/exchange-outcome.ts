@@ -1,5 +1,6 @@
 import type { RejectedResponse } from './check-response.js';
 import type { DnsMessage } from './codec.js';
+import { pollDeadline } from '../core/poll-deadline.js';
 
 /** What one exchange with one server over one transport ended with. */
 export type ExchangeOutcome =
@@ -41,16 +42,14 @@ export function exchangeEnd(options: ExchangeAttemptOptions, close: (closed: () 
   const finish = (outcome: ExchangeOutcome): void => {
     if (done) return;
     done = true;
-    clearTimeout(timer);
+    timer.clear();
     signal?.removeEventListener('abort', onAbort);
     close(() => resolve(outcome));
   };
   const onAbort = (): void => finish({ kind: 'aborted' });
   // Kept referenced on purpose: a pending query holds the process; `finish` always clears it.
-  // The timeout is declared one turn later, after the loop's poll for I/O: a
-  // process that was busy or descheduled past the deadline finds the expired
-  // timer and the answer that came in time both waiting, and timers run first.
-  const timer = setTimeout(() => setImmediate(() => finish({ kind: 'timeout' })), options.timeout);
+  // After the poll: an answer that came in time while the process was busy wins over the timeout.
+  const timer = pollDeadline(options.timeout, () => finish({ kind: 'timeout' }));
   signal?.addEventListener('abort', onAbort, { once: true });
   return {
     finish,

@@ -1,5 +1,6 @@
 import { errorMessage } from '../core/errors.js';
 import type { CheckResult } from './health-check.js';
+import { pollDeadline } from '../core/poll-deadline.js';
 
 /** What an attempt tells its bound: the step it is in, for the reason of a timeout. */
 export type NotePhase = (phase: string) => void;
@@ -22,10 +23,11 @@ export async function boundedCheck(
   let phase = 'connecting';
   let settle: (result: CheckResult) => void = () => undefined;
   const early = new Promise<CheckResult>((resolve) => (settle = resolve));
-  const timer = setTimeout(() => {
+  // After the poll: an answer that came in time while the process was busy is taken, not a timeout.
+  const timer = pollDeadline(timeout, () => {
     settle({ ok: false, reason: `timed out after ${timeout} ms ${phase}` });
     controller.abort();
-  }, timeout);
+  });
   const onOuterAbort = (): void => {
     settle({ ok: false, reason: 'check cancelled' });
     controller.abort();
@@ -38,7 +40,7 @@ export async function boundedCheck(
       attempt(controller.signal, (next) => (phase = next)).catch((err: unknown): CheckResult => ({ ok: false, reason: errorMessage(err) })),
     ]);
   } finally {
-    clearTimeout(timer);
+    timer.clear();
     outer?.removeEventListener('abort', onOuterAbort);
   }
 }

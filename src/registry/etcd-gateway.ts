@@ -1,6 +1,7 @@
 import type { Agent, ClientRequest, IncomingMessage, RequestOptions, request as httpRequest } from 'node:http';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, SrvlinkError, errorMessage } from '../core/errors.js';
+import { pollDeadline } from '../core/poll-deadline.js';
 
 /** TLS material for an `https` etcd (PEM, as read from the files). */
 export interface EtcdGatewayTls {
@@ -168,9 +169,10 @@ export class EtcdGateway {
     return new Promise<T>((resolve, reject) => {
       let req: ClientRequest | undefined = undefined;
       const wait = Math.max(0, deadline - Date.now());
-      const timer = setTimeout(() => req?.destroy(new Error(`no answer within ${wait} ms`)), wait);
+      // After the poll: an answer that came in time while the process was busy is read, not cut.
+      const timer = pollDeadline(wait, () => req?.destroy(new Error(`no answer within ${wait} ms`)));
       const fail = (err: Error): void => {
-        clearTimeout(timer);
+        timer.clear();
         reject(err);
       };
       req = request(options, (res: IncomingMessage) => {
@@ -186,7 +188,7 @@ export class EtcdGateway {
         });
         res.on('error', fail);
         res.on('end', () => {
-          clearTimeout(timer);
+          timer.clear();
           try {
             resolve(answerOf<T>(method, res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')));
           } catch (err) {

@@ -4,6 +4,7 @@ import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import type { CacheOrigin, CachedAnswer, DnsCache } from './dns-cache.js';
 import { replyFromResponse } from './reply-from-response.js';
 import type { StubStats } from './stub-stats.js';
+import { pollDeadline, type PollDeadline } from '../core/poll-deadline.js';
 
 export interface CacheHandlerOptions {
   cache: DnsCache;
@@ -81,12 +82,13 @@ export function createCacheHandler(options: CacheHandlerOptions): CacheHandler {
       (error: unknown): Wait => ({ kind: 'error', error }),
     );
     if (!haveStale) return settled;
-    let timer: NodeJS.Timeout | undefined;
-    const stale = new Promise<Wait>((resolve) => (timer = setTimeout(() => resolve({ kind: 'stale' }), staleAfter)));
+    let timer: PollDeadline | undefined;
+    // After the poll: an upstream answer that came in time while the process was busy beats the stale one.
+    const stale = new Promise<Wait>((resolve) => (timer = pollDeadline(staleAfter, () => resolve({ kind: 'stale' }))));
     try {
       return await Promise.race([settled, stale]);
     } finally {
-      clearTimeout(timer);
+      timer?.clear();
     }
   };
 

@@ -5,6 +5,7 @@ import { EDNS_UDP_SIZE, createMessage, type DnsMessage } from '../dns/codec.js';
 import type { DnsHandler, DnsRequest, NextHandler } from '../dns/handler.js';
 import { DnsCache } from './dns-cache.js';
 import type { StubStats } from './stub-stats.js';
+import { pollDeadline } from '../core/poll-deadline.js';
 
 /** What the forwarder needs of an upstream client; `DnsClient` is one. */
 export interface DnsResolver {
@@ -128,13 +129,14 @@ export function createForwardHandler(options: ForwardHandlerOptions): DnsHandler
    */
   const waitFor = (exchange: Promise<DnsMessage>): Promise<Wait> =>
     new Promise<Wait>((resolve) => {
-      const timer = setTimeout(() => resolve({ kind: 'deadline' }), deadline);
+      // After the poll: an answer that came in time while the process was busy is the one told.
+      const timer = pollDeadline(deadline, () => resolve({ kind: 'deadline' }));
       exchange
         .then(
           (response) => resolve({ kind: 'answer', response }),
           (error: unknown) => resolve({ kind: 'error', error }),
         )
-        .finally(() => clearTimeout(timer));
+        .finally(() => timer.clear());
     });
 
   return {

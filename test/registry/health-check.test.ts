@@ -121,6 +121,23 @@ describe('tcp check', () => {
     expect(await check.run()).toEqual({ ok: false, reason: 'timed out after 200 ms waiting for the answer' });
   });
 
+  it('takes an answer that came in time when the process was too busy to read it before the timeout ran out', async () => {
+    // The server answers at once, then keeps the event loop busy past the
+    // check's timeout (a process descheduled on a loaded machine looks the
+    // same): the expired timer and the answer are both waiting when the loop comes back.
+    const backend = await startTcpBackend((socket) => {
+      socket.once('data', () => {
+        socket.write('+OK\r\n');
+        setImmediate(() => {
+          const until = performance.now() + 400;
+          while (performance.now() < until);
+        });
+      });
+    });
+    const check = parseHealthCheck(`tcp://127.0.0.1:${backend.address.port}`, { send: 'PING\\r\\n', expect: '^\\+OK', timeout: 100 });
+    expect(await check.run()).toEqual({ ok: true, reason: 'answer matched: "+OK"' });
+  });
+
   it('fails at once when the signal is already aborted', async () => {
     const backend = await startTcpBackend(() => undefined);
     const check = parseHealthCheck(`tcp://127.0.0.1:${backend.address.port}`);
