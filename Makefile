@@ -83,14 +83,14 @@ demo: build
 BENCH_TOOLS := iperf3:iperf3 haproxy:haproxy socat:socat dnsperf:dnsperf unbound:unbound dnsmasq:dnsmasq-base \
   etcd:etcd-server etcdctl:etcd-client cc:gcc setpriv:util-linux
 
-# test/bench/run.ts and its sections, transpiled as they are (no bundling: the runner finds
+# test/bench/run.ts and its sections (with the dnsmasq arguments the tests use), transpiled as they are (no bundling: the runner finds
 # its sections in dist/bench/sections/). SECTIONS=throughput,dns runs some; ROUNDS=5 more rounds.
-BENCH_SOURCES := test/bench/run.ts 'test/bench/lib/*.ts' 'test/bench/sections/*.ts'
+BENCH_SOURCES := test/bench/run.ts 'test/bench/lib/*.ts' 'test/bench/sections/*.ts' test/helpers/dnsmasq-args.ts
 
 bench: build
 	@$(MAKE) --no-print-directory system-deps TEST_TOOLS="$(BENCH_TOOLS)"
-	rm -rf dist/bench
-	npx esbuild $(BENCH_SOURCES) --outdir=dist/bench --outbase=test/bench --platform=node --format=esm --target=node20 --log-level=warning
+	rm -rf dist/bench dist/helpers
+	npx esbuild $(BENCH_SOURCES) --outdir=dist --outbase=test --platform=node --format=esm --target=node20 --log-level=warning
 	PATH="$$PATH:/usr/sbin:/sbin" node dist/bench/run.js
 
 clean:

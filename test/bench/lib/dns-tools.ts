@@ -6,9 +6,9 @@ import * as dnsPacket from 'dns-packet';
 import type { BenchContext } from './bench-section.js';
 import { freePort } from './free-port.js';
 import type { OwnedProcess } from './process-group.js';
+import { DNSMASQ, dnsmasqArgs, type DnsmasqOptions } from '../../helpers/dnsmasq-args.js';
 
 // Debian installs them in /usr/sbin, which is not on every user's PATH.
-const DNSMASQ = existsSync('/usr/sbin/dnsmasq') ? '/usr/sbin/dnsmasq' : 'dnsmasq';
 const UNBOUND = existsSync('/usr/sbin/unbound') ? '/usr/sbin/unbound' : 'unbound';
 
 export interface RunningDns {
@@ -62,25 +62,12 @@ export async function startOnFreePort(context: BenchContext, name: string, comma
 }
 
 /**
- * dnsmasq on 127.0.0.1 with only what `extra` gives (records, upstreams,
- * cache size): no resolv.conf, no hosts file, in the foreground.
+ * dnsmasq on 127.0.0.1 with only the records and settings of `options` (the
+ * test helpers' arguments: no resolv.conf, no hosts file, in the foreground),
+ * no zone answered locally unless `options.localZones` names it.
  */
-export function startDnsmasq(context: BenchContext, name: string, extra: readonly string[]): Promise<RunningDns> {
-  return startOnFreePort(context, name, DNSMASQ, (port) => [
-    '--keep-in-foreground',
-    '--conf-file=/dev/null',
-    '--no-resolv',
-    '--no-hosts',
-    '--no-poll',
-    '--pid-file=',
-    '--log-facility=-',
-    '--bind-interfaces',
-    '--interface=lo',
-    '--listen-address=127.0.0.1',
-    `--port=${port}`,
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-    ...extra,
-  ]);
+export function startDnsmasq(context: BenchContext, name: string, options: Omit<DnsmasqOptions, 'listen'>): Promise<RunningDns> {
+  return startOnFreePort(context, name, DNSMASQ, (port) => dnsmasqArgs({ host: '127.0.0.1', port }, { localZones: [], ...options }, ['--interface=lo']));
 }
 
 /**

@@ -37,7 +37,7 @@ export const connections: BenchSection = {
     const seconds = context.quick ? 1 : 3;
     const echo = await startEchoServer(context);
     const backend = echo.ports[0] as number;
-    const dnsmasq = await startDnsmasq(context, 'dnsmasq', ['--local=/skydns.local/', `--host-record=${NAME},127.0.0.1`, '--local-ttl=3600']);
+    const dnsmasq = await startDnsmasq(context, 'dnsmasq', { localZones: ['skydns.local'], hosts: [{ name: NAME, address: '127.0.0.1' }], ttl: 3600 });
     const haproxy = await startHaproxy(context, 'HAProxy', [backend]);
     const paths: Path[] = [
       { label: 'direct', port: backend, pid: undefined, baseline: 'direct' },

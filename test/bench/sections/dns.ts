@@ -9,6 +9,7 @@ import { dnsperf, startDnsmasq, startOnFreePort, startUnbound, type DnsperfResul
 import { cpuSeconds } from '../lib/proc-stats.js';
 import { profileSrvlink, profileSrvlinkRun, startSrvlinkRun } from '../lib/srvlink.js';
 import { formatRatio, formatSummary, ratioOf, summarize, type Summary } from '../lib/stats.js';
+import type { DnsmasqOptions } from '../../helpers/dnsmasq-args.js';
 import { table, type BenchContext, type BenchSection, type Ratio, type SectionResult } from '../lib/bench-section.js';
 
 const NAMES = 100;
@@ -84,12 +85,12 @@ export const dns: BenchSection = {
     const names = Array.from({ length: NAMES }, (_, i) => `n${i}.bench.test`);
     const aQueries = join(context.work, 'a-queries.txt');
     writeFileSync(aQueries, names.map((n) => `${n} A\n`).join(''));
-    const upstream = await startDnsmasq(context, 'dnsmasq (own records)', [
-      '--local=/bench.test/',
-      '--local-ttl=3600',
-      ...names.map((n, i) => `--host-record=${n},10.1.${i >> 8}.${i & 255}`),
-    ]);
-    const cache = await startDnsmasq(context, 'dnsmasq (cache)', [`--server=127.0.0.1#${upstream.port}`, '--cache-size=10000']);
+    const upstream = await startDnsmasq(context, 'dnsmasq (own records)', {
+      localZones: ['bench.test'],
+      ttl: 3600,
+      hosts: names.map((n, i) => ({ name: n, address: `10.1.${i >> 8}.${i & 255}` })),
+    });
+    const cache = await startDnsmasq(context, 'dnsmasq (cache)', { extraArgs: [`--server=127.0.0.1#${upstream.port}`, '--cache-size=10000'] });
     const unbound = await startUnbound(context, 'Unbound (cache)', upstream.port);
     const stubConfig = {
       domain: 'bench.skydns.local',
@@ -108,7 +109,7 @@ export const dns: BenchSection = {
     // The same SRV set for srvlink dns (a records file, the SkyDNS layout) and dnsmasq (--srv-host, --host-record).
     const zone = 'srv.test';
     const records: string[] = [];
-    const srvArgs: string[] = ['--local=/srv.test/', '--local-ttl=300'];
+    const srvSet: Required<Pick<DnsmasqOptions, 'srv' | 'hosts'>> = { srv: [], hosts: [] };
     const srvQueries = join(context.work, 'srv-queries.txt');
     const srvNames: string[] = [];
     for (let s = 0; s < SERVICES; s++) {
@@ -117,7 +118,8 @@ export const dns: BenchSection = {
         const host = `10.2.${s}.${i + 1}`;
         const port = 31000 + i;
         records.push(`/skydns/test/srv/_tcp/_svc${s}/i${i}: {host: ${host}, port: ${port}}`);
-        srvArgs.push(`--srv-host=_svc${s}._tcp.${zone},i${i}._svc${s}._tcp.${zone},${port},10,50`, `--host-record=i${i}._svc${s}._tcp.${zone},${host}`);
+        srvSet.srv.push({ name: `_svc${s}._tcp.${zone}`, target: `i${i}._svc${s}._tcp.${zone}`, port, priority: 10, weight: 50 });
+        srvSet.hosts.push({ name: `i${i}._svc${s}._tcp.${zone}`, address: host });
       }
     }
     const recordsFile = join(context.work, 'records.yaml');
@@ -125,7 +127,7 @@ export const dns: BenchSection = {
     writeFileSync(srvQueries, srvNames.map((n) => `${n} SRV\n`).join(''));
     const srvlinkDns = await startSrvlinkDns(context, recordsFile, zone);
     const srvlinkDnsJs = (await hasFastPath(context, 'dns')) ? await startSrvlinkDns(context, recordsFile, zone, [], ['--dns-fast-path', 'js']) : undefined;
-    const dnsmasqSrv = await startDnsmasq(context, 'dnsmasq (SRV set)', srvArgs);
+    const dnsmasqSrv = await startDnsmasq(context, 'dnsmasq (SRV set)', { localZones: [zone], ttl: 300, ...srvSet });
 
     const stubServer: RunningDns = { process: stub.process, port: stub.dnsPort ?? 0 };
     const targets: Target[] = [

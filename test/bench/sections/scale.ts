@@ -126,8 +126,8 @@ export const scale: BenchSection = {
       writeFileSync(hosts, names.map((name, i) => `10.3.${(i >> 8) & 255}.${i & 255} ${name}\n`).join(''));
       const queries = join(context.work, `queries-${n}.txt`);
       writeFileSync(queries, names.map((name) => `${name} A\n`).join(''));
-      const upstream = await startDnsmasq(context, `dnsmasq, ${n} names`, ['--local=/bench.test/', '--local-ttl=3600', `--addn-hosts=${hosts}`]);
-      const cache = await startDnsmasq(context, `dnsmasq cache, ${n} names`, [`--server=127.0.0.1#${upstream.port}`, '--cache-size=20000']);
+      const upstream = await startDnsmasq(context, `dnsmasq, ${n} names`, { localZones: ['bench.test'], ttl: 3600, extraArgs: [`--addn-hosts=${hosts}`] });
+      const cache = await startDnsmasq(context, `dnsmasq cache, ${n} names`, { extraArgs: [`--server=127.0.0.1#${upstream.port}`, '--cache-size=20000'] });
       const stub = await startSrvlinkRun(context, `srvlink stub, ${n} names`, {
         ...base,
         map: [{ listen: '127.0.0.1:0', service: 'svc' }],
