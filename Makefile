@@ -81,7 +81,7 @@ demo: build
 # The alternatives a user would pick, measured beside srvlink in the same run,
 # and what the bench itself needs (cc builds its C client and echo server).
 BENCH_TOOLS := iperf3:iperf3 haproxy:haproxy socat:socat dnsperf:dnsperf unbound:unbound dnsmasq:dnsmasq-base \
-  etcd:etcd-server etcdctl:etcd-client cc:gcc setpriv:util-linux
+  etcd:etcd-server etcdctl:etcd-client cc:gcc setpriv:util-linux perf:linux-perf
 
 # test/bench/run.ts and its sections (with the dnsmasq arguments the tests use), transpiled as they are (no bundling: the runner finds
 # its sections in dist/bench/sections/). SECTIONS=throughput,dns runs some; ROUNDS=5 more rounds.

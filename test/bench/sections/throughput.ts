@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { withFreePort } from '../lib/free-port.js';
 import { listening } from '../lib/listening.js';
 import { cpuSeconds } from '../lib/proc-stats.js';
+import { perfTopSymbols } from '../lib/perf-profile.js';
 import { startHaproxy } from '../lib/haproxy.js';
 import { dataPlanes, profileSrvlinkRun, startSrvlinkRun } from '../lib/srvlink.js';
 import { formatRatio, formatSummary, ratioOf, summarize, type Summary } from '../lib/stats.js';
@@ -150,8 +151,13 @@ export const throughput: BenchSection = {
         `Four streams: iperf3's client and server share the machine's ${availableParallelism()} CPUs with the proxy, and every path here keeps them busy, so a proxy's rate is what those CPUs do after the proxy's own cost: ` +
           `the direct path, with no proxy at all, is ${ceiling.toFixed(2)}× HAProxy forced splice in this run (the ≥ 1.2× goal is out of reach of any proxy when that is under 1.2×), ` +
           `and ${native} spends ${formatSummary(cpu(native, 4))} CPU-s/GB with 4 streams against HAProxy's ${formatSummary(cpu('HAProxy forced splice', 4))} (${formatRatio(cpu(native, 4), cpu('HAProxy forced splice', 4))}): ` +
-          'both move the bytes with splice(2), and what they spend is the kernel\'s (the perf profile below).',
+          'both move the bytes with splice(2), and what they spend is the kernel\'s (the perf profiles below).',
       );
+    }
+    // Where the CPU goes with 4 streams, kernel included, for srvlink's native plane and HAProxy alike.
+    for (const path of paths.filter((p) => p.label.includes('native') || p.label === 'HAProxy forced splice')) {
+      const top = await perfTopSymbols(context, path.pid ?? 0, async () => void (await iperf(context, path.port, 4, seconds)));
+      notes.push(`perf profile of ${path.label}, 4 streams (every thread of the process, self time): ${top}.`);
     }
     for (const plane of planes.length > 0 ? planes : [undefined]) {
       const label = plane ? `srvlink ${plane} plane` : 'srvlink';
