@@ -73,6 +73,15 @@ export const NATIVE_UDP_LIMITS = { maxEntries: 20_000, maxBytes: 16 * 1024 * 102
  */
 const NATIVE_HITS_EVERY = { min: 100, max: 2000 } as const;
 
+/**
+ * SO_RCVBUF of the UDP socket (the kernel caps it at net.core.rmem_max and
+ * doubles it): the queries that arrive while the process cannot read (a
+ * stall, a GC, code not compiled yet after start) wait in the socket
+ * instead of being dropped once the default ~200 KB (~250 queries) is
+ * full. It costs memory only while queries are waiting.
+ */
+const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
+
 /** RFC 6891 §6.1.3: the highest EDNS version srvlink implements. */
 const EDNS_VERSION = 0;
 
@@ -266,7 +275,7 @@ export class DnsServer implements Service<HostPort> {
       // once, where dgram's default (dns.lookup) would defer every send to a tick of its own.
       const family = isIP(host) === 6 ? 6 : 4;
       let bound = false;
-      const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: sameAddress(family, () => bound) });
+      const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: sameAddress(family, () => bound), recvBufferSize: UDP_RECEIVE_BUFFER });
       socket.once('error', reject);
       socket.bind({ address: host, port, exclusive: true }, () => {
         bound = true;
