@@ -202,7 +202,7 @@ export const scale: BenchSection = {
       '',
       table(['grows', 'size', 'srvlink per s', 'srvlink CPU µs', 'CPU vs size 10', 'alternative per s; CPU µs', 'CPU vs alternative'], rows),
       '',
-      `Start-up of \`srvlink run\` to ready with ${sizes.map((n, i) => `${n.toLocaleString('en-US')} mappings: ${formatNumber((mappingStarts[i] ?? Number.NaN) / 1000)} s`).join(', ')} (one run each, under the load of this machine).`,
+      `Start-up of \`srvlink run\` to ready with ${sizes.map((n, i) => `${n.toLocaleString('en-US')} mappings: ${formatNumber((mappingStarts[i] ?? Number.NaN) / 1000)} s`).join(', ')} (one run each, under the load of this machine). Start-up grows faster than the mappings because every listener here binds \`127.0.0.1:0\`: for each bind the kernel searches the ephemeral range for a free port past every port already taken, the listeners before it and the TIME_WAITs the curve's connections leave (a perf profile of such a start is mostly \`inet_csk_get_port\` and the bind-hash conflict checks); listeners on ports of their own, as in a real config, do not pay it.`,
       '',
       `A flat curve (CPU vs size 10 near 1.00×) means the cost does not grow with the size; at 10 the figures are those of the connections and DNS sections, in another moment of this noisy machine. ${formatNumber(largest)} mappings are ${formatNumber(largest)} listening sockets.`,
     ].join('\n');
