@@ -16,9 +16,11 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
+const require = createRequire(import.meta.url);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const out = resolve(root, process.argv[2] ?? 'dist/bundle');
 
@@ -38,6 +40,14 @@ const common = {
   minifyWhitespace: true,
   minifySyntax: true,
 };
+
+/**
+ * Node's own modules that srvlink.cjs requires on first use of one of their exports, not at
+ * start: an idle `srvlink run` with static mappings uses none of them, and each costs resident
+ * memory once loaded (measured beside a node with one listener: crypto 0.6 MB, perf_hooks 0.3,
+ * fs/promises 0.25, with the modules of node they load in turn).
+ */
+const LAZY_BUILTINS = ['crypto', 'perf_hooks', 'fs/promises'];
 
 const libraryOf = new Map(Object.entries(LIBRARY_BUNDLES).flatMap(([file, names]) => names.map((name) => [name, file])));
 
@@ -64,6 +74,39 @@ await build({
   define: { 'import.meta.url': 'srvlinkModuleUrl' },
   banner: { js: 'var srvlinkModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
   plugins: [
+    {
+      // `import { randomInt } from 'node:crypto'` and the like: a module of getters, one per export
+      // of the node module (listed here, with this node), the first read of one requiring it; that
+      // export is a plain value from then on.
+      name: 'lazy-builtins',
+      setup(esbuild) {
+        const names = LAZY_BUILTINS.map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|');
+        esbuild.onResolve({ filter: new RegExp(`^(node:)?(${names})$`) }, (args) =>
+          // The module's own require is node's.
+          args.namespace === 'lazy-builtin' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' },
+        );
+        esbuild.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
+          const keys = Object.keys(require(`node:${args.path}`));
+          return {
+            contents: [
+              'let loaded;',
+              `for (const key of ${JSON.stringify(keys)}) {`,
+              '  Object.defineProperty(exports, key, {',
+              '    enumerable: true,',
+              '    configurable: true,',
+              '    get() {',
+              `      const value = (loaded ??= require(${JSON.stringify(`node:${args.path}`)}))[key];`,
+              '      Object.defineProperty(exports, key, { value, enumerable: true });',
+              '      return value;',
+              '    },',
+              '  });',
+              '}',
+            ].join('\n'),
+            loader: 'js',
+          };
+        });
+      },
+    },
     {
       // `import('etcd3')` and the like: the package's exports from its library bundle, required
       // beside srvlink.cjs when the import runs (esbuild keeps a dynamic import lazy).
