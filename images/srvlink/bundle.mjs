@@ -13,7 +13,7 @@
 //
 // Usage: node images/srvlink/bundle.mjs [out-dir]   (default dist/bundle)
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRequire } from 'node:module';
@@ -124,11 +124,19 @@ await build({
   ],
 });
 
-// The bundle's V8 code cache (srvlink.cjs.cache, src/main.ts), made here by a `srvlink run` on
+// The executable, dist/main.js: a link to dist/main.cjs (src/main.cts), which node runs as the
+// CommonJS file the link leads to, without its ES module loader. A link, not a copy: a `tsc` run
+// alone rewrites main.cjs, which then takes the modules one by one until the next make build.
+const main = join(root, 'dist/main.js');
+if (out === join(root, 'dist/bundle') && existsSync(join(root, 'dist/main.cjs'))) {
+  rmSync(main, { force: true });
+  symlinkSync('main.cjs', main);
+}
+
+// The bundle's V8 code cache (srvlink.cjs.cache, src/main.cts), made here by a `srvlink run` on
 // loopback (one static mapping on a port of its choosing, no stub, no admin endpoint): what a
 // start compiles, so that no process pays for writing it at run time.
 const cache = join(out, 'srvlink.cjs.cache');
-const main = join(root, 'dist/main.js');
 if (out === join(root, 'dist/bundle') && existsSync(main)) {
   const child = spawn(process.execPath, [main, 'run', '--domain', 'cache.skydns.local', '--discovery', 'static', '--map', '127.0.0.1:0=cache', '--backend', 'cache=127.0.0.1:9', '--dns-listen', 'none', '--admin', 'none'], { stdio: 'ignore' });
   const deadline = Date.now() + 20_000;

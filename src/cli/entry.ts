@@ -2,7 +2,7 @@ import { runCli } from './program.js';
 import { createLogger } from '../core/logger.js';
 import { installProcessFaultHandlers } from '../core/process-faults.js';
 
-// What the executable runs (main.ts loads it, bundled or not): the process-wide handlers, then the
+// What the executable runs (main.cts loads it, bundled or not): the process-wide handlers, then the
 // command line. Whatever the process itself says on stderr goes through the same logger as the
 // commands' lines: one JSON object per line.
 const log = createLogger();

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -30,6 +30,9 @@ describe('dist/main.js and the bundle', () => {
     expect(readFileSync(join(ROOT, 'dist/bundle/srvlink.cjs.cache')).subarray(0, 200).toString('latin1')).toContain(`${JSON.stringify({ mtimeMs, size })}\n`);
     const result = await run(main, ['run', '--help']);
     expect(result.code).toBe(0);
+    // dist/main.js is a link to a CommonJS file, which node runs as such: no ES module loader.
+    expect(lstatSync(main).isSymbolicLink()).toBe(true);
+    expect(result.loaded[0]).toBe(join(ROOT, 'dist/main.cjs'));
     expect(result.loaded.filter((file) => file.includes('node_modules'))).toEqual([]);
     expect(result.stdout).toMatch(/^Usage: srvlink run /);
   });
@@ -47,8 +50,9 @@ describe('dist/main.js and the bundle', () => {
     // SIGTERM revoked the lease: the key is gone.
     expect((await etcd.etcdctl(['get', '--prefix', '--keys-only', '/skydns'])).stdout.trim()).toBe('');
     const loadedBy = (proc: SrvlinkProcess): string[] => proc.logs.flatMap((l) => (l.level === 'raw' ? [...String(l.msg).matchAll(/^MODULE \d+: load "([^"]+)"/g)].map((m) => m[1] as string) : []));
-    // A registration talks to etcd's JSON gateway: neither the etcd client nor anything else is loaded.
-    expect(loadedBy(register)).toEqual([]);
+    // A registration talks to etcd's JSON gateway: neither the etcd client nor anything else is
+    // loaded, only the entry itself, CommonJS (dist/main.js leads to it).
+    expect(loadedBy(register)).toEqual([join(ROOT, 'dist/main.cjs')]);
     const dns = spawnSrvlink(['dns', '--listen', '127.0.0.1:0', '--etcd', etcd.endpoints.join(',')], { env: { NODE_DEBUG: 'module' } });
     await dns.waitForLog((l) => l.msg === 'dns server listening');
     expect(await dns.stop()).toBe(0);
@@ -95,10 +99,10 @@ describe('dist/main.js and the bundle', () => {
   });
 });
 
-/** A copy of dist/ (without the artifact and the bench) in a temporary directory, node_modules linked beside it. */
+/** A copy of dist/ (without the artifact and the bench) in a temporary directory, node_modules linked beside it; dist/main.js still a link to the copy's main.cjs. */
 function copyOfDist(): string {
   const dir = tempDir();
-  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true, preserveTimestamps: true, filter: (source) => !source.includes(join(ROOT, 'dist/artifact')) && !source.includes(join(ROOT, 'dist/bench')) && !source.endsWith('.cache') });
+  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true, filter: (source) => !source.includes(join(ROOT, 'dist/artifact')) && !source.includes(join(ROOT, 'dist/bench')) && !source.endsWith('.cache') });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;
 }
