@@ -21,6 +21,16 @@ describe('createLogger', () => {
     expect(lines).toEqual(['2026-01-02T03:04:05.678Z INFO  listening mapping=zk address=127.0.0.1:2181 note="two words" list=["a","b"] err={"message":"boom\\nsecond line"}\n']);
   });
 
+  it('writes the time as toISOString would, from the UTC fields', () => {
+    const times = [0, Date.UTC(2024, 1, 29, 23, 59, 59, 999), Date.UTC(1999, 11, 31, 0, 0, 0, 7), Date.UTC(2026, 0, 1, 9, 5, 3, 40), Date.UTC(1, 0, 1), Date.UTC(9999, 11, 31, 23, 59, 59, 999), Date.UTC(10000, 0, 1), Date.UTC(-1, 5, 6)];
+    for (const time of times) {
+      const date = new Date(time);
+      const lines: string[] = [];
+      createLogger({ write: (line) => lines.push(line), now: () => date }).info('x');
+      expect((JSON.parse(lines[0] as string) as { time: string }).time).toBe(date.toISOString());
+    }
+  });
+
   it('tells which levels it writes, as its children do: the silent logger none', () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'warn', write: (line) => lines.push(line) });

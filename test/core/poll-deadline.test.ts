@@ -18,7 +18,7 @@ describe('pollDeadline', () => {
   it('lets a datagram that arrived before the deadline be read first when the loop was busy past it', async () => {
     for (const plain of [true, false]) {
       const socket = createSocket('udp4');
-      onTestFinished(() => socket.close());
+      onTestFinished(() => void socket.close());
       await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
       const order: string[] = [];
       const settled = new Promise<void>((resolve) => {
