@@ -29,6 +29,8 @@ struct listener {
   uint32_t id;
   bool peers;
   bool closing;
+  /* In on_readable, whose callback scope uses `async`: its destroy waits for the end of the burst. */
+  bool in_burst;
   struct listener *next;
 };
 
@@ -76,10 +78,10 @@ static void close_listener(struct listener *l, bool env_alive) {
   l->closing = true;
   unlink_listener(l);
   if (env_alive) {
-    if (l->async) napi_async_destroy(l->env, l->async);
+    if (l->async && !l->in_burst) napi_async_destroy(l->env, l->async);
     if (l->on_accept) napi_delete_reference(l->env, l->on_accept);
   }
-  l->async = NULL;
+  if (!l->in_burst) l->async = NULL;
   l->on_accept = NULL;
   /*
    * uv_close stops the handle at once (the descriptor leaves the loop's
@@ -112,16 +114,29 @@ static void format_peer(const struct sockaddr_storage *addr, char *out, size_t s
   snprintf(out, size, "%s:%u", host, port);
 }
 
+/* What one burst of accepts calls: the callback, got once, within one callback scope opened at the first client. */
+struct burst {
+  napi_value callback, recv;
+  napi_callback_scope scope;
+  bool open;
+};
+
 /* One client (fd >= 0, peer or NULL) or one failure (fd = -errno) to the callback; false when it cannot be called. */
-static bool tell(struct listener *l, int fd, const char *peer) {
+static bool tell(struct listener *l, struct burst *burst, int fd, const char *peer) {
   napi_env env = l->env;
-  napi_value callback, recv, argv[2];
-  if (l->on_accept == NULL || napi_get_reference_value(env, l->on_accept, &callback) != napi_ok || callback == NULL) return false;
-  napi_get_global(env, &recv);
+  if (l->on_accept == NULL) return false;
+  if (!burst->open) {
+    if (napi_get_reference_value(env, l->on_accept, &burst->callback) != napi_ok || burst->callback == NULL || napi_get_global(env, &burst->recv) != napi_ok ||
+        napi_open_callback_scope(env, burst->recv, l->async, &burst->scope) != napi_ok) {
+      return false;
+    }
+    burst->open = true;
+  }
+  napi_value argv[2];
   napi_create_int32(env, fd, &argv[0]);
   if (peer != NULL) napi_create_string_utf8(env, peer, NAPI_AUTO_LENGTH, &argv[1]);
   else napi_get_undefined(env, &argv[1]);
-  napi_status status = napi_make_callback(env, l->async, recv, callback, 2, argv, NULL);
+  napi_status status = napi_call_function(env, burst->recv, burst->callback, 2, argv, NULL);
   if (status == napi_pending_exception) {
     /* A bug in the callback: to the process, as an uncaught exception. */
     napi_value error;
@@ -130,12 +145,21 @@ static bool tell(struct listener *l, int fd, const char *peer) {
   return true;
 }
 
+/*
+ * The listening socket is readable: accept a burst, each client told by
+ * one call of the callback, all in one callback scope, so that the
+ * microtasks and ticks they queue run once, after the last (not once per
+ * client, as a napi_make_callback each would).
+ */
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   struct listener *l = (struct listener *)handle;
   if (status < 0 || l->closing) return;
+  napi_env env = l->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(l->env, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  struct burst burst = {.open = false};
+  l->in_burst = true;
   for (int i = 0; i < ACCEPT_BATCH && !l->closing; i++) {
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
@@ -145,7 +169,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       if (err == EAGAIN || err == EWOULDBLOCK) break;
       if (err == EINTR || err == ECONNABORTED) continue;
       if (err == EMFILE || err == ENFILE) shed_one(l->fd);
-      tell(l, -err, NULL);
+      tell(l, &burst, -err, NULL);
       break;
     }
     /* As the dial plane sets it on backends: one-byte exchanges must not wait for Nagle. */
@@ -153,10 +177,17 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     char peer[INET6_ADDRSTRLEN + 8];
     if (l->peers) format_peer(&addr, peer, sizeof peer);
-    if (!tell(l, fd, l->peers ? peer : NULL)) close(fd);
+    if (!tell(l, &burst, fd, l->peers ? peer : NULL)) close(fd);
     /* The callback may have closed this listener (a drain): `l` is still there until the loop closes the handle. */
   }
-  napi_close_handle_scope(l->env, scope);
+  if (burst.open) napi_close_callback_scope(env, burst.scope);
+  l->in_burst = false;
+  /* Closed during the burst: what close_listener left to do. */
+  if (l->closing && l->async) {
+    napi_async_destroy(env, l->async);
+    l->async = NULL;
+  }
+  napi_close_handle_scope(env, scope);
 }
 
 static napi_value accept_listen(napi_env env, napi_callback_info info) {

@@ -12,14 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "splice-plane.h"
 
 struct binding {
+  napi_env env;
   splice_plane *plane;
-  napi_threadsafe_function on_end;
-  /* Pairs handed over and not reported yet (JS thread only): the thread-safe function keeps the loop alive while any are open. */
-  uint32_t open;
-  bool referenced;
+  napi_ref on_end;
+  napi_async_context async;
 };
 
 /* Planes of every environment, so that an exit() without environment teardown still resets the pairs it cuts. */
@@ -37,7 +38,7 @@ static void destroy_plane(struct binding *b) {
     if (planes[i] == b) planes[i] = NULL;
   }
   pthread_mutex_unlock(&planes_lock);
-  splice_plane_destroy(plane);
+  splice_plane_destroy(plane, true);
 }
 
 static void at_exit(void) {
@@ -51,14 +52,15 @@ static void at_exit(void) {
       planes[i] = NULL;
     }
     pthread_mutex_unlock(&planes_lock);
-    splice_plane_destroy(plane);
+    splice_plane_destroy(plane, false);
   }
 }
 
 static void cleanup_hook(void *arg) {
   struct binding *b = arg;
   destroy_plane(b);
-  if (b->on_end) napi_release_threadsafe_function(b->on_end, napi_tsfn_abort);
+  if (b->async) napi_async_destroy(b->env, b->async);
+  if (b->on_end) napi_delete_reference(b->env, b->on_end);
   free(b);
 }
 
@@ -68,36 +70,43 @@ static struct binding *binding_of(napi_env env) {
   return data;
 }
 
-/* On the JS thread: one pair's end, to the callback. */
-static void call_js(napi_env env, napi_value callback, void *context, void *data) {
-  struct binding *b = context;
-  splice_report *r = data;
-  if (env != NULL && callback != NULL) {
-    if (b->open > 0) b->open--;
-    if (b->open == 0 && b->referenced) {
-      napi_unref_threadsafe_function(env, b->on_end);
-      b->referenced = false;
-    }
-    napi_value undefined, argv[5];
-    napi_get_undefined(env, &undefined);
+/*
+ * On the loop, from a callback of it: the ends of `count` pairs, one call
+ * of the callback each, all within one callback scope, so that the
+ * microtasks and ticks they queue run once, after the last.
+ */
+static void on_reports(void *ctx, const splice_report *reports, size_t count) {
+  struct binding *b = ctx;
+  if (exiting) return;
+  napi_env env = b->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, recv;
+  napi_callback_scope callback_scope;
+  if (napi_get_reference_value(env, b->on_end, &callback) != napi_ok || callback == NULL || napi_get_global(env, &recv) != napi_ok ||
+      napi_open_callback_scope(env, recv, b->async, &callback_scope) != napi_ok) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  for (size_t i = 0; i < count; i++) {
+    const splice_report *r = &reports[i];
+    napi_handle_scope inner;
+    if (napi_open_handle_scope(env, &inner) != napi_ok) break;
+    napi_value argv[5];
     napi_create_double(env, (double)r->id, &argv[0]);
     napi_create_double(env, (double)r->bytes_in, &argv[1]);
     napi_create_double(env, (double)r->bytes_out, &argv[2]);
     napi_create_int32(env, r->end, &argv[3]);
     napi_create_int32(env, r->error, &argv[4]);
-    napi_call_function(env, undefined, callback, 5, argv, NULL);
+    if (napi_call_function(env, recv, callback, 5, argv, NULL) == napi_pending_exception) {
+      /* A bug in the callback: to the process, as an uncaught exception; the other ends are still told. */
+      napi_value error;
+      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+    }
+    napi_close_handle_scope(env, inner);
   }
-  free(r);
-}
-
-/* On the plane's thread. */
-static void on_report(void *ctx, const splice_report *report) {
-  struct binding *b = ctx;
-  if (exiting) return;
-  splice_report *copy = malloc(sizeof *copy);
-  if (copy == NULL) return;
-  *copy = *report;
-  if (napi_call_threadsafe_function(b->on_end, copy, napi_tsfn_nonblocking) != napi_ok) free(copy);
+  napi_close_callback_scope(env, callback_scope);
+  napi_close_handle_scope(env, scope);
 }
 
 /* A whole number option of `options` (an object or undefined), 0 when absent. false: not a whole number in [0, max]. */
@@ -128,29 +137,39 @@ static napi_value splice_start(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "spliceStart expects a callback");
     return NULL;
   }
-  uint32_t threads = 0, max_pipes = 0;
-  if (!get_option(env, argc > 1 ? argv[1] : NULL, "threads", SPLICE_THREADS_MAX, &threads) ||
-      !get_option(env, argc > 1 ? argv[1] : NULL, "maxPipes", 1u << 20, &max_pipes)) {
-    napi_throw_type_error(env, NULL, "spliceStart expects options { threads (0 to 8), maxPipes (0 to 1048576) }");
+  napi_value options = argc > 1 ? argv[1] : NULL;
+  uint32_t threads = 0, max_pipes = 0, migrate_bytes = 0, migrate_ms = 0;
+  if (!get_option(env, options, "threads", SPLICE_THREADS_MAX, &threads) || !get_option(env, options, "maxPipes", 1u << 20, &max_pipes) ||
+      !get_option(env, options, "migrateBytes", UINT32_MAX, &migrate_bytes) || !get_option(env, options, "migrateMs", 3600000, &migrate_ms)) {
+    napi_throw_type_error(env, NULL,
+                          "spliceStart expects options { threads (0 to 8), maxPipes (0 to 1048576), migrateBytes (0 to 4294967295), migrateMs (0 to 3600000) }");
     return NULL;
   }
   if (binding_of(env) != NULL) {
     napi_throw_error(env, "ERR_STARTED", "the native data plane is started already");
     return NULL;
   }
-  struct binding *b = calloc(1, sizeof *b);
-  if (b == NULL) return throw_errno(env, "start the native data plane", ENOMEM);
-  napi_value name;
-  napi_create_string_utf8(env, "srvlink splice plane", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, b, call_js, &b->on_end) != napi_ok) {
-    free(b);
-    napi_throw_error(env, NULL, "cannot start the native data plane: no thread-safe function");
+  uv_loop_t *loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
+    napi_throw_error(env, NULL, "cannot start the native data plane: no event loop");
     return NULL;
   }
-  napi_unref_threadsafe_function(env, b->on_end);
-  int err = splice_plane_create(on_report, b, threads, max_pipes, &b->plane);
+  struct binding *b = calloc(1, sizeof *b);
+  if (b == NULL) return throw_errno(env, "start the native data plane", ENOMEM);
+  b->env = env;
+  napi_value name;
+  napi_create_string_utf8(env, "srvlink splice plane", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[0], 1, &b->on_end) != napi_ok || napi_async_init(env, NULL, name, &b->async) != napi_ok) {
+    if (b->on_end) napi_delete_reference(env, b->on_end);
+    free(b);
+    napi_throw_error(env, NULL, "cannot start the native data plane");
+    return NULL;
+  }
+  splice_plane_options opts = {.threads = threads, .pipes_max = max_pipes, .migrate_bytes = migrate_bytes, .migrate_ms = migrate_ms};
+  int err = splice_plane_create(loop, on_reports, b, &opts, &b->plane);
   if (err != 0) {
-    napi_release_threadsafe_function(b->on_end, napi_tsfn_abort);
+    napi_async_destroy(env, b->async);
+    napi_delete_reference(env, b->on_end);
     free(b);
     return throw_errno(env, "start the native data plane", err);
   }
@@ -214,11 +233,6 @@ static napi_value splice_add(napi_env env, napi_callback_info info) {
     if (!(own & OWN_BACKEND)) close(fds[1]);
     return throw_errno(env, "hand a pair to the native data plane", err);
   }
-  b->open++;
-  if (!b->referenced) {
-    napi_ref_threadsafe_function(env, b->on_end);
-    b->referenced = true;
-  }
   napi_value result;
   napi_create_double(env, (double)id, &result);
   return result;
@@ -246,6 +260,8 @@ static napi_value splice_stats(napi_env env, napi_callback_info info) {
   napi_value result;
   napi_create_object(env, &result);
   set_number(env, result, "pairs", stats.pairs);
+  set_number(env, result, "loopPairs", stats.loop_pairs);
+  set_number(env, result, "migrated", (double)stats.migrated);
   set_number(env, result, "pooledPipes", stats.pooled_pipes);
   set_number(env, result, "poolMax", SPLICE_POOL_MAX);
   set_number(env, result, "pipesOpen", stats.pipes_open);

@@ -1,4 +1,4 @@
-/* See splice-plane.h. Linux only: splice(2), epoll(7), eventfd(2), F_SETPIPE_SZ. */
+/* See splice-plane.h. Linux only: splice(2), epoll(7), eventfd(2), F_SETPIPE_SZ; libuv for the loop worker. */
 #define _GNU_SOURCE
 #include "splice-plane.h"
 
@@ -24,7 +24,7 @@
 #define EVENTS_MAX 256
 /* Rounds (each up to a pipe's size) per direction in one pump, so that one busy pair does not starve the others. */
 #define PUMP_ROUNDS 16
-/* The copy fallback's buffer, one per thread. */
+/* The copy fallback's buffer, one per worker (the loop's and each thread's): never shared between threads. */
 #define COPY_SIZE (64u << 10)
 
 struct spipe {
@@ -62,42 +62,61 @@ struct pair {
   bool check_error[2];
   uint32_t idle_ms;
   int64_t last_active;
+  /* When it was added, ms: a pair still moving bytes after migrate_ms leaves the loop. */
+  int64_t started;
   bool registered;
   /* Finished: its sockets are closed, it waits on the graveyard to be freed after the batch. */
   bool dead;
-  /* In worker->ready: it hit the per-pump limit with bytes left to move. */
+  /* In worker->ready: it hit the per-pump limit with bytes left to move (threads only). */
   bool in_ready;
+  /* On the loop: it hit the per-pump limit, so it goes to a thread. */
+  bool bulky;
+  /* Its last pump moved a byte (or a FIN). */
+  bool moved;
   uint64_t batch;
   struct pair *prev, *next;
+  /* In a thread's queue of pairs to take on. */
+  struct pair *queued_next;
 };
 
-enum command_kind { COMMAND_ADD, COMMAND_ABORT };
-
+/* An abort for a thread, by id. */
 struct command {
-  enum command_kind kind;
   uint64_t id;
-  struct pair *pair;
   struct command *next;
 };
 
-/* One thread of the plane and the pairs it moves. */
+/* The loop's worker, or one thread of the plane, and the pairs it moves. */
 struct worker {
   splice_plane *plane;
   int epfd;
-  int wakefd;
+  int wakefd; /* threads only */
+  bool on_loop;
   pthread_t thread;
   bool thread_started;
 
-  /* Under plane->lock. */
-  struct command *queue_head, *queue_tail;
+  /* Under plane->lock (threads only): pairs to take on (new, or from the loop) and aborts, in order. */
+  struct pair *adopt_head, *adopt_tail;
+  struct command *abort_head, *abort_tail;
+  /* Something is queued and the thread was woken for it: the next producer need not wake it again. */
+  bool woken;
 
-  /* The thread's own. */
+  /* The worker's own (its thread's, or the loop's). */
   struct pair *head;
   struct pair *graveyard;
   struct pair **ready, **pending;
   size_t nready, ready_cap;
   int64_t next_idle_check; /* INT64_MAX: no pair with an idle timeout */
+  uint64_t batch;
   char *copy;
+};
+
+/* The loop's side of the plane: its handles, allocated apart so that they outlive the plane until libuv has closed them. */
+struct loop_side {
+  uv_poll_t poll;   /* the loop worker's epoll set is readable */
+  uv_timer_t timer; /* the loop worker's next idle check */
+  uv_async_t async; /* reports are waiting (from the threads, or made outside a callback of the loop) */
+  int closing;
+  splice_plane *plane; /* NULL once the plane is gone */
 };
 
 struct splice_plane {
@@ -105,6 +124,21 @@ struct splice_plane {
   void *ctx;
   uint32_t nworkers;
   struct worker workers[SPLICE_THREADS_MAX];
+  uint64_t migrate_bytes;
+  int64_t migrate_ms;
+
+  /* The loop's. */
+  struct worker loop;
+  struct loop_side *uv;
+  pthread_t loop_thread;
+  /* Reports to make, taken from the threads' (swapped with `delivering` to call the callback). */
+  splice_report *reports, *delivering;
+  size_t nreports, reports_cap, delivering_cap;
+  /* Inside a callback of the loop that delivers the reports at its end (a turn, a delivery). */
+  int in_callback;
+  /* Pairs added and not reported yet: the async handle keeps the loop alive while there are any. */
+  uint32_t unreported;
+  int64_t idle_armed_for;
 
   pthread_mutex_t lock;
   bool stop;
@@ -116,6 +150,11 @@ struct splice_plane {
   uint64_t pipe_budget;
   struct spipe pool[SPLICE_POOL_MAX];
   uint32_t pooled;
+  uint32_t loop_pairs;
+  uint64_t migrated;
+  /* The threads' reports, for the loop. */
+  splice_report *thread_reports;
+  size_t nthread_reports, thread_reports_cap;
   /* Atomic: written by the threads, read by stats. */
   uint64_t copied;
 };
@@ -201,7 +240,27 @@ static void pipe_give(splice_plane *plane, struct spipe *p, bool empty) {
   }
 }
 
-/* --- the threads ----------------------------------------------------------- */
+/* --- reports ---------------------------------------------------------------- */
+
+static bool reports_grow(splice_report **array, size_t *cap, size_t need) {
+  if (need <= *cap) return true;
+  size_t grown = *cap ? *cap * 2 : 64;
+  while (grown < need) grown *= 2;
+  splice_report *bigger = realloc(*array, grown * sizeof *bigger);
+  if (bigger == NULL) return false;
+  *array = bigger;
+  *cap = grown;
+  return true;
+}
+
+/* On the loop: a report to make at the end of the callback under way, or from the async handle's when there is none (within splice_plane_add or splice_plane_abort). */
+static void loop_report(splice_plane *plane, const splice_report *r) {
+  if (!reports_grow(&plane->reports, &plane->reports_cap, plane->nreports + 1)) return;
+  plane->reports[plane->nreports++] = *r;
+  if (plane->in_callback == 0) uv_async_send(&plane->uv->async);
+}
+
+/* --- the workers ------------------------------------------------------------ */
 
 static void wake(struct worker *w) {
   uint64_t one = 1;
@@ -217,6 +276,21 @@ static void reset_close(int fd) {
   close(fd);
 }
 
+static void link_pair(struct worker *w, struct pair *p) {
+  p->prev = NULL;
+  p->next = w->head;
+  if (w->head) w->head->prev = p;
+  w->head = p;
+}
+
+/* Out of the worker's list (a pair in no list, prev and next NULL, is left as it is). */
+static void unlink_pair(struct worker *w, struct pair *p) {
+  if (p->prev) p->prev->next = p->next;
+  else if (w->head == p) w->head = p->next;
+  if (p->next) p->next->prev = p->prev;
+  p->prev = p->next = NULL;
+}
+
 /* Unlink, close both sockets (reset or plainly), give the pipes back, report. */
 static void pair_finish(struct worker *w, struct pair *p, int end, int error, bool reset, bool report) {
   splice_plane *plane = w->plane;
@@ -225,18 +299,25 @@ static void pair_finish(struct worker *w, struct pair *p, int end, int error, bo
     if (reset) reset_close(p->fd[side]);
     else close(p->fd[side]);
   }
-  if (p->prev) p->prev->next = p->next;
-  else if (w->head == p) w->head = p->next;
-  if (p->next) p->next->prev = p->prev;
+  unlink_pair(w, p);
   splice_report r = {.id = p->id, .bytes_in = p->dir[0].bytes, .bytes_out = p->dir[1].bytes, .end = end, .error = error};
   for (int d = 0; d < 2; d++) pipe_give(plane, &p->dir[d].pipe, p->dir[d].in_pipe == 0);
+  bool wake_loop = false;
   pthread_mutex_lock(&plane->lock);
   plane->pairs--;
+  if (w->on_loop) {
+    plane->loop_pairs--;
+  } else if (report && reports_grow(&plane->thread_reports, &plane->thread_reports_cap, plane->nthread_reports + 1)) {
+    /* The first report since the loop took the last ones wakes it; the others go with it. */
+    wake_loop = plane->nthread_reports == 0;
+    plane->thread_reports[plane->nthread_reports++] = r;
+  }
   pthread_mutex_unlock(&plane->lock);
   p->dead = true;
   p->next = w->graveyard;
   w->graveyard = p;
-  if (report) plane->report(plane->ctx, &r);
+  if (report && w->on_loop) loop_report(plane, &r);
+  if (wake_loop) uv_async_send(&plane->uv->async);
 }
 
 static void free_graveyard(struct worker *w) {
@@ -247,7 +328,7 @@ static void free_graveyard(struct worker *w) {
   }
 }
 
-/* Pumped again on the next turn of the loop, without waiting for an event. */
+/* Pumped again on the next turn of the thread, without waiting for an event. */
 static void mark_ready(struct worker *w, struct pair *p) {
   if (p->in_ready) return;
   if (w->nready == w->ready_cap) {
@@ -323,7 +404,9 @@ static enum step copy_step(struct worker *w, struct pair *p, int d) {
  * source is taken as drained only when the pipe was empty; otherwise the
  * pipe is emptied first and the read tried again. With edge-triggered
  * epoll, that is the only safe place to wait for the source. A pipe empty
- * at the end goes back to the pool, so an idle pair holds none.
+ * at the end goes back to the pool, so an idle pair holds none. A pair
+ * that hits the per-pump limit is pumped again on the thread's next turn
+ * without an event; on the loop it is marked bulky, to go to a thread.
  */
 static bool pair_pump(struct worker *w, struct pair *p) {
   bool moved_any = false;
@@ -332,7 +415,8 @@ static bool pair_pump(struct worker *w, struct pair *p) {
     int src = p->fd[d], dst = p->fd[1 - d];
     for (int round = 0;; round++) {
       if (round == PUMP_ROUNDS) {
-        mark_ready(w, p);
+        if (w->on_loop) p->bulky = true;
+        else mark_ready(w, p);
         break;
       }
       bool moved = false;
@@ -387,6 +471,7 @@ static bool pair_pump(struct worker *w, struct pair *p) {
       x->shut = true;
     }
   }
+  p->moved = moved_any;
   if (moved_any) p->last_active = now_ms();
   if (p->dir[0].shut && p->dir[1].shut) {
     pair_finish(w, p, SPLICE_END_CLOSED, 0, false, true);
@@ -395,11 +480,50 @@ static bool pair_pump(struct worker *w, struct pair *p) {
   return true;
 }
 
+/*
+ * From the loop to a thread (always the same one for an id, so that an
+ * abort finds it): out of the loop's epoll set and list, into the thread's
+ * queue, with its pipes, its byte counts, its FINs seen and passed on. The
+ * thread takes it as a new pair (every socket taken as readable and
+ * writable, which costs at most an EAGAIN), so no edge is lost.
+ */
+static void migrate(struct worker *loop, struct pair *p) {
+  splice_plane *plane = loop->plane;
+  for (int side = 0; side < 2; side++) epoll_ctl(loop->epfd, EPOLL_CTL_DEL, p->fd[side], NULL);
+  p->registered = false;
+  p->bulky = false;
+  /* Batches are counted per worker: a number of the loop's must not pass for one of the thread's. */
+  p->batch = 0;
+  unlink_pair(loop, p);
+  struct worker *w = &plane->workers[p->id % plane->nworkers];
+  p->worker = w;
+  p->queued_next = NULL;
+  pthread_mutex_lock(&plane->lock);
+  if (w->adopt_tail) w->adopt_tail->queued_next = p;
+  else w->adopt_head = p;
+  w->adopt_tail = p;
+  plane->loop_pairs--;
+  plane->migrated++;
+  bool woken = w->woken;
+  w->woken = true;
+  pthread_mutex_unlock(&plane->lock);
+  if (!woken) wake(w);
+}
+
+/* A pump, and on the loop the move of a pair that proved bulky or long to a thread. */
+static void pump(struct worker *w, struct pair *p) {
+  if (!pair_pump(w, p) || !w->on_loop) return;
+  splice_plane *plane = w->plane;
+  bool bulky = p->bulky || p->dir[0].bytes + p->dir[1].bytes >= plane->migrate_bytes;
+  /* Long: still moving bytes both ways (a pair that is closing is not worth the move). */
+  bool longer = p->moved && !p->dir[0].eof && !p->dir[1].eof && p->last_active - p->started >= plane->migrate_ms;
+  if (bulky || longer) migrate(w, p);
+}
+
+/* A pair taken on by this worker: new (on the loop), or from the loop (on a thread). */
 static void pair_start(struct worker *w, struct pair *p) {
-  p->next = w->head;
-  if (w->head) w->head->prev = p;
-  w->head = p;
-  p->last_active = now_ms();
+  p->worker = w;
+  link_pair(w, p);
   for (int side = 0; side < 2; side++) {
     p->ep[side].pair = p;
     p->ep[side].side = side;
@@ -414,27 +538,33 @@ static void pair_start(struct worker *w, struct pair *p) {
   p->registered = true;
   p->readable[0] = p->readable[1] = p->writable[0] = p->writable[1] = true;
   if (p->idle_ms > 0 && p->last_active + p->idle_ms < w->next_idle_check) w->next_idle_check = p->last_active + p->idle_ms;
-  pair_pump(w, p);
+  pump(w, p);
 }
 
+/* A thread's queue: the pairs to take on first, then the aborts, so that an abort always finds a pair queued before it. */
 static void run_commands(struct worker *w) {
   uint64_t count;
   while (read(w->wakefd, &count, sizeof count) > 0) {
   }
   pthread_mutex_lock(&w->plane->lock);
-  struct command *c = w->queue_head;
-  w->queue_head = w->queue_tail = NULL;
+  struct pair *adopt = w->adopt_head;
+  struct command *c = w->abort_head;
+  w->adopt_head = w->adopt_tail = NULL;
+  w->abort_head = w->abort_tail = NULL;
+  w->woken = false;
   pthread_mutex_unlock(&w->plane->lock);
+  while (adopt) {
+    struct pair *next = adopt->queued_next;
+    adopt->queued_next = NULL;
+    pair_start(w, adopt);
+    adopt = next;
+  }
   while (c) {
     struct command *next = c->next;
-    if (c->kind == COMMAND_ADD) {
-      pair_start(w, c->pair);
-    } else {
-      for (struct pair *p = w->head; p; p = p->next) {
-        if (p->id == c->id) {
-          pair_finish(w, p, SPLICE_END_ABORTED, 0, true, true);
-          break;
-        }
+    for (struct pair *p = w->head; p; p = p->next) {
+      if (p->id == c->id) {
+        pair_finish(w, p, SPLICE_END_ABORTED, 0, true, true);
+        break;
       }
     }
     free(c);
@@ -466,13 +596,76 @@ static void check_idle(struct worker *w, int64_t now) {
  * One turn: read a batch of events, then pump each pair of the batch once,
  * and the pairs left ready by the last turn. Pairs finished meanwhile are
  * freed only after the turn, so no event or list refers to freed memory.
+ * -1 when epoll_wait fails.
  */
+static int worker_turn(struct worker *w, int timeout) {
+  struct epoll_event events[EVENTS_MAX];
+  struct pair *dirty[EVENTS_MAX];
+  int n = epoll_wait(w->epfd, events, EVENTS_MAX, timeout);
+  if (n < 0) {
+    if (errno != EINTR) return -1;
+    n = 0;
+  }
+  uint64_t batch = ++w->batch;
+  bool commands = false;
+  int ndirty = 0;
+  for (int i = 0; i < n; i++) {
+    if (events[i].data.ptr == NULL) {
+      commands = true;
+      continue;
+    }
+    struct endpoint *ep = events[i].data.ptr;
+    struct pair *p = ep->pair;
+    uint32_t e = events[i].events;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) p->readable[ep->side] = true;
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) p->writable[ep->side] = true;
+    if (e & (EPOLLERR | EPOLLHUP)) p->check_error[ep->side] = true;
+    if (p->batch != batch) {
+      p->batch = batch;
+      dirty[ndirty++] = p;
+    }
+  }
+  size_t npending = w->nready;
+  struct pair **pending = w->ready;
+  w->ready = w->pending;
+  w->pending = pending;
+  w->nready = 0;
+  for (size_t i = 0; i < npending; i++) pending[i]->in_ready = false;
+  /*
+   * A reset shows as EPOLLERR; after a half-close (our FIN sent, theirs
+   * read) it is the only sign, with SO_ERROR EPIPE or ECONNRESET, since
+   * nothing is left to read or write that would fail.
+   */
+  for (int i = 0; i < ndirty; i++) {
+    struct pair *p = dirty[i];
+    bool gone = false;
+    for (int side = 0; side < 2 && !gone; side++) {
+      if (!p->check_error[side]) continue;
+      p->check_error[side] = false;
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (getsockopt(p->fd[side], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+        pair_fail(w, p, side, err);
+        gone = true;
+      }
+    }
+    /* A pair that left for a thread in this batch is the thread's: not touched again here (each pair is once in `dirty`). */
+    if (!gone) pump(w, p);
+  }
+  for (size_t i = 0; i < npending; i++) {
+    struct pair *p = pending[i];
+    if (!p->dead && p->batch != batch) pump(w, p);
+  }
+  if (commands) run_commands(w);
+  int64_t now = now_ms();
+  if (w->next_idle_check <= now) check_idle(w, now);
+  free_graveyard(w);
+  return n;
+}
+
 static void *worker_main(void *arg) {
   struct worker *w = arg;
   splice_plane *plane = w->plane;
-  struct epoll_event events[EVENTS_MAX];
-  struct pair *dirty[EVENTS_MAX];
-  uint64_t batch = 0;
   for (;;) {
     int timeout = -1;
     if (w->nready > 0) {
@@ -481,67 +674,93 @@ static void *worker_main(void *arg) {
       int64_t wait = w->next_idle_check - now_ms();
       timeout = wait < 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
     }
-    int n = epoll_wait(w->epfd, events, EVENTS_MAX, timeout);
-    if (n < 0 && errno != EINTR) break;
-    batch++;
-    bool commands = false;
-    int ndirty = 0;
-    for (int i = 0; i < n; i++) {
-      if (events[i].data.ptr == NULL) {
-        commands = true;
-        continue;
-      }
-      struct endpoint *ep = events[i].data.ptr;
-      struct pair *p = ep->pair;
-      uint32_t e = events[i].events;
-      if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) p->readable[ep->side] = true;
-      if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) p->writable[ep->side] = true;
-      if (e & (EPOLLERR | EPOLLHUP)) p->check_error[ep->side] = true;
-      if (p->batch != batch) {
-        p->batch = batch;
-        dirty[ndirty++] = p;
-      }
-    }
-    size_t npending = w->nready;
-    struct pair **pending = w->ready;
-    w->ready = w->pending;
-    w->pending = pending;
-    w->nready = 0;
-    for (size_t i = 0; i < npending; i++) pending[i]->in_ready = false;
-    /*
-     * A reset shows as EPOLLERR; after a half-close (our FIN sent, theirs
-     * read) it is the only sign, with SO_ERROR EPIPE or ECONNRESET, since
-     * nothing is left to read or write that would fail.
-     */
-    for (int i = 0; i < ndirty; i++) {
-      struct pair *p = dirty[i];
-      bool gone = false;
-      for (int side = 0; side < 2 && !gone; side++) {
-        if (!p->check_error[side]) continue;
-        p->check_error[side] = false;
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(p->fd[side], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
-          pair_fail(w, p, side, err);
-          gone = true;
-        }
-      }
-      if (!gone) pair_pump(w, p);
-    }
-    for (size_t i = 0; i < npending; i++) {
-      struct pair *p = pending[i];
-      if (!p->dead && p->batch != batch) pair_pump(w, p);
-    }
-    if (commands) run_commands(w);
-    int64_t now = now_ms();
-    if (w->next_idle_check <= now) check_idle(w, now);
-    free_graveyard(w);
-    pthread_mutex_lock(&plane->lock);
-    bool stop = plane->stop;
-    pthread_mutex_unlock(&plane->lock);
-    if (stop) break;
+    if (worker_turn(w, timeout) < 0) break;
+    if (__atomic_load_n(&plane->stop, __ATOMIC_ACQUIRE)) break;
   }
   return NULL;
+}
+
+/* --- the loop --------------------------------------------------------------- */
+
+static void arm_idle_timer(splice_plane *plane);
+
+/*
+ * Hand the reports waiting (the loop's, then the threads') to the callback,
+ * until none is left: the callback may add or abort pairs, which may end
+ * at once. The loop worker's dead pairs are freed once no callback is
+ * under way.
+ */
+static void deliver(splice_plane *plane) {
+  plane->in_callback++;
+  for (;;) {
+    pthread_mutex_lock(&plane->lock);
+    size_t taken = plane->nthread_reports;
+    if (taken > 0 && reports_grow(&plane->reports, &plane->reports_cap, plane->nreports + taken)) {
+      memcpy(plane->reports + plane->nreports, plane->thread_reports, taken * sizeof *plane->reports);
+      plane->nreports += taken;
+      plane->nthread_reports = 0;
+    }
+    pthread_mutex_unlock(&plane->lock);
+    size_t count = plane->nreports;
+    if (count == 0) break;
+    splice_report *reports = plane->reports;
+    size_t cap = plane->reports_cap;
+    plane->reports = plane->delivering;
+    plane->reports_cap = plane->delivering_cap;
+    plane->delivering = reports;
+    plane->delivering_cap = cap;
+    plane->nreports = 0;
+    plane->unreported -= count < plane->unreported ? (uint32_t)count : plane->unreported;
+    plane->report(plane->ctx, reports, count);
+  }
+  plane->in_callback--;
+  if (plane->in_callback == 0) free_graveyard(&plane->loop);
+  if (plane->unreported == 0) uv_unref((uv_handle_t *)&plane->uv->async);
+  arm_idle_timer(plane);
+}
+
+static void on_loop_timer(uv_timer_t *timer) {
+  struct loop_side *uv = timer->data;
+  splice_plane *plane = uv->plane;
+  if (plane == NULL) return;
+  plane->idle_armed_for = INT64_MAX;
+  plane->in_callback++;
+  int64_t now = now_ms();
+  if (plane->loop.next_idle_check <= now) check_idle(&plane->loop, now);
+  plane->in_callback--;
+  deliver(plane);
+}
+
+/* The loop worker's next idle check, on the loop's timer (only ever brought forward; a check that finds nothing due re-arms it). */
+static void arm_idle_timer(splice_plane *plane) {
+  int64_t due = plane->loop.next_idle_check;
+  if (due == INT64_MAX || due >= plane->idle_armed_for) return;
+  int64_t wait = due - now_ms();
+  plane->idle_armed_for = due;
+  uv_timer_start(&plane->uv->timer, on_loop_timer, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+/* The loop worker's epoll set is readable: one turn, then the reports. */
+static void on_loop_events(uv_poll_t *poll, int status, int events) {
+  (void)status;
+  (void)events;
+  struct loop_side *uv = poll->data;
+  splice_plane *plane = uv->plane;
+  if (plane == NULL) return;
+  plane->in_callback++;
+  worker_turn(&plane->loop, 0);
+  plane->in_callback--;
+  deliver(plane);
+}
+
+static void on_async(uv_async_t *async) {
+  struct loop_side *uv = async->data;
+  if (uv->plane != NULL) deliver(uv->plane);
+}
+
+static void free_loop_side(uv_handle_t *handle) {
+  struct loop_side *uv = handle->data;
+  if (--uv->closing == 0) free(uv);
 }
 
 /* --- the callers' side ------------------------------------------------- */
@@ -554,23 +773,24 @@ static void worker_close(struct worker *w) {
   free(w->pending);
 }
 
-static int worker_open(splice_plane *plane, struct worker *w) {
+static int worker_open(splice_plane *plane, struct worker *w, bool on_loop) {
   w->plane = plane;
+  w->on_loop = on_loop;
   w->next_idle_check = INT64_MAX;
   w->epfd = epoll_create1(EPOLL_CLOEXEC);
-  w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (w->epfd < 0) return errno;
   w->copy = malloc(COPY_SIZE);
-  if (w->epfd < 0 || w->wakefd < 0) return errno;
   if (w->copy == NULL) return ENOMEM;
+  if (on_loop) return 0;
+  w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (w->wakefd < 0) return errno;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
   if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) != 0) return errno;
   return 0;
 }
 
 static void plane_stop_threads(splice_plane *plane) {
-  pthread_mutex_lock(&plane->lock);
-  plane->stop = true;
-  pthread_mutex_unlock(&plane->lock);
+  __atomic_store_n(&plane->stop, true, __ATOMIC_RELEASE);
   for (uint32_t i = 0; i < plane->nworkers; i++) {
     struct worker *w = &plane->workers[i];
     if (!w->thread_started) continue;
@@ -582,13 +802,58 @@ static void plane_stop_threads(splice_plane *plane) {
 
 static void plane_free(splice_plane *plane) {
   for (uint32_t i = 0; i < plane->nworkers; i++) worker_close(&plane->workers[i]);
+  worker_close(&plane->loop);
+  free(plane->reports);
+  free(plane->delivering);
+  free(plane->thread_reports);
   pthread_mutex_destroy(&plane->lock);
   free(plane);
 }
 
-int splice_plane_create(splice_report_fn report, void *ctx, uint32_t threads, uint32_t pipes_max, splice_plane **out) {
+/* The loop's handles, watching the loop worker's epoll set. 0 or an errno value; on failure nothing is left to close. */
+static int loop_open(splice_plane *plane, uv_loop_t *loop) {
+  struct loop_side *uv = calloc(1, sizeof *uv);
+  if (uv == NULL) return ENOMEM;
+  uv->plane = plane;
+  int err = uv_poll_init(loop, &uv->poll, plane->loop.epfd);
+  if (err != 0) {
+    free(uv);
+    return -err;
+  }
+  uv_timer_init(loop, &uv->timer);
+  err = uv_async_init(loop, &uv->async, on_async);
+  uv->poll.data = uv->timer.data = uv;
+  if (err != 0) {
+    uv->closing = 2;
+    uv_close((uv_handle_t *)&uv->poll, free_loop_side);
+    uv_close((uv_handle_t *)&uv->timer, free_loop_side);
+    return -err;
+  }
+  uv->async.data = uv;
+  /* Only pairs keep the loop alive, through the async handle, while any is not reported (splice_plane_add, deliver). */
+  uv_unref((uv_handle_t *)&uv->poll);
+  uv_unref((uv_handle_t *)&uv->timer);
+  uv_unref((uv_handle_t *)&uv->async);
+  uv_poll_start(&uv->poll, UV_READABLE, on_loop_events);
+  plane->uv = uv;
+  return 0;
+}
+
+static void loop_close(splice_plane *plane) {
+  struct loop_side *uv = plane->uv;
+  if (uv == NULL) return;
+  plane->uv = NULL;
+  uv->plane = NULL;
+  uv->closing = 3;
+  uv_close((uv_handle_t *)&uv->poll, free_loop_side);
+  uv_close((uv_handle_t *)&uv->timer, free_loop_side);
+  uv_close((uv_handle_t *)&uv->async, free_loop_side);
+}
+
+int splice_plane_create(uv_loop_t *loop, splice_report_fn report, void *ctx, const splice_plane_options *options, splice_plane **out) {
   splice_plane *plane = calloc(1, sizeof *plane);
   if (plane == NULL) return ENOMEM;
+  uint32_t threads = options ? options->threads : 0;
   /*
    * Unless told: one thread per CPU, at most two. On two CPUs shared with
    * the peers (iperf3 both ends), four streams moved 1.09x the bytes on two
@@ -603,16 +868,22 @@ int splice_plane_create(splice_report_fn report, void *ctx, uint32_t threads, ui
   plane->report = report;
   plane->ctx = ctx;
   plane->next_id = 1;
-  plane->pipes_max = pipes_max > 0 ? pipes_max : SPLICE_PIPES_DEFAULT;
+  plane->pipes_max = options && options->pipes_max > 0 ? options->pipes_max : SPLICE_PIPES_DEFAULT;
+  plane->migrate_bytes = options && options->migrate_bytes > 0 ? options->migrate_bytes : SPLICE_MIGRATE_BYTES_DEFAULT;
+  plane->migrate_ms = options && options->migrate_ms > 0 ? options->migrate_ms : SPLICE_MIGRATE_MS_DEFAULT;
   plane->pipe_budget = read_pipe_budget();
+  plane->idle_armed_for = INT64_MAX;
+  plane->loop_thread = pthread_self();
   int err = pthread_mutex_init(&plane->lock, NULL);
   if (err != 0) {
     free(plane);
     return err;
   }
   for (uint32_t i = 0; i < threads; i++) plane->workers[i].epfd = plane->workers[i].wakefd = -1;
+  plane->loop.epfd = plane->loop.wakefd = -1;
   plane->nworkers = threads;
-  for (uint32_t i = 0; i < threads && err == 0; i++) err = worker_open(plane, &plane->workers[i]);
+  err = worker_open(plane, &plane->loop, true);
+  for (uint32_t i = 0; i < threads && err == 0; i++) err = worker_open(plane, &plane->workers[i], false);
   /* Signals are for the main thread (SIGCHLD for the reaper, SIGTERM...); SIGPIPE stays pending here, harmless. */
   sigset_t all, old;
   sigfillset(&all);
@@ -623,6 +894,7 @@ int splice_plane_create(splice_report_fn report, void *ctx, uint32_t threads, ui
     w->thread_started = err == 0;
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err == 0) err = loop_open(plane, loop);
   if (err != 0) {
     plane_stop_threads(plane);
     plane_free(plane);
@@ -634,12 +906,7 @@ int splice_plane_create(splice_report_fn report, void *ctx, uint32_t threads, ui
 
 int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, uint64_t *id) {
   struct pair *p = calloc(1, sizeof *p);
-  struct command *c = calloc(1, sizeof *c);
-  if (p == NULL || c == NULL) {
-    free(p);
-    free(c);
-    return ENOMEM;
-  }
+  if (p == NULL) return ENOMEM;
   p->fd[0] = client_fd;
   p->fd[1] = backend_fd;
   p->idle_ms = idle_ms;
@@ -648,46 +915,52 @@ int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_
     int flags = fcntl(p->fd[side], F_GETFL);
     if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(p->fd[side], F_SETFL, flags | O_NONBLOCK);
   }
+  p->started = p->last_active = now_ms();
   pthread_mutex_lock(&plane->lock);
   if (plane->stop) {
     pthread_mutex_unlock(&plane->lock);
     free(p);
-    free(c);
     return ESHUTDOWN;
   }
   p->id = plane->next_id++;
   plane->pairs++;
-  /* Spread over the threads by id, so that an abort finds its pair's thread from the id alone. */
-  struct worker *w = &plane->workers[p->id % plane->nworkers];
-  p->worker = w;
-  c->kind = COMMAND_ADD;
-  c->pair = p;
-  if (w->queue_tail) w->queue_tail->next = c;
-  else w->queue_head = c;
-  w->queue_tail = c;
+  plane->loop_pairs++;
   pthread_mutex_unlock(&plane->lock);
   *id = p->id;
-  wake(w);
+  if (plane->unreported++ == 0) uv_ref((uv_handle_t *)&plane->uv->async);
+  /* Pumped at once: the client's first bytes are usually there already. An end is reported later, from the async handle. */
+  pair_start(&plane->loop, p);
+  arm_idle_timer(plane);
   return 0;
 }
 
 void splice_plane_abort(splice_plane *plane, uint64_t id) {
+  for (struct pair *p = plane->loop.head; p; p = p->next) {
+    if (p->id == id) {
+      pair_finish(&plane->loop, p, SPLICE_END_ABORTED, 0, true, true);
+      return;
+    }
+  }
+  /* Not on the loop: on its thread, or queued to it (the queue takes pairs before aborts), or over (then ignored there). */
   struct command *c = calloc(1, sizeof *c);
   if (c == NULL) return;
-  c->kind = COMMAND_ABORT;
   c->id = id;
   struct worker *w = &plane->workers[id % plane->nworkers];
   pthread_mutex_lock(&plane->lock);
-  if (w->queue_tail) w->queue_tail->next = c;
-  else w->queue_head = c;
-  w->queue_tail = c;
+  if (w->abort_tail) w->abort_tail->next = c;
+  else w->abort_head = c;
+  w->abort_tail = c;
+  bool woken = w->woken;
+  w->woken = true;
   pthread_mutex_unlock(&plane->lock);
-  wake(w);
+  if (!woken) wake(w);
 }
 
 void splice_plane_stats_read(splice_plane *plane, splice_plane_stats *out) {
   pthread_mutex_lock(&plane->lock);
   out->pairs = plane->pairs;
+  out->loop_pairs = plane->loop_pairs;
+  out->migrated = plane->migrated;
   out->pipes_open = plane->pipes_open;
   out->pipes_max = plane->pipes_max;
   out->threads = plane->nworkers;
@@ -698,31 +971,42 @@ void splice_plane_stats_read(splice_plane *plane, splice_plane_stats *out) {
   out->copied_bytes = __atomic_load_n(&plane->copied, __ATOMIC_RELAXED);
 }
 
-void splice_plane_destroy(splice_plane *plane) {
+/* Reset every pair of a worker, and those queued to it: no report. */
+static void worker_reset_all(struct worker *w) {
+  while (w->head) pair_finish(w, w->head, SPLICE_END_ABORTED, 0, true, false);
+  struct pair *p = w->adopt_head;
+  w->adopt_head = w->adopt_tail = NULL;
+  while (p) {
+    struct pair *next = p->queued_next;
+    p->registered = false;
+    p->prev = p->next = NULL;
+    pair_finish(w, p, SPLICE_END_ABORTED, 0, true, false);
+    p = next;
+  }
+  struct command *c = w->abort_head;
+  w->abort_head = w->abort_tail = NULL;
+  while (c) {
+    struct command *next = c->next;
+    free(c);
+    c = next;
+  }
+  free_graveyard(w);
+}
+
+void splice_plane_destroy(splice_plane *plane, bool loop_alive) {
   if (plane == NULL) return;
   plane_stop_threads(plane);
-  for (uint32_t i = 0; i < plane->nworkers; i++) {
-    struct worker *w = &plane->workers[i];
-    /* Pairs still forwarding, and pairs added but never started: the streams are cut, so both peers are reset. */
-    while (w->head) pair_finish(w, w->head, SPLICE_END_ABORTED, 0, true, false);
-    free_graveyard(w);
-    struct command *c = w->queue_head;
-    while (c) {
-      struct command *next = c->next;
-      if (c->kind == COMMAND_ADD) {
-        c->pair->registered = false;
-        c->pair->prev = c->pair->next = NULL;
-        w->head = c->pair;
-        pair_finish(w, c->pair, SPLICE_END_ABORTED, 0, true, false);
-        free_graveyard(w);
-      }
-      free(c);
-      c = next;
-    }
-  }
+  for (uint32_t i = 0; i < plane->nworkers; i++) worker_reset_all(&plane->workers[i]);
+  /* The loop worker's pairs are touched only on the loop's thread: from another (an exit() elsewhere) they are left, and so is the plane. */
+  if (!loop_alive && !pthread_equal(plane->loop_thread, pthread_self())) return;
+  worker_reset_all(&plane->loop);
   for (uint32_t j = 0; j < plane->pooled; j++) {
     close(plane->pool[j].r);
     close(plane->pool[j].w);
   }
+  plane->pooled = 0;
+  /* At exit the loop runs no more: its handles are left as they are, and the memory to the exit. */
+  if (!loop_alive) return;
+  loop_close(plane);
   plane_free(plane);
 }

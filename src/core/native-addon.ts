@@ -15,8 +15,11 @@ export type DialEndCallback = (id: number, fd: number, error: number) => void;
 
 /** The native data plane's pipes, for the descriptor budget and tests. */
 export interface SpliceStats {
-  /** Pairs handed over and not reported yet. */
+  /** Pairs handed over and not finished yet, and of those the ones on the event loop's thread (not moved to a thread of the plane). */
   pairs: number;
+  loopPairs: number;
+  /** Pairs moved from the loop to a thread of the plane (bulky or long), ever. */
+  migrated: number;
   /** Empty pipes kept for the next bytes, and how many at most per thread. */
   pooledPipes: number;
   poolMax: number;
@@ -38,6 +41,10 @@ export interface SpliceStartOptions {
   threads?: number;
   /** Pipes open at once (0 or absent: 256); a direction with bytes to move and no pipe to be had copies them instead. */
   maxPipes?: number;
+  /** A pair leaves the loop for a thread once it has moved this many bytes, both ways (0 or absent: 256 KiB)... */
+  migrateBytes?: number;
+  /** ...or when it still moves bytes this many ms after it was added (0 or absent: 50). */
+  migrateMs?: number;
 }
 
 /** The exports of srvlink's native addon (native/src/addon.c). */
@@ -47,7 +54,11 @@ export interface NativeAddon {
   /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process. */
   setChildSubreaper(): void;
   isChildSubreaper(): boolean;
-  /** Start the splice(2) data plane's threads (once per process); `onEnd` hears of every pair's end. */
+  /**
+   * Start the splice(2) data plane (once per process): new pairs on the event loop's thread, bulky or long ones on the
+   * plane's threads. `onEnd` hears of every pair's end, on the loop, never from within spliceAdd or spliceAbort; the ends
+   * of a batch are told one after the other, their microtasks run after the last.
+   */
   spliceStart?(onEnd: SpliceEndCallback, options?: SpliceStartOptions): void;
   /**
    * Hand a connected pair over by descriptor (duplicated, close-on-exec); the pair's id. Throws when out of memory or descriptors.
