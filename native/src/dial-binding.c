@@ -59,31 +59,44 @@ static void unlist_binding(struct binding *b) {
   pthread_mutex_unlock(&bindings_lock);
 }
 
-/* From a callback of the loop: one dial's end, to the JS callback (microtasks run after it, as after any I/O callback). */
-static void on_report(void *ctx, const dial_report *r) {
+/*
+ * From a callback of the loop: the ends of `count` dials, one call of the
+ * JS callback each, all within one callback scope (microtasks run after
+ * the last, as after any I/O callback). A socket nobody could be told of
+ * is closed.
+ */
+static void on_report(void *ctx, const dial_report *reports, size_t count) {
   struct binding *b = ctx;
   napi_env env = b->env;
   napi_handle_scope scope;
+  napi_value callback = NULL, recv;
+  napi_callback_scope callback_scope;
+  size_t told = 0;
   if (napi_open_handle_scope(env, &scope) != napi_ok) {
-    if (r->fd >= 0) close(r->fd);
+    for (size_t i = 0; i < count; i++) {
+      if (reports[i].fd >= 0) close(reports[i].fd);
+    }
     return;
   }
-  napi_value callback, recv, argv[3];
-  bool called = false;
-  if (napi_get_reference_value(env, b->on_end, &callback) == napi_ok && callback != NULL) {
-    napi_get_global(env, &recv);
-    napi_create_double(env, (double)r->id, &argv[0]);
-    napi_create_int32(env, r->fd, &argv[1]);
-    napi_create_int32(env, r->error, &argv[2]);
-    napi_status status = napi_make_callback(env, b->async, recv, callback, 3, argv, NULL);
-    called = true;
-    if (status == napi_pending_exception) {
-      /* A bug in the callback: to the process, as an uncaught exception. */
-      napi_value error;
-      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+  if (napi_get_reference_value(env, b->on_end, &callback) == napi_ok && callback != NULL && napi_get_global(env, &recv) == napi_ok &&
+      napi_open_callback_scope(env, recv, b->async, &callback_scope) == napi_ok) {
+    for (; told < count; told++) {
+      const dial_report *r = &reports[told];
+      napi_value argv[3];
+      napi_create_double(env, (double)r->id, &argv[0]);
+      napi_create_int32(env, r->fd, &argv[1]);
+      napi_create_int32(env, r->error, &argv[2]);
+      if (napi_call_function(env, recv, callback, 3, argv, NULL) == napi_pending_exception) {
+        /* A bug in the callback: to the process, as an uncaught exception. */
+        napi_value error;
+        if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+      }
     }
+    napi_close_callback_scope(env, callback_scope);
   }
-  if (!called && r->fd >= 0) close(r->fd);
+  for (size_t i = told; i < count; i++) {
+    if (reports[i].fd >= 0) close(reports[i].fd);
+  }
   napi_close_handle_scope(env, scope);
 }
 

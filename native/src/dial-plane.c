@@ -3,6 +3,7 @@
 #include "dial-plane.h"
 
 #include <errno.h>
+#include <sys/epoll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -11,8 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Dials whose connect ended, read from the plane's epoll set in one callback. */
+#define EVENTS_MAX 64
+
 struct dial {
-  uv_poll_t poll; /* first: the handle's address is the dial's */
   dial_plane *plane;
   uint64_t id;
   int fd;
@@ -20,9 +23,8 @@ struct dial {
   int64_t due;
   /* The outcome of a dial settled outside a poll callback (at once, or aborted), reported by the timer. */
   int settled;
+  /* In the plane's epoll set, waiting for the connect to end. */
   bool polling;
-  /* uv_poll_init done: the dial is freed once the loop has closed its handle. */
-  bool has_handle;
   /* The dials not reported yet, by due time. */
   struct dial *prev, *next;
 };
@@ -31,6 +33,16 @@ struct dial_plane {
   uv_loop_t *loop;
   dial_report_fn report;
   void *ctx;
+  /*
+   * Every connect under way waits in one epoll set of the plane's, watched
+   * by one poll handle of the loop: an epoll_ctl to add a dial and one to
+   * take it out, where a poll handle per dial costs four and an ioctl.
+   */
+  int epfd;
+  uv_poll_t poll;
+  /* Ends to report at the end of the callback under way (several at once, in one call). */
+  dial_report *ends, *reporting;
+  size_t nends, ends_cap, reporting_cap;
   uv_timer_t timer;
   /* Expiry runs after the poll for I/O that follows the timer (see on_timer): the idle handle keeps that poll from blocking. */
   uv_idle_t idle;
@@ -83,11 +95,14 @@ static void link_dial(dial_plane *plane, struct dial *d) {
   arm(plane, d->due);
 }
 
-static void free_dial(uv_handle_t *handle) {
-  free(handle);
+/* Out of the plane's epoll set, while the socket is still ours: once it is handed over or closed, its number may be another socket's. */
+static void stop_polling(dial_plane *plane, struct dial *d) {
+  if (!d->polling) return;
+  epoll_ctl(plane->epfd, EPOLL_CTL_DEL, d->fd, NULL);
+  d->polling = false;
 }
 
-/* Reported once, and gone. `error` 0: the socket is the reader's now, else it is closed. */
+/* Over, and gone: its report waits for the end of the callback (report_ends). `error` 0: the socket is the reader's then, else it is closed. */
 static void dial_end(dial_plane *plane, struct dial *d, int error) {
   unlink_dial(plane, d);
   plane->pending--;
@@ -96,38 +111,69 @@ static void dial_end(dial_plane *plane, struct dial *d, int error) {
     uv_timer_stop(&plane->timer);
     plane->armed_for = INT64_MAX;
   }
-  /*
-   * The handle is closed while the socket is still ours: closing a poll
-   * handle takes its descriptor out of the loop's epoll set, and once the
-   * descriptor is handed over or closed its number may be another socket's.
-   */
+  stop_polling(plane, d);
   dial_report r = {.id = d->id, .fd = error == 0 ? d->fd : -1, .error = error};
   int fd = d->fd;
-  if (d->has_handle) uv_close((uv_handle_t *)&d->poll, free_dial);
-  else free(d);
+  free(d);
   if (error != 0 && fd >= 0) close(fd);
-  plane->report(plane->ctx, &r);
+  if (plane->nends == plane->ends_cap) {
+    size_t cap = plane->ends_cap ? plane->ends_cap * 2 : 16;
+    dial_report *ends = realloc(plane->ends, cap * sizeof *ends);
+    if (ends == NULL) {
+      /* No memory to tell it: the socket is not left open. */
+      if (r.fd >= 0) close(r.fd);
+      r.fd = -1;
+      r.error = ENOMEM;
+      plane->report(plane->ctx, &r, 1);
+      return;
+    }
+    plane->ends = ends;
+    plane->ends_cap = cap;
+  }
+  plane->ends[plane->nends++] = r;
+}
+
+/* The ends of this callback, told in one call (the callback may dial and abort: its own ends come in a later callback). */
+static void report_ends(dial_plane *plane) {
+  while (plane->nends > 0) {
+    dial_report *ends = plane->ends;
+    size_t count = plane->nends, cap = plane->ends_cap;
+    plane->ends = plane->reporting;
+    plane->ends_cap = plane->reporting_cap;
+    plane->reporting = ends;
+    plane->reporting_cap = cap;
+    plane->nends = 0;
+    plane->report(plane->ctx, ends, count);
+  }
 }
 
 /* Settled outside a poll callback: reported from the timer, on the next turn of the loop. */
 static void settle_later(dial_plane *plane, struct dial *d, int error) {
-  if (d->polling) uv_poll_stop(&d->poll);
-  d->polling = false;
+  stop_polling(plane, d);
   d->settled = error;
   unlink_dial(plane, d);
   d->due = 0;
   link_dial(plane, d);
 }
 
-static void on_writable(uv_poll_t *poll, int status, int events) {
+/* Connects ended: writable alone is connected; with EPOLLERR or EPOLLHUP the socket's own error says what happened (ECONNREFUSED...). */
+static void on_events(uv_poll_t *poll, int status, int events) {
+  (void)status;
   (void)events;
-  struct dial *d = (struct dial *)poll;
-  /* libuv reports EPOLLERR as UV_EBADF: the socket's own error says what happened (ECONNREFUSED...). */
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err == 0 && status < 0) err = -status == EBADF ? ECONNRESET : -status;
-  dial_end(d->plane, d, err);
+  dial_plane *plane = poll->data;
+  struct epoll_event ready[EVENTS_MAX];
+  int n = epoll_wait(plane->epfd, ready, EVENTS_MAX, 0);
+  for (int i = 0; i < n; i++) {
+    struct dial *d = ready[i].data.ptr;
+    int err = 0;
+    if (ready[i].events & (EPOLLERR | EPOLLHUP)) {
+      socklen_t len = sizeof err;
+      if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err == 0) err = ECONNRESET;
+    }
+    dial_end(plane, d, err);
+  }
+  report_ends(plane);
 }
 
 static void on_idle(uv_idle_t *idle) {
@@ -159,6 +205,7 @@ static void on_check(uv_check_t *check) {
     dial_end(plane, d, d->due == 0 ? d->settled : DIAL_TIMED_OUT);
   }
   if (plane->head) arm(plane, plane->head->due);
+  report_ends(plane);
 }
 
 int dial_plane_create(uv_loop_t *loop, dial_report_fn report, void *ctx, dial_plane **out) {
@@ -169,10 +216,25 @@ int dial_plane_create(uv_loop_t *loop, dial_report_fn report, void *ctx, dial_pl
   plane->ctx = ctx;
   plane->next_id = 1;
   plane->armed_for = INT64_MAX;
+  plane->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (plane->epfd < 0) {
+    int err = errno;
+    free(plane);
+    return err;
+  }
+  int err = uv_poll_init(loop, &plane->poll, plane->epfd);
+  if (err != 0) {
+    close(plane->epfd);
+    free(plane);
+    return -err;
+  }
   uv_timer_init(loop, &plane->timer);
   uv_idle_init(loop, &plane->idle);
   uv_check_init(loop, &plane->check);
-  plane->timer.data = plane->idle.data = plane->check.data = plane;
+  plane->poll.data = plane->timer.data = plane->idle.data = plane->check.data = plane;
+  /* Dials under way keep the loop alive through their timer, not through this. */
+  uv_unref((uv_handle_t *)&plane->poll);
+  uv_poll_start(&plane->poll, UV_READABLE, on_events);
   *out = plane;
   return 0;
 }
@@ -198,17 +260,13 @@ int dial_plane_connect(dial_plane *plane, const struct sockaddr *addr, socklen_t
   *id = d->id;
   plane->pending++;
   if (err == EINPROGRESS) {
-    int uverr = uv_poll_init_socket(plane->loop, &d->poll, d->fd);
-    if (uverr == 0) {
-      d->has_handle = true;
-      uverr = uv_poll_start(&d->poll, UV_WRITABLE, on_writable);
-    }
-    if (uverr == 0) {
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = d};
+    if (epoll_ctl(plane->epfd, EPOLL_CTL_ADD, d->fd, &ev) == 0) {
       d->polling = true;
       link_dial(plane, d);
       return 0;
     }
-    err = -uverr;
+    err = errno;
   }
   /* Connected at once (0), or failed at once: told on the next turn, never from within this call. */
   d->settled = err;
@@ -234,7 +292,11 @@ size_t dial_plane_pending(const dial_plane *plane) {
 
 static void free_plane(uv_handle_t *handle) {
   dial_plane *plane = handle->data;
-  if (--plane->closing == 0) free(plane);
+  if (--plane->closing == 0) {
+    free(plane->ends);
+    free(plane->reporting);
+    free(plane);
+  }
 }
 
 void dial_plane_destroy(dial_plane *plane) {
@@ -242,12 +304,20 @@ void dial_plane_destroy(dial_plane *plane) {
   while (plane->head) {
     struct dial *d = plane->head;
     unlink_dial(plane, d);
+    stop_polling(plane, d);
     int fd = d->fd;
-    if (d->has_handle) uv_close((uv_handle_t *)&d->poll, free_dial);
-    else free(d);
+    free(d);
     if (fd >= 0) close(fd);
   }
-  plane->closing = 3;
+  /* Ends not told yet (none outside a callback): their sockets are closed. */
+  for (size_t i = 0; i < plane->nends; i++) {
+    if (plane->ends[i].fd >= 0) close(plane->ends[i].fd);
+  }
+  plane->nends = 0;
+  plane->closing = 4;
+  /* The poll handle leaves the loop's epoll set in uv_close: then its descriptor can go. */
+  uv_close((uv_handle_t *)&plane->poll, free_plane);
+  close(plane->epfd);
   uv_close((uv_handle_t *)&plane->timer, free_plane);
   uv_close((uv_handle_t *)&plane->idle, free_plane);
   uv_close((uv_handle_t *)&plane->check, free_plane);

@@ -6,9 +6,11 @@
  * the dial deadline: all in TypeScript); this only opens the socket
  * (non-blocking, close-on-exec, TCP_NODELAY), connects, and tells of the
  * outcome: the connected descriptor, or why not. No JavaScript socket, no
- * stream machinery, no per-dial timer or listener, and no hop to another
- * thread: the handshake's end is one more event of the loop that accepted
- * the client. All calls and reports are on the loop's thread.
+ * stream machinery, no per-dial timer, listener or poll handle, and no hop
+ * to another thread: every connect under way waits in one epoll set of the
+ * plane's, watched by one poll handle of the loop that accepted the
+ * client, and the ends of one turn are told in one call. All calls and
+ * reports are on the loop's thread.
  */
 #ifndef SRVLINK_DIAL_PLANE_H
 #define SRVLINK_DIAL_PLANE_H
@@ -28,12 +30,12 @@ typedef struct dial_report {
   int error; /* 0 when connected; an errno value (ECONNREFUSED...), DIAL_TIMED_OUT or DIAL_ABORTED */
 } dial_report;
 
-/* Called once per dial, from a callback of the loop (never from within dial_plane_connect or dial_plane_abort). */
-typedef void (*dial_report_fn)(void *ctx, const dial_report *report);
+/* Called with the ends of `count` dials (each once), from a callback of the loop (never from within dial_plane_connect or dial_plane_abort). */
+typedef void (*dial_report_fn)(void *ctx, const dial_report *reports, size_t count);
 
 typedef struct dial_plane dial_plane;
 
-/* Dials on `loop`. 0 or an errno value. */
+/* Dials on `loop`, with an epoll descriptor of its own. 0 or an errno value. */
 int dial_plane_create(uv_loop_t *loop, dial_report_fn report, void *ctx, dial_plane **out);
 
 /*

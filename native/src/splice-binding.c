@@ -226,7 +226,8 @@ static napi_value splice_add(napi_env env, napi_callback_info info) {
     return throw_errno(env, "duplicate a socket", err);
   }
   uint64_t id = 0;
-  int err = splice_plane_add(b->plane, fds[0], fds[1], (uint32_t)idle, &id);
+  /* Descriptors of a native accept or dial are non-blocking; a duplicate of a JavaScript socket's shares its flags, checked by the plane. */
+  int err = splice_plane_add(b->plane, fds[0], fds[1], (uint32_t)idle, own == (OWN_CLIENT | OWN_BACKEND), &id);
   if (err != 0) {
     /* Given descriptors stay the caller's on failure. */
     if (!(own & OWN_CLIENT)) close(fds[0]);

@@ -26,6 +26,8 @@
 #define PUMP_ROUNDS 16
 /* The copy fallback's buffer, one per worker (the loop's and each thread's): never shared between threads. */
 #define COPY_SIZE (64u << 10)
+/* On the loop, a read into an empty pipe is a recv of at most this much into the worker's buffer and a send. */
+#define SMALL_READ (16u << 10)
 
 struct spipe {
   int r, w;
@@ -58,8 +60,10 @@ struct pair {
   bool readable[2], writable[2];
   struct direction dir[2];
   struct endpoint ep[2];
-  /* EPOLLERR or EPOLLHUP seen: read SO_ERROR before pumping. */
+  /* EPOLLERR seen: read SO_ERROR before pumping. */
   bool check_error[2];
+  /* EPOLLRDHUP seen: the peer's FIN is here (a read may take it with the last bytes, and no edge follows). */
+  bool rdhup[2];
   uint32_t idle_ms;
   int64_t last_active;
   /* When it was added, ms: a pair still moving bytes after migrate_ms leaves the loop. */
@@ -398,6 +402,64 @@ static enum step copy_step(struct worker *w, struct pair *p, int d) {
 }
 
 /*
+ * On the loop, where pairs are young and their messages small: a read into
+ * an empty pipe is a recv into the worker's buffer and a send, cheaper
+ * than two splices for a few bytes (no pipe pages, no skb page
+ * references). What the destination does not take at once goes into the
+ * pipe, which is empty and at least as large as the read, so no byte is
+ * held outside the kernel. A read shorter than asked for emptied the
+ * socket: anything that comes after it raises a new edge, so the socket is
+ * not tried again until then (no recv just to be told EAGAIN). Not once
+ * the FIN is known to be there: a recv takes it with the last bytes
+ * (returning them, and 0 only on the next call), and no edge follows.
+ */
+static enum step small_step(struct worker *w, struct pair *p, int d) {
+  struct direction *x = &p->dir[d];
+  int src = p->fd[d], dst = p->fd[1 - d];
+  size_t want = x->pipe.size < SMALL_READ ? x->pipe.size : SMALL_READ;
+  ssize_t n = recv(src, w->copy, want, MSG_DONTWAIT);
+  if (n == 0) {
+    x->eof = true;
+    return STEP_MOVED;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN) {
+      p->readable[d] = false;
+      return STEP_NONE;
+    }
+    if (errno == EINTR) return STEP_RETRY;
+    pair_fail(w, p, d, errno);
+    return STEP_GONE;
+  }
+  if ((size_t)n < want && !p->rdhup[d]) p->readable[d] = false;
+  x->bytes += (uint64_t)n;
+  ssize_t sent;
+  do sent = send(dst, w->copy, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    if (errno != EAGAIN) {
+      pair_fail(w, p, 1 - d, errno);
+      return STEP_GONE;
+    }
+    p->writable[1 - d] = false;
+    sent = 0;
+  }
+  if (sent < n) {
+    size_t rest = (size_t)(n - sent);
+    ssize_t put;
+    do put = write(x->pipe.w, w->copy + sent, rest);
+    while (put < 0 && errno == EINTR);
+    if (put != (ssize_t)rest) {
+      /* Cannot happen (an empty pipe at least as large as the read): the stream is not whole any more, so it is cut. */
+      pair_fail(w, p, d, put < 0 ? errno : EIO);
+      return STEP_GONE;
+    }
+    x->in_pipe = rest;
+  }
+  return STEP_MOVED;
+}
+
+/*
  * Move what can be moved, both ways. Returns false when the pair is gone
  * (finished or failed). splice's EAGAIN means "socket empty" or "pipe
  * full" (slots, not bytes: a pipe can be full below its size), so the
@@ -440,6 +502,11 @@ static bool pair_pump(struct worker *w, struct pair *p) {
         if (step == STEP_GONE) return false;
         if (step == STEP_RETRY) continue;
         if (step == STEP_MOVED) moved = true;
+      } else if (w->on_loop && !x->eof && p->readable[d] && x->in_pipe == 0 && p->writable[1 - d]) {
+        enum step step = small_step(w, p, d);
+        if (step == STEP_GONE) return false;
+        if (step == STEP_RETRY) continue;
+        if (step == STEP_MOVED) moved = true;
       } else if (!x->eof && p->readable[d] && x->in_pipe < x->pipe.size) {
         ssize_t n = splice(src, NULL, x->pipe.w, NULL, x->pipe.size - x->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
@@ -464,7 +531,12 @@ static bool pair_pump(struct worker *w, struct pair *p) {
     /* Kept while the pair is to be pumped again at once (it hit PUMP_ROUNDS): the pipe would be taken back at once. */
     if (x->in_pipe == 0 && !p->in_ready) pipe_give(w->plane, &x->pipe, true);
     if (x->eof && x->in_pipe == 0 && !x->shut) {
-      if (shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) {
+      /*
+       * The last FIN needs no shutdown: both sockets are closed now, with
+       * nothing left to read in either (each was read to its FIN), so the
+       * close sends it.
+       */
+      if (!p->dir[1 - d].shut && shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) {
         pair_fail(w, p, 1 - d, errno);
         return false;
       }
@@ -618,8 +690,10 @@ static int worker_turn(struct worker *w, int timeout) {
     struct pair *p = ep->pair;
     uint32_t e = events[i].events;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) p->readable[ep->side] = true;
+    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) p->rdhup[ep->side] = true;
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) p->writable[ep->side] = true;
-    if (e & (EPOLLERR | EPOLLHUP)) p->check_error[ep->side] = true;
+    /* A reset or a timeout sets the socket's error, which EPOLLERR shows until it is read: EPOLLHUP alone is both ways closed. */
+    if (e & EPOLLERR) p->check_error[ep->side] = true;
     if (p->batch != batch) {
       p->batch = batch;
       dirty[ndirty++] = p;
@@ -904,14 +978,14 @@ int splice_plane_create(uv_loop_t *loop, splice_report_fn report, void *ctx, con
   return 0;
 }
 
-int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, uint64_t *id) {
+int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, bool nonblocking, uint64_t *id) {
   struct pair *p = calloc(1, sizeof *p);
   if (p == NULL) return ENOMEM;
   p->fd[0] = client_fd;
   p->fd[1] = backend_fd;
   p->idle_ms = idle_ms;
   p->dir[0].pipe.r = p->dir[0].pipe.w = p->dir[1].pipe.r = p->dir[1].pipe.w = -1;
-  for (int side = 0; side < 2; side++) {
+  for (int side = 0; side < 2 && !nonblocking; side++) {
     int flags = fcntl(p->fd[side], F_GETFL);
     if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(p->fd[side], F_SETFL, flags | O_NONBLOCK);
   }

@@ -107,9 +107,10 @@ int splice_plane_create(uv_loop_t *loop, splice_report_fn report, void *ctx, con
  * descriptors (non-blocking, close-on-exec: the caller duplicates them with
  * F_DUPFD_CLOEXEC) and *id names the pair; on failure (an errno value:
  * no memory, or the plane stopping) the descriptors are left to the caller. idle_ms 0: no
- * idle timeout.
+ * idle timeout. `nonblocking`: both are known to be O_NONBLOCK (else they
+ * are made so).
  */
-int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, uint64_t *id);
+int splice_plane_add(splice_plane *plane, int client_fd, int backend_fd, uint32_t idle_ms, bool nonblocking, uint64_t *id);
 
 /* Reset both sockets of a pair (forced end of a drain); reported as SPLICE_END_ABORTED. Unknown ids are ignored. On the loop's thread. */
 void splice_plane_abort(splice_plane *plane, uint64_t id);
