@@ -64,6 +64,8 @@ struct pair {
   bool check_error[2];
   /* EPOLLRDHUP seen: the peer's FIN is here (a read may take it with the last bytes, and no edge follows). */
   bool rdhup[2];
+  /* EPOLLOUT asked for (on a thread always; on the loop once a write to the socket was refused). */
+  bool out_watched[2];
   uint32_t idle_ms;
   int64_t last_active;
   /* When it was added, ms: a pair still moving bytes after migrate_ms leaves the loop. */
@@ -348,6 +350,21 @@ static void mark_ready(struct worker *w, struct pair *p) {
   w->ready[w->nready++] = p;
 }
 
+/*
+ * The socket takes no more: wait for it to be writable. On the loop a
+ * socket is watched for EPOLLOUT only from then on: a connected socket is
+ * writable from the start, and asking at once would cost an event of each
+ * new pair (and a turn of the loop) that says nothing.
+ */
+static void blocked(struct worker *w, struct pair *p, int side) {
+  p->writable[side] = false;
+  if (p->out_watched[side]) return;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &p->ep[side]};
+  /* The change re-reads the socket's state: room made since the refusal is an event already. */
+  if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, p->fd[side], &ev) == 0) p->out_watched[side] = true;
+  else p->writable[side] = true; /* cannot wait for it: tried again at the next pump */
+}
+
 static void pair_fail(struct worker *w, struct pair *p, int side, int error) {
   pair_finish(w, p, side == 0 ? SPLICE_END_CLIENT_ERROR : SPLICE_END_BACKEND_ERROR, error, true, true);
 }
@@ -381,7 +398,7 @@ static enum step copy_step(struct worker *w, struct pair *p, int d) {
   ssize_t sent = send(dst, w->copy, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {
     if (errno == EAGAIN) {
-      p->writable[1 - d] = false;
+      blocked(w, p, 1 - d);
       return STEP_NONE;
     }
     if (errno == EINTR) return STEP_RETRY;
@@ -441,7 +458,7 @@ static enum step small_step(struct worker *w, struct pair *p, int d) {
       pair_fail(w, p, 1 - d, errno);
       return STEP_GONE;
     }
-    p->writable[1 - d] = false;
+    blocked(w, p, 1 - d);
     sent = 0;
   }
   if (sent < n) {
@@ -488,7 +505,7 @@ static bool pair_pump(struct worker *w, struct pair *p) {
           x->in_pipe -= (size_t)n;
           moved = true;
         } else if (n < 0 && errno == EAGAIN) {
-          p->writable[1 - d] = false;
+          blocked(w, p, 1 - d);
         } else if (n < 0 && errno == EINTR) {
           continue;
         } else {
@@ -599,7 +616,8 @@ static void pair_start(struct worker *w, struct pair *p) {
   for (int side = 0; side < 2; side++) {
     p->ep[side].pair = p;
     p->ep[side].side = side;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &p->ep[side]};
+    p->out_watched[side] = !w->on_loop;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (w->on_loop ? 0 : EPOLLOUT), .data.ptr = &p->ep[side]};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, p->fd[side], &ev) != 0) {
       int err = errno;
       if (side == 1) epoll_ctl(w->epfd, EPOLL_CTL_DEL, p->fd[0], NULL);

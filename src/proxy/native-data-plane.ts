@@ -70,9 +70,9 @@ export class NativeDataPlane implements DataPlane {
   constructor(addon: SpliceAddon, maxPipes = pipesFor(processDescriptorBudget().limit), dials?: NativeDialAddon, accepts?: NativeAcceptAddon) {
     this.#addon = addon;
     addon.spliceStart((id, bytesIn, bytesOut, end, errno) => this.#onEnd(id, bytesIn, bytesOut, end, errno), { maxPipes });
-    // Every pipe it may open (two descriptors each), an epoll and a wake-up descriptor per thread, and the loop's epoll.
+    // Every pipe it may open (two descriptors each), an epoll and a wake-up descriptor per thread, the loop worker's epoll and the dials'.
     const stats = addon.spliceStats();
-    this.fixedDescriptors = stats.maxPipes * 2 + stats.threads * 2 + 1;
+    this.fixedDescriptors = stats.maxPipes * 2 + stats.threads * 2 + 2;
     this.dialer = dials ? startDialer(dials) : undefined;
     this.acceptor = this.dialer ? accepts : undefined;
   }
