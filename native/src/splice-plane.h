@@ -1,7 +1,8 @@
 /*
  * The native data plane: forwarded TCP pairs moved by splice(2) with
  * edge-triggered epoll, each pair on one thread at a time: the event loop's
- * while it is young, then one of the plane's own.
+ * while it is young (where small reads are a recv and a send instead, see
+ * small_step in splice-plane.c), then one of the plane's own.
  *
  * A direction (client → backend, backend → client) takes a pipe of its
  * plane's pool while it has bytes in flight and gives it back once the

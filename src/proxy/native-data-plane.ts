@@ -45,8 +45,10 @@ const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) 
 
 /**
  * The native data plane: once a backend is connected, both sockets are
- * duplicated (close-on-exec) into the addon, whose threads move the bytes
- * with splice(2) (native/src/splice-plane.c), and the JavaScript sockets
+ * duplicated (close-on-exec) into the addon, which moves the bytes
+ * (native/src/splice-plane.c): on the event loop's thread while the pair is
+ * young, on one of its threads with splice(2) once it proves bulky or
+ * long; ends come back in batches, on the loop. The JavaScript sockets
  * are destroyed, never to be touched again (an `end()` or a socket option
  * would act on the shared socket). No byte may have been read into
  * JavaScript before: the client is accepted paused and the backend is
