@@ -106,8 +106,8 @@ struct worker {
   /* Something is queued and the thread was woken for it: the next producer need not wake it again. */
   bool woken;
 
-  /* The worker's own (its thread's, or the loop's). */
-  struct pair *head;
+  /* The worker's own (its thread's, or the loop's). Oldest first: a drain aborts pairs in the order they came, each found at the head. */
+  struct pair *head, *tail;
   struct pair *graveyard;
   struct pair **ready, **pending;
   size_t nready, ready_cap;
@@ -282,11 +282,13 @@ static void reset_close(int fd) {
   close(fd);
 }
 
+/* At the tail of the worker's list. */
 static void link_pair(struct worker *w, struct pair *p) {
-  p->prev = NULL;
-  p->next = w->head;
-  if (w->head) w->head->prev = p;
-  w->head = p;
+  p->next = NULL;
+  p->prev = w->tail;
+  if (w->tail) w->tail->next = p;
+  else w->head = p;
+  w->tail = p;
 }
 
 /* Out of the worker's list (a pair in no list, prev and next NULL, is left as it is). */
@@ -294,6 +296,7 @@ static void unlink_pair(struct worker *w, struct pair *p) {
   if (p->prev) p->prev->next = p->next;
   else if (w->head == p) w->head = p->next;
   if (p->next) p->next->prev = p->prev;
+  else if (w->tail == p) w->tail = p->prev;
   p->prev = p->next = NULL;
 }
 
