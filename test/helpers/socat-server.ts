@@ -20,7 +20,7 @@ export const SOCAT_ECHO_FLAGS: readonly string[] = ['-b', '4096'];
  * an echo) and `flags` before both (`-t 30`: after the first FIN socat
  * closes the other direction within that time, 0.5 s by default, too
  * short for an echo of megabytes on a busy machine). A `PIPE` echo gets
- * SOCAT_ECHO_FLAGS. Its listen backlog is 128, not socat's 5: with a
+ * SOCAT_ECHO_FLAGS. Its listen backlog is 128 unless `address` sets one, not socat's 5: with a
  * handshake queue that short, clients connecting at once (a forwarder's
  * dials in one burst) are reset by the kernel once they send. A port taken
  * between the pick and socat's bind is retried. Killed when the test ends.
@@ -30,7 +30,7 @@ export async function startSocatServer(options: string, target: string, flags: r
     const port = await freePort();
     // -d -d logs "listening on".
     const echo = target === 'PIPE' ? SOCAT_ECHO_FLAGS : [];
-    const socat = spawnServer('socat', ['-d', '-d', ...echo, ...flags, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,backlog=128${options === '' ? '' : `,${options}`}`, target]);
+    const socat = spawnServer('socat', ['-d', '-d', ...echo, ...flags, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr${/\bbacklog=/.test(options) ? '' : ',backlog=128'}${options === '' ? '' : `,${options}`}`, target]);
     await waitFor(() => socat.child.exitCode !== null || /listening on/.test(socat.log()), { what: 'socat to listen' });
     if (socat.child.exitCode === null) return { socat, address: { host: '127.0.0.1', port } };
     if (attempt >= 5 || !/in use/i.test(socat.log())) throw new Error(`socat did not start: ${socat.log()}`);
