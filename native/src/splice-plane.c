@@ -376,6 +376,24 @@ static void pair_fail(struct worker *w, struct pair *p, int side, int error) {
 enum step { STEP_NONE, STEP_MOVED, STEP_RETRY, STEP_GONE };
 
 /*
+ * What a recv of 0 or less from direction d's source says: its FIN, an
+ * empty socket (wait for the next edge), a retry, or a failure of the pair.
+ */
+static enum step read_end(struct worker *w, struct pair *p, int d, ssize_t n) {
+  if (n == 0) {
+    p->dir[d].eof = true;
+    return STEP_MOVED;
+  }
+  if (errno == EAGAIN) {
+    p->readable[d] = false;
+    return STEP_NONE;
+  }
+  if (errno == EINTR) return STEP_RETRY;
+  pair_fail(w, p, d, errno);
+  return STEP_GONE;
+}
+
+/*
  * The copy fallback, for a direction without a pipe: peek what the source
  * has, send what the destination takes, then drop exactly that from the
  * source. Nothing is held here between steps.
@@ -385,19 +403,7 @@ static enum step copy_step(struct worker *w, struct pair *p, int d) {
   int src = p->fd[d], dst = p->fd[1 - d];
   if (!p->writable[1 - d]) return STEP_NONE;
   ssize_t n = recv(src, w->copy, COPY_SIZE, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) {
-    x->eof = true;
-    return STEP_MOVED;
-  }
-  if (n < 0) {
-    if (errno == EAGAIN) {
-      p->readable[d] = false;
-      return STEP_NONE;
-    }
-    if (errno == EINTR) return STEP_RETRY;
-    pair_fail(w, p, d, errno);
-    return STEP_GONE;
-  }
+  if (n <= 0) return read_end(w, p, d, n);
   ssize_t sent = send(dst, w->copy, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {
     if (errno == EAGAIN) {
@@ -438,19 +444,7 @@ static enum step small_step(struct worker *w, struct pair *p, int d) {
   int src = p->fd[d], dst = p->fd[1 - d];
   size_t want = x->pipe.size < SMALL_READ ? x->pipe.size : SMALL_READ;
   ssize_t n = recv(src, w->copy, want, MSG_DONTWAIT);
-  if (n == 0) {
-    x->eof = true;
-    return STEP_MOVED;
-  }
-  if (n < 0) {
-    if (errno == EAGAIN) {
-      p->readable[d] = false;
-      return STEP_NONE;
-    }
-    if (errno == EINTR) return STEP_RETRY;
-    pair_fail(w, p, d, errno);
-    return STEP_GONE;
-  }
+  if (n <= 0) return read_end(w, p, d, n);
   if ((size_t)n < want && !p->rdhup[d]) p->readable[d] = false;
   x->bytes += (uint64_t)n;
   ssize_t sent;
