@@ -45,7 +45,7 @@ static void at_exit(void) { exiting = true; }
 static void close_binding(udp_binding *b) {
   if (b->closed) return;
   b->closed = true;
-  /* Joins the thread: no miss is queued after this. */
+  /* Joins the thread (or stops the loop's reading): no miss is queued after this. */
   udp_plane_destroy(b->plane);
   b->plane = NULL;
   napi_release_threadsafe_function(b->on_miss, napi_tsfn_abort);
@@ -84,7 +84,7 @@ static void call_js(napi_env env, napi_value callback, void *context, void *data
   free(batch);
 }
 
-/* On the plane's thread. */
+/* On the plane's thread, or on the loop. */
 static void on_miss(void *ctx, const udp_datagram *datagrams, size_t count) {
   udp_binding *b = ctx;
   if (exiting) return;
@@ -166,15 +166,21 @@ static long get_u32_array(napi_env env, napi_value array, uint32_t *out, size_t 
 }
 
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   int64_t fd = -1, max_entries = 0, max_bytes = 0;
   napi_valuetype type = napi_undefined;
+  bool on_loop = false;
   if (argc < 4 || !get_int(env, argv[0], &fd) || !get_int(env, argv[1], &max_entries) || !get_int(env, argv[2], &max_bytes) || fd < 0 ||
       fd > INT32_MAX || max_entries < 1 || max_entries > (1 << 24) || max_bytes < 1 || napi_typeof(env, argv[3], &type) != napi_ok ||
-      type != napi_function) {
-    napi_throw_type_error(env, NULL, "udpOpen expects a descriptor, entries and bytes at most, and a callback");
+      type != napi_function || (argc >= 5 && napi_get_value_bool(env, argv[4], &on_loop) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "udpOpen expects a descriptor, entries and bytes at most, a callback and whether to read on the event loop");
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  if (on_loop && (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL)) {
+    napi_throw_error(env, NULL, "cannot start the native udp path: no event loop");
     return NULL;
   }
   udp_binding *b = calloc(1, sizeof *b);
@@ -186,7 +192,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "cannot start the native udp path: no thread-safe function");
     return NULL;
   }
-  int err = udp_plane_create((int)fd, (size_t)max_entries, (size_t)max_bytes, on_miss, b, &b->plane);
+  int err = udp_plane_create((int)fd, (size_t)max_entries, (size_t)max_bytes, on_miss, b, loop, &b->plane);
   if (err != 0) {
     napi_release_threadsafe_function(b->on_miss, napi_tsfn_abort);
     free(b);

@@ -13,6 +13,10 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
+
+/* Batches read per call of the loop's poll handle at most: other handles (accepts, timers) get their turn between them. */
+#define LOOP_BATCHES 4
 
 typedef struct entry {
   struct entry *next;
@@ -38,6 +42,9 @@ struct udp_plane {
   int wake;
   pthread_t thread;
   bool running;
+  /* On the event loop: the poll handle that reads the socket (its data is the plane), instead of the thread. */
+  uv_poll_t poll;
+  bool on_loop;
   udp_miss_fn on_miss;
   void *ctx;
   pthread_mutex_t lock;
@@ -190,13 +197,83 @@ static size_t answer_locked(udp_plane *p, const uint8_t *query, size_t length, c
   return e->reply_length;
 }
 
+/*
+ * Read the socket until it is empty (or, on the loop, for LOOP_BATCHES
+ * batches: accepts and timers get their turn, and the poll handle, level
+ * triggered, calls again), answer what the table holds, hand the rest to
+ * the owner. True when the socket can never be read again.
+ */
+static bool drain(udp_plane *p) {
+  for (int batch = 0; !p->on_loop || batch < LOOP_BATCHES; batch++) {
+    for (size_t i = 0; i < UDP_BATCH; i++) {
+      struct msghdr *h = &p->in_msgs[i].msg_hdr;
+      memset(h, 0, sizeof *h);
+      h->msg_iov = &p->in_iov[i];
+      h->msg_iovlen = 1;
+      h->msg_name = &p->from[i];
+      h->msg_namelen = sizeof p->from[i];
+    }
+    int n = recvmmsg(p->fd, p->in_msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      /* Not a socket (or no longer one): nothing will ever be read, stop rather than spin. */
+      if (errno == ENOTSOCK || errno == EBADF || errno == EINVAL || errno == EFAULT) return true;
+      /* Read on after the error of an earlier send (ECONNREFUSED from a client gone) or an interrupt. */
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOMEM) return false;
+      continue;
+    }
+    if (n == 0) return false;
+    size_t replies = 0, misses = 0;
+    uint64_t dropped = 0;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < n; i++) {
+      struct msghdr *h = &p->in_msgs[i].msg_hdr;
+      size_t length = p->in_msgs[i].msg_len;
+      if ((h->msg_flags & MSG_TRUNC) != 0) {
+        dropped++;
+        continue;
+      }
+      size_t size = answer_locked(p, p->in[i], length, &p->from[i], now, p->out[replies]);
+      if (size > 0) {
+        struct msghdr *o = &p->out_msgs[replies].msg_hdr;
+        memset(o, 0, sizeof *o);
+        p->out_iov[replies].iov_len = size;
+        o->msg_iov = &p->out_iov[replies];
+        o->msg_iovlen = 1;
+        o->msg_name = &p->from[i];
+        o->msg_namelen = h->msg_namelen;
+        replies++;
+      } else {
+        p->misses[misses].data = p->in[i];
+        p->misses[misses].length = length;
+        memcpy(&p->misses[misses].from, &p->from[i], sizeof p->from[i]);
+        p->misses[misses].from_length = h->msg_namelen;
+        misses++;
+      }
+    }
+    p->stats.hits += replies;
+    p->untaken += replies;
+    p->stats.misses += misses;
+    p->stats.dropped += dropped;
+    pthread_mutex_unlock(&p->lock);
+    for (size_t sent = 0; sent < replies;) {
+      int m = sendmmsg(p->fd, p->out_msgs + sent, (unsigned)(replies - sent), MSG_DONTWAIT);
+      if (m < 0) {
+        if (errno == EINTR) continue;
+        /* A full send buffer or a client gone (ECONNREFUSED from an earlier reply): that reply is lost as a datagram may be. */
+        sent++;
+        continue;
+      }
+      sent += (size_t)m;
+    }
+    if (misses > 0) p->on_miss(p->ctx, p->misses, misses);
+    if (n < UDP_BATCH) return false;
+  }
+  return false;
+}
+
 static void *run(void *arg) {
   udp_plane *p = arg;
-  for (size_t i = 0; i < UDP_BATCH; i++) {
-    p->in_iov[i].iov_base = p->in[i];
-    p->in_iov[i].iov_len = UDP_DATAGRAM_MAX;
-    p->out_iov[i].iov_base = p->out[i];
-  }
   struct pollfd fds[2] = {{.fd = p->fd, .events = POLLIN}, {.fd = p->wake, .events = POLLIN}};
   for (;;) {
     if (poll(fds, 2, -1) < 0) {
@@ -204,78 +281,29 @@ static void *run(void *arg) {
       break;
     }
     if (fds[1].revents != 0 || (fds[0].revents & POLLNVAL) != 0) break;
-    bool stop = false;
-    for (;;) {
-      for (size_t i = 0; i < UDP_BATCH; i++) {
-        struct msghdr *h = &p->in_msgs[i].msg_hdr;
-        memset(h, 0, sizeof *h);
-        h->msg_iov = &p->in_iov[i];
-        h->msg_iovlen = 1;
-        h->msg_name = &p->from[i];
-        h->msg_namelen = sizeof p->from[i];
-      }
-      int n = recvmmsg(p->fd, p->in_msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
-      if (n < 0) {
-        /* Not a socket (or no longer one): nothing will ever be read, stop rather than spin. */
-        if (errno == ENOTSOCK || errno == EBADF || errno == EINVAL || errno == EFAULT) stop = true;
-        /* Read on after the error of an earlier send (ECONNREFUSED from a client gone) or an interrupt. */
-        if (stop || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOMEM) break;
-        continue;
-      }
-      if (n == 0) break;
-      size_t replies = 0, misses = 0;
-      uint64_t dropped = 0;
-      int64_t now = now_ms();
-      pthread_mutex_lock(&p->lock);
-      for (int i = 0; i < n; i++) {
-        struct msghdr *h = &p->in_msgs[i].msg_hdr;
-        size_t length = p->in_msgs[i].msg_len;
-        if ((h->msg_flags & MSG_TRUNC) != 0) {
-          dropped++;
-          continue;
-        }
-        size_t size = answer_locked(p, p->in[i], length, &p->from[i], now, p->out[replies]);
-        if (size > 0) {
-          struct msghdr *o = &p->out_msgs[replies].msg_hdr;
-          memset(o, 0, sizeof *o);
-          p->out_iov[replies].iov_len = size;
-          o->msg_iov = &p->out_iov[replies];
-          o->msg_iovlen = 1;
-          o->msg_name = &p->from[i];
-          o->msg_namelen = h->msg_namelen;
-          replies++;
-        } else {
-          p->misses[misses].data = p->in[i];
-          p->misses[misses].length = length;
-          memcpy(&p->misses[misses].from, &p->from[i], sizeof p->from[i]);
-          p->misses[misses].from_length = h->msg_namelen;
-          misses++;
-        }
-      }
-      p->stats.hits += replies;
-      p->untaken += replies;
-      p->stats.misses += misses;
-      p->stats.dropped += dropped;
-      pthread_mutex_unlock(&p->lock);
-      for (size_t sent = 0; sent < replies;) {
-        int m = sendmmsg(p->fd, p->out_msgs + sent, (unsigned)(replies - sent), MSG_DONTWAIT);
-        if (m < 0) {
-          if (errno == EINTR) continue;
-          /* A full send buffer or a client gone (ECONNREFUSED from an earlier reply): that reply is lost as a datagram may be. */
-          sent++;
-          continue;
-        }
-        sent += (size_t)m;
-      }
-      if (misses > 0) p->on_miss(p->ctx, p->misses, misses);
-      if (n < UDP_BATCH) break;
-    }
-    if (stop) break;
+    if (drain(p)) break;
   }
   return NULL;
 }
 
-int udp_plane_create(int fd, size_t max_entries, size_t max_bytes, udp_miss_fn on_miss, void *ctx, udp_plane **out) {
+static void on_readable(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  udp_plane *p = poll->data;
+  /* An error of the poll, or a socket that can never be read again: stop rather than be called at once, forever. */
+  if (status < 0 || drain(p)) uv_poll_stop(poll);
+}
+
+static void free_plane(udp_plane *p) {
+  udp_plane_clear(p);
+  pthread_mutex_destroy(&p->lock);
+  free(p->buckets);
+  free(p->allowed);
+  free(p);
+}
+
+static void free_on_close(uv_handle_t *handle) { free_plane(handle->data); }
+
+int udp_plane_create(int fd, size_t max_entries, size_t max_bytes, udp_miss_fn on_miss, void *ctx, uv_loop_t *loop, udp_plane **out) {
   if (max_entries == 0 || max_bytes == 0 || max_entries > (1u << 24)) return EINVAL;
   udp_plane *p = calloc(1, sizeof *p);
   if (p == NULL) return ENOMEM;
@@ -292,11 +320,31 @@ int udp_plane_create(int fd, size_t max_entries, size_t max_bytes, udp_miss_fn o
   p->ctx = ctx;
   p->allow_all = true;
   pthread_mutex_init(&p->lock, NULL);
+  for (size_t i = 0; i < UDP_BATCH; i++) {
+    p->in_iov[i].iov_base = p->in[i];
+    p->in_iov[i].iov_len = UDP_DATAGRAM_MAX;
+    p->out_iov[i].iov_base = p->out[i];
+  }
+  p->on_loop = loop != NULL;
+  p->wake = -1;
   p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  p->wake = p->fd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  int err = 0;
-  if (p->fd < 0 || p->wake < 0) err = errno;
-  if (err == 0) err = pthread_create(&p->thread, NULL, run, p);
+  int err = p->fd < 0 ? errno : 0;
+  if (err == 0 && p->on_loop) {
+    err = -uv_poll_init(loop, &p->poll, p->fd);
+    if (err == 0) {
+      p->poll.data = p;
+      err = -uv_poll_start(&p->poll, UV_READABLE, on_readable);
+      if (err != 0) {
+        /* Started or not, an initialised handle is closed by the loop: the plane is freed there. */
+        close(p->fd);
+        uv_close((uv_handle_t *)&p->poll, free_on_close);
+        return err;
+      }
+    }
+  } else if (err == 0) {
+    p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    err = p->wake < 0 ? errno : pthread_create(&p->thread, NULL, run, p);
+  }
   if (err != 0) {
     if (p->fd >= 0) close(p->fd);
     if (p->wake >= 0) close(p->wake);
@@ -312,6 +360,12 @@ int udp_plane_create(int fd, size_t max_entries, size_t max_bytes, udp_miss_fn o
 
 void udp_plane_destroy(udp_plane *p) {
   if (p == NULL) return;
+  if (p->on_loop) {
+    /* The handle leaves the loop's epoll set in this call, so the socket can close now; the memory goes once the loop has closed the handle. */
+    uv_close((uv_handle_t *)&p->poll, free_on_close);
+    close(p->fd);
+    return;
+  }
   if (p->running) {
     uint64_t one = 1;
     while (write(p->wake, &one, sizeof one) < 0 && errno == EINTR) {
@@ -320,11 +374,7 @@ void udp_plane_destroy(udp_plane *p) {
   }
   close(p->fd);
   close(p->wake);
-  udp_plane_clear(p);
-  pthread_mutex_destroy(&p->lock);
-  free(p->buckets);
-  free(p->allowed);
-  free(p);
+  free_plane(p);
 }
 
 int udp_plane_put(udp_plane *p, uint32_t id, const uint8_t *key, size_t key_length, const uint8_t *reply, size_t reply_length,

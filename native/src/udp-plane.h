@@ -1,6 +1,6 @@
 /*
- * The native UDP fast path of a DNS server: a thread reads a bound UDP
- * socket in batches (recvmmsg), answers every query whose bytes after the
+ * The native UDP fast path of a DNS server: a thread of its own, or a poll
+ * handle of the event loop, reads a bound UDP socket in batches (recvmmsg), answers every query whose bytes after the
  * ID are exactly those of an entry of a bounded table by copying the
  * entry's reply, writing the query's ID and ageing the TTLs, and sends the
  * answers in batches (sendmmsg). Every other datagram (a miss, a client the
@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <uv.h>
 
 /* Datagrams read or sent per system call. */
 #define UDP_BATCH 64
@@ -33,7 +34,7 @@ typedef struct {
   socklen_t from_length;
 } udp_datagram;
 
-/* On the plane's thread: `count` datagrams nobody answered; the owner copies what it keeps. */
+/* On the thread or the loop that reads: `count` datagrams nobody answered; the owner copies what it keeps. */
 typedef void (*udp_miss_fn)(void *ctx, const udp_datagram *datagrams, size_t count);
 
 /* A network a client may be in to be answered from the table: family AF_INET or AF_INET6, address in network order. */
@@ -52,9 +53,15 @@ typedef struct {
   uint64_t bytes;
 } udp_plane_stats;
 
-/* Start the thread on a duplicate of `fd` (the plane closes its copy). 0 or an errno. */
-int udp_plane_create(int fd, size_t max_entries, size_t max_bytes, udp_miss_fn on_miss, void *ctx, udp_plane **out);
-/* Stop the thread, free the table, close the descriptor. NULL is fine. */
+/*
+ * Read a duplicate of `fd` (the plane closes its copy): on a thread of its
+ * own when `loop` is NULL, else on that loop's thread (a poll handle: no
+ * wake-up of another thread per query, but no answer while the loop is
+ * busy). 0 or an errno. The plane's functions are called on the loop's
+ * thread then.
+ */
+int udp_plane_create(int fd, size_t max_entries, size_t max_bytes, udp_miss_fn on_miss, void *ctx, uv_loop_t *loop, udp_plane **out);
+/* Stop reading, free the table, close the descriptor (on the loop: the memory once the loop has closed the handle). NULL is fine. */
 void udp_plane_destroy(udp_plane *plane);
 
 /*

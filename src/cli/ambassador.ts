@@ -634,7 +634,8 @@ function createDnsStub(
     logger: log.child({ component: 'dns-stub' }),
     server: {
       ...(metrics ? { onReply: (type: string | undefined, rcode: number, count?: number) => metrics.observeDnsReply('stub', type, rcode, count) } : {}),
-      ...(nativeUdp === undefined ? {} : { nativeUdp }),
+      // On the event loop: the app connects through this process right after it resolves, and the loop that accepts is awake then; a thread of its own would be woken for every query.
+      ...(nativeUdp === undefined ? {} : { nativeUdp, nativeUdpReader: 'loop' as const }),
     },
   });
 }

@@ -39,7 +39,7 @@ export function dnsCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(
       new Option(
         '--dns-fast-path <path>',
-        'who reads UDP queries: native (a thread of the native addon answers cached replies itself), js (the event loop) or auto (native when the addon loads)',
+        "who reads UDP queries: native (a thread of the native addon answers cached replies itself), js (Node's socket on the event loop) or auto (native when the addon loads)",
       )
         .env('SRVLINK_DNS_FAST_PATH')
         .default(DNS_SERVE_DEFAULTS.dnsFastPath),

@@ -75,7 +75,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): Command 
     .addOption(
       envOption(
         '--dns-fast-path <path>',
-        "who reads the stub's UDP queries: native (a thread of the native addon answers cached replies itself), js (the event loop) or auto (native when the addon loads)",
+        "who reads the stub's UDP queries: native (native code on the event loop answers cached replies itself, no JavaScript), js (Node's socket) or auto (native when the addon loads)",
         'SRVLINK_DNS_FAST_PATH',
       ).default(RUN_DEFAULTS.dnsFastPath),
     )

@@ -73,7 +73,7 @@ export interface NativeAddon {
    * duplicate of a bound UDP socket's descriptor; misses come to `onMiss` as
    * datagram, address, port, ... The handle is opaque.
    */
-  udpOpen?(fd: number, maxEntries: number, maxBytes: number, onMiss: (batch: (Buffer | string | number)[]) => void): unknown;
+  udpOpen?(fd: number, maxEntries: number, maxBytes: number, onMiss: (batch: (Buffer | string | number)[]) => void, onLoop?: boolean): unknown;
   udpPut?(handle: unknown, id: number, key: Buffer, reply: Buffer, ttlOffsets: readonly number[], ttls: readonly number[], ageMs: number, lifeMs: number): boolean;
   udpDelete?(handle: unknown, key: Buffer): void;
   udpClear?(handle: unknown): void;

@@ -31,11 +31,23 @@ export interface NativeUdpOptions {
   maxBytes: number;
   /** Every datagram the table did not answer, unchanged, with its sender. */
   onDatagram: (datagram: Buffer, address: string, port: number) => void;
+  /** Who reads: a thread of the addon (the default), or the event loop's own thread (see `NativeUdpReader`). */
+  reader?: NativeUdpReader;
 }
 
 /**
+ * Where the native path reads the socket. `thread`: a thread of its own,
+ * which answers even while JavaScript is busy, at the cost of a wake-up of
+ * that thread per burst of queries (tens of µs on a small VM). `loop`: a
+ * poll handle of the event loop, whose thread is awake anyway when the
+ * same process accepts the connections its answers lead to (the stub of
+ * `srvlink run`), but which answers nothing while JavaScript runs.
+ */
+export type NativeUdpReader = 'thread' | 'loop';
+
+/**
  * A bound UDP socket's queries read by native code (native/src/udp-plane.c):
- * a thread reads them in batches (recvmmsg) from a duplicate of the socket's
+ * a thread (or the event loop: `reader`) reads them in batches (recvmmsg) from a duplicate of the socket's
  * descriptor, answers those whose bytes after the ID are a key of its table
  * (the reply copied, the ID written, the TTLs aged) in batches (sendmmsg),
  * and hands every other datagram to `onDatagram`. The socket stays Node's
@@ -55,11 +67,17 @@ export class NativeUdpPath implements NativeReplyTable {
     if (typeof fd !== 'number' || fd < 0 || typeof handle?.recvStop !== 'function') throw new Error('the udp socket has no descriptor');
     const { onDatagram } = options;
     this.#addon = addon;
-    this.#handle = addon.udpOpen(fd, options.maxEntries, options.maxBytes, (batch) => {
-      if (this.#closed) return;
-      for (let i = 0; i + 2 < batch.length; i += 3) onDatagram(batch[i] as Buffer, batch[i + 1] as string, batch[i + 2] as number);
-    });
-    // From now on the thread reads: Node reading too would take datagrams from it.
+    this.#handle = addon.udpOpen(
+      fd,
+      options.maxEntries,
+      options.maxBytes,
+      (batch) => {
+        if (this.#closed) return;
+        for (let i = 0; i + 2 < batch.length; i += 3) onDatagram(batch[i] as Buffer, batch[i + 1] as string, batch[i + 2] as number);
+      },
+      options.reader === 'loop',
+    );
+    // From now on the native path reads: Node reading too would take datagrams from it.
     handle.recvStop();
   }
 

@@ -18,7 +18,7 @@ import {
   type DnsMessage,
 } from './codec.js';
 import { runChain, type DnsClientInfo, type DnsHandler, type DnsRequest } from './handler.js';
-import { NativeUdpPath, udpHandle, type NativeUdpAddon, type NativeUdpStats } from './native-udp.js';
+import { NativeUdpPath, udpHandle, type NativeUdpAddon, type NativeUdpReader, type NativeUdpStats } from './native-udp.js';
 import type { NativeReplyCache, ReplyCache } from './reply-cache.js';
 import { FrameDecoder, frameMessage } from './tcp-framing.js';
 import { TC_BIT } from './wire.js';
@@ -62,6 +62,8 @@ export interface DnsServerOptions {
    * with a reply cache that cannot mirror), Node reads the socket.
    */
   nativeUdp?: NativeUdpAddon;
+  /** Where the native path reads (default `thread`). */
+  nativeUdpReader?: NativeUdpReader;
 }
 
 /** Bounds of the native UDP table: query shapes and bytes (keys, replies, TTL offsets). */
@@ -300,6 +302,7 @@ export class DnsServer implements Service<HostPort> {
     try {
       path = new NativeUdpPath(addon, socket, {
         ...NATIVE_UDP_LIMITS,
+        reader: this.#options.nativeUdpReader ?? 'thread',
         onDatagram: (buf, address, port) => this.#onDatagram(socket, buf, { address, port, family, size: buf.length }, local),
       });
     } catch (err) {

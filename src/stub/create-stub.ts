@@ -62,7 +62,7 @@ export interface StubOptions {
   /** Longest a client waits for a forwarded answer, ms; default `QUESTION_DEADLINE` (4 s). */
   questionDeadline?: number;
   /** Transport limits, passed to `DnsServer` as they are. */
-  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'tcpMessageTimeout' | 'maxTcpPipeline' | 'onReply' | 'nativeUdp'>;
+  server?: Pick<DnsServerOptions, 'maxInflight' | 'maxTcpConnections' | 'tcpIdleTimeout' | 'tcpMessageTimeout' | 'maxTcpPipeline' | 'onReply' | 'nativeUdp' | 'nativeUdpReader'>;
 }
 
 /**

@@ -13,11 +13,11 @@
  */
 import { createSocket } from 'node:dgram';
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { HostPort } from '../../src/core/host-port.js';
 import { loadNativeAddon } from '../../src/core/native-addon.js';
 import { Rcode, createReply, decodeMessage } from '../../src/dns/codec.js';
@@ -26,7 +26,7 @@ import { DnsServer } from '../../src/dns/server.js';
 import { MemoryZoneStore } from '../../src/skydns/memory-zone-store.js';
 import { createZoneHandler } from '../../src/skydns/zone-handler.js';
 import { createZoneReplyCache } from '../../src/skydns/zone-reply-cache.js';
-import { openNativeUdp } from '../../src/dns/native-udp.js';
+import { openNativeUdp, udpHandle, type NativeUdpReader } from '../../src/dns/native-udp.js';
 import { recordTtlOffsets } from '../../src/dns/record-ttls.js';
 import type { StubServer } from '../../src/stub/create-stub.js';
 import { dig } from '../helpers/dig.js';
@@ -69,9 +69,13 @@ async function upstream(): Promise<Dnsmasq> {
   return dnsmasq;
 }
 
+/** Who reads the stub's socket natively in the tests of a `describe.each` over `READERS`. */
+let reader: NativeUdpReader = 'thread';
+const READERS: readonly NativeUdpReader[] = ['thread', 'loop'];
+
 async function nativeStub(dnsmasq: Dnsmasq, options: Partial<Parameters<typeof startStub>[0]> = {}): Promise<StubServer> {
   if (nativeUdp === undefined) throw new Error('no native udp path');
-  const stub = await startStub({ upstreamResolver: resolverFor(dnsmasq.address, 2000), server: { nativeUdp }, ...options });
+  const stub = await startStub({ upstreamResolver: resolverFor(dnsmasq.address, 2000), server: { nativeUdp, nativeUdpReader: reader }, ...options });
   stubs.push(stub);
   return stub;
 }
@@ -88,7 +92,11 @@ function withoutTtls(wire: Buffer): { bytes: Buffer; ttls: number[] } {
 const NAMES = ['www.fast.test', 'WWW.Fast.Test', 'alias.fast.test', '_svc._tcp.fast.test', 'txt.fast.test', 'v6.fast.test', 'many.fast.test', 'nosuch.fast.test'];
 const TYPE_OF: Record<string, RawQuery['type']> = { '_svc._tcp.fast.test': 'SRV', 'txt.fast.test': 'TXT', 'v6.fast.test': 'AAAA' };
 
-describe.skipIf(skip !== undefined)(`the native UDP fast path ${skip ?? ''}`, () => {
+describe.skipIf(skip !== undefined).each(READERS)(`the native UDP fast path, read on its %s ${skip ?? ''}`, (readBy) => {
+  beforeEach(() => {
+    reader = readBy;
+  });
+
   it('answers byte for byte what the chain answers, with the client ID, for every UDP query shape', async () => {
     const stub = await nativeStub(await upstream());
     const server = stub.address();
@@ -297,6 +305,75 @@ describe.skipIf(skip !== undefined)(`the native UDP fast path ${skip ?? ''}`, ()
     expect((await dig(server, 'www.fast.test', 'A')).answer[0]?.data).toBe('192.0.2.10');
     expect((await dig(server, 'txt.fast.test', 'TXT')).status).toBe('NOERROR');
     expect(stub.nativeUdp?.misses).toBeGreaterThan(0);
+  });
+});
+
+/** Threads of this process now. */
+function threads(): number {
+  return readdirSync('/proc/self/task').length;
+}
+
+describe.skipIf(skip !== undefined)(`where the native UDP fast path reads ${skip ?? ''}`, () => {
+  it('on a thread of its own, or on the event loop with no thread', async () => {
+    if (nativeUdp === undefined) throw new Error('no native udp path');
+    for (const [onLoop, more] of [
+      [false, 1],
+      [true, 0],
+    ] as const) {
+      const socket = createSocket('udp4');
+      socket.bind(0, '127.0.0.1');
+      await once(socket, 'listening');
+      onTestFinished(() => {
+      socket.close();
+    });
+      const fd = udpHandle(socket)?.fd as number;
+      const before = threads();
+      const handle = nativeUdp.udpOpen(fd, 10, 1000, () => undefined, onLoop);
+      expect(threads() - before, onLoop ? 'loop' : 'thread').toBe(more);
+      nativeUdp.udpClose(handle);
+      await waitFor(() => threads() === before, { what: 'the reader thread to end' });
+    }
+  });
+
+  it('on the loop, hands misses to the callback and stops reading a descriptor that is no socket, without spinning', async () => {
+    if (nativeUdp === undefined) throw new Error('no native udp path');
+    const socket = createSocket('udp4');
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    onTestFinished(() => {
+      socket.close();
+    });
+    const misses: (Buffer | string | number)[][] = [];
+    const handle = nativeUdp.udpOpen(udpHandle(socket)?.fd as number, 10, 1000, (batch) => misses.push(batch), true);
+    // Node reading too would take datagrams from it.
+    udpHandle(socket)?.recvStop?.();
+    onTestFinished(() => nativeUdp.udpClose(handle));
+    const client = createSocket('udp4');
+    onTestFinished(() => {
+      client.close();
+    });
+    const { port } = socket.address();
+    // As many as the socket's default receive buffer surely holds.
+    for (let i = 0; i < 100; i++) client.send(Buffer.from(`query ${i}`), port, '127.0.0.1');
+    const datagrams = (): Buffer[] => misses.flat().filter((item): item is Buffer => Buffer.isBuffer(item));
+    await waitFor(() => datagrams().length === 100, { what: '100 misses' });
+    expect(datagrams().map((d) => d.toString())).toEqual(Array.from({ length: 100 }, (_, i) => `query ${i}`));
+    expect(nativeUdp.udpStats(handle)).toMatchObject({ hits: 0, misses: 100 });
+
+    // A pipe with bytes in it is readable for ever and no socket: the first read fails with ENOTSOCK and reading stops.
+    const fifo = join(tempDir(), 'fifo');
+    await run('mkfifo', [fifo]);
+    // Read and write on one descriptor (Linux opens a FIFO so without waiting for a peer).
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    onTestFinished(() => closeSync(fd));
+    const notSocket = nativeUdp.udpOpen(fd, 10, 1000, () => undefined, true);
+    onTestFinished(() => nativeUdp.udpClose(notSocket));
+    writeSync(fd, 'x');
+    const cpu = process.cpuUsage();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const used = process.cpuUsage(cpu);
+    // A handle called again and again would keep this thread busy for the whole 300 ms.
+    expect((used.user + used.system) / 1000).toBeLessThan(150);
   });
 });
 

@@ -240,7 +240,7 @@ export const dns: BenchSection = {
       table(['server', 'qps', 'lost', 'CPU µs/query', `p50 ms at ${LATENCY_QPS} qps`, `p99 ms at ${LATENCY_QPS} qps`, 'p99 ms, dnsperf -Q', 'qps ratio vs'], rows),
       '',
       stubJs
-        ? "The default rows are the native UDP fast path (a thread of the addon answers the wire cache's replies with recvmmsg/sendmmsg: goal ≥ 1.0× dnsmasq); the JS path rows are `--dns-fast-path js` (goal ≥ 0.6×). The profiles below sample JavaScript only, not the addon's thread: there (perf record on the process) the time is the kernel's UDP receive and send, the thread's own loop a few per cent."
+        ? "The default rows are the native UDP fast path (native code answers the wire cache's replies with recvmmsg/sendmmsg, on the event loop's thread for the stub and on a thread of the addon for srvlink dns: goal ≥ 1.0× dnsmasq); the JS path rows are `--dns-fast-path js` (goal ≥ 0.6×). The profiles below sample JavaScript only, not native code: there (perf record on the process) the time is the kernel's UDP receive and send, the native loop's own a few per cent."
         : 'The goal of ≥ 1.0× dnsmasq applies to a native UDP fast path serving the wire cache; the rows above are what this build serves.',
       '',
       ...profiles,
