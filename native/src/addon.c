@@ -18,19 +18,13 @@
 #include <node_api.h>
 
 #include "accept-binding.h"
+#include "napi-helpers.h"
 #include "dial-binding.h"
 #include "reaper.h"
 #include "splice-binding.h"
 #include "udp-binding.h"
 
 #define REAPED_MAX 256
-
-static napi_value throw_errno(napi_env env, const char *action, int err) {
-  char message[160];
-  snprintf(message, sizeof message, "cannot %s: %s", action, strerror(err));
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
 
 static napi_value reap_zombies(napi_env env, napi_callback_info info) {
   size_t argc = 1;

@@ -172,19 +172,8 @@ static napi_value dial_connect(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct sockaddr_storage addr;
-  memset(&addr, 0, sizeof addr);
   socklen_t len;
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
-  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    len = sizeof *v4;
-  } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    len = sizeof *v6;
-  } else {
+  if (!socket_address(host, (uint16_t)port, &addr, &len)) {
     napi_throw_type_error(env, "ERR_NOT_IP", "dialConnect expects an IP address");
     return NULL;
   }
