@@ -4,6 +4,8 @@
  * time. node --cpu-prof sees JavaScript's thread only; a native data plane
  * moves its bytes on threads of its own, and mostly in the kernel.
  */
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { BenchContext } from './bench-section.js';
 
@@ -16,13 +18,44 @@ const FREQUENCY = 499;
  * event). Never throws for want of perf.
  */
 export async function perfTopSymbols(context: BenchContext, pid: number, during: () => Promise<void>, count = 8): Promise<string> {
-  const file = join(context.work, `perf-${pid}-${Date.now()}.data`);
-  const recorder = context.processes.spawn('perf record', 'perf', ['record', '-F', String(FREQUENCY), '-p', String(pid), '-o', file, '--quiet']);
+  const base = join(context.work, `perf-${pid}-${Date.now()}`);
+  const file = `${base}.data`;
+  // perf opens its events on every thread first, disabled (-D -1), and says "ack" once an "enable" on its control FIFO has turned them on.
+  const control = `${base}.ctl`;
+  const ack = `${base}.ack`;
+  await context.processes.run('mkfifo', 'mkfifo', [control, ack], { timeoutMs: 10_000 });
+  // Read and write on each (Linux opens a FIFO so without waiting for the other end).
+  const controlFd = openSync(control, constants.O_RDWR | constants.O_NONBLOCK);
+  const ackFd = openSync(ack, constants.O_RDWR | constants.O_NONBLOCK);
+  const acked = new Promise<boolean>((resolve) => {
+    // A pipe handle of the event loop: reads wait for data (a read of the non-blocking descriptor through fs would fail with EAGAIN).
+    const reader = new Socket({ fd: ackFd, readable: true, writable: false });
+    const timer = setTimeout(() => finish(false), 10_000);
+    let seen = '';
+    const finish = (ok: boolean): void => {
+      clearTimeout(timer);
+      reader.destroy();
+      resolve(ok);
+    };
+    reader.on('data', (chunk) => {
+      seen += chunk.toString();
+      if (seen.includes('ack')) finish(true);
+    });
+    reader.on('error', () => finish(false));
+  });
+  const recorder = context.processes.spawn('perf record', 'perf', ['record', '-F', String(FREQUENCY), '-p', String(pid), '-o', file, '--quiet', '-D', '-1', `--control=fifo:${control},${ack}`]);
   let stopping = false;
   let failed = false;
   void recorder.exited.then(() => (failed = !stopping));
-  // perf needs a moment to attach to every thread before the load starts.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  writeSync(controlFd, 'enable\n');
+  const attached = await acked;
+  // The reader closed the ack FIFO's descriptor with its handle.
+  closeSync(controlFd);
+  if (!attached) {
+    stopping = true;
+    await recorder.stop(10_000);
+    return 'no perf profile (perf record did not start sampling: is perf usable here?)';
+  }
   try {
     await during();
   } finally {
