@@ -153,6 +153,7 @@ export const throughput: BenchSection = {
           `and ${native} spends ${formatSummary(cpu(native, 4))} CPU-s/GB with 4 streams against HAProxy's ${formatSummary(cpu('HAProxy forced splice', 4))} (${formatRatio(cpu(native, 4), cpu('HAProxy forced splice', 4))}): ` +
           'both move the bytes with splice(2), and what they spend is the kernel\'s (the perf profiles below).',
       );
+      notes.push(cpuBound(availableParallelism(), gbit('direct', 4).median, { label: native, cpuPerGB: cpu(native, 4).median, gbits: gbit(native, 4).median }, { label: 'HAProxy forced splice', cpuPerGB: cpu('HAProxy forced splice', 4).median, gbits: gbit('HAProxy forced splice', 4).median }));
     }
     // Where the CPU goes with 4 streams, kernel included, for srvlink's native plane and HAProxy alike.
     for (const path of paths.filter((p) => p.label.includes('native') || p.label === 'HAProxy forced splice')) {
@@ -179,3 +180,31 @@ export const throughput: BenchSection = {
     return { markdown, ratios };
   },
 };
+
+/** A path's median 4-stream rate and the CPU its proxy spent per GB. */
+interface Loaded {
+  readonly label: string;
+  readonly cpuPerGB: number;
+  readonly gbits: number;
+}
+
+/**
+ * The CPU bound of 4 streams, in a sentence. When the direct path keeps
+ * every CPU busy, iperf3's client and server (and the kernel under them)
+ * spend `cpus / direct GB/s` CPU-s per GB; a proxy adds its own, so it can
+ * move at most `cpus / (that + its own)` GB/s. The ratio of two such bounds
+ * is what two proxies can reach against each other, and it says what CPU per
+ * GB a 1.2× goal asks for.
+ */
+function cpuBound(cpus: number, directGbits: number, proxy: Loaded, alternative: Loaded): string {
+  const iperf = cpus / (directGbits / 8);
+  const bound = (p: Loaded): number => (cpus / (iperf + p.cpuPerGB)) * 8;
+  const needed = (iperf + alternative.cpuPerGB) / 1.2 - iperf;
+  return (
+    `What the CPUs allow: the direct path's ${directGbits.toPrecision(3)} Gbit/s with every CPU busy means iperf3 and the kernel under it spend ${iperf.toFixed(3)} CPU-s per GB, so a proxy spending p more can move at most ${cpus} / (${iperf.toFixed(3)} + p) GB/s: ` +
+    `${bound(proxy).toPrecision(3)} Gbit/s for ${proxy.label} (measured ${proxy.gbits.toPrecision(3)}), ${bound(alternative).toPrecision(3)} for ${alternative.label} (measured ${alternative.gbits.toPrecision(3)}), a ratio of ${(bound(proxy) / bound(alternative)).toFixed(2)}× against the ${(proxy.gbits / alternative.gbits).toFixed(2)}× measured. ` +
+    (needed > 0
+      ? `1.2× would take ${needed.toFixed(3)} CPU-s per GB, ${(needed / alternative.cpuPerGB).toFixed(2)}× ${alternative.label}'s, where ${proxy.label} spends ${proxy.cpuPerGB.toFixed(3)}, nearly all of it in the kernel (the perf profiles below).`
+      : `1.2× is within what the CPUs allow for any proxy spending less than ${alternative.label}.`)
+  );
+}
