@@ -8,7 +8,8 @@
 import { startDnsmasq } from '../lib/dns-tools.js';
 import { connRate, startEchoServer, type ConnRate } from '../lib/echo-server.js';
 import { startHaproxy } from '../lib/haproxy.js';
-import { cpuSeconds } from '../lib/proc-stats.js';
+import { cpuSeconds, threadShares } from '../lib/proc-stats.js';
+import { perfTopSymbols } from '../lib/perf-profile.js';
 import { dataPlanes, profileSrvlinkRun, startSrvlinkRun } from '../lib/srvlink.js';
 import { formatRatio, formatSummary, ratioOf, summarize, type Summary } from '../lib/stats.js';
 import { table, type BenchContext, type BenchSection, type Ratio, type SectionResult } from '../lib/bench-section.js';
@@ -143,6 +144,22 @@ export const connections: BenchSection = {
           await connRate(context, [srvlink.listeners[0]?.port ?? 0], CONCURRENCY, seconds, { dnsPort: srvlink.dnsPort ?? 0, name: NAME });
         }),
       );
+    }
+    // By address, where the CPUs go: the busiest threads of each proxy, and srvlink's kernel symbols.
+    const native = srvlinkLabels.find((label) => label.includes('native')) ?? srvlinkLabels[0];
+    const nativePath = paths.find((p) => p.label === native);
+    if (nativePath?.pid !== undefined && haproxy.process.pid !== undefined) {
+      const load = (port: number) => async (): Promise<void> => void (await connRate(context, [port], CONCURRENCY, seconds));
+      const theirs = await threadShares(haproxy.process.pid, load(haproxy.port));
+      const mine = await threadShares(nativePath.pid, load(nativePath.port));
+      const cpu = (label: string): Summary => of(label, (s) => s.cpuUsPerConn);
+      profiles.push(
+        `By address, ${native} spends ${formatSummary(cpu(nativePath.label))} µs of CPU per connection against HAProxy's ${formatSummary(cpu('HAProxy'))} (${formatRatio(cpu(nativePath.label), cpu('HAProxy'))}); ` +
+          `what differs is how many threads do it. Busiest threads during a ${seconds} s run, as shares of one CPU: HAProxy ${theirs}; ${native} ${mine} (its event loop accepts, dials and forwards every short connection; pairs go to the plane's threads only once they carry bulk). ` +
+          `With ${CONCURRENCY} connections in flight the rate is what their latency allows, and two threads take connections at the same time where one takes them in turn, for about the same CPU in all.`,
+      );
+      const top = await perfTopSymbols(context, nativePath.pid, load(nativePath.port));
+      profiles.push(`perf profile of ${native} by address (every thread, self time): ${top}.`);
     }
     const markdown = [
       `conn-client.c, ${CONCURRENCY} connections at a time for ${seconds} s per run, each: connect, 1 byte there and back, close (the echo server is echo-server.c, one epoll thread); ${context.rounds} rounds, the paths in turn. Latency: from the first packet (the DNS query by name, the SYN by address) to the echoed byte. p50 added: minus the direct path's p50 of the same round (by name: minus direct by name through dnsmasq); the p99 ratio compares the two proxies' p99, as both add to the same direct path. CPU µs/conn: the proxy process's CPU per connection.`,
