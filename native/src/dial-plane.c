@@ -3,6 +3,7 @@
 #include "dial-plane.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -82,9 +83,9 @@ static void unlink_dial(dial_plane *plane, struct dial *d) {
   d->prev = d->next = NULL;
 }
 
-/* Listed by due time: nearly always the latest, so from the tail. */
+/* Listed by due time: nearly always the latest, so from the tail; one settled already (due 0) goes first at once. */
 static void link_dial(dial_plane *plane, struct dial *d) {
-  struct dial *after = plane->tail;
+  struct dial *after = d->due == 0 ? NULL : plane->tail;
   while (after && after->due > d->due) after = after->prev;
   d->prev = after;
   d->next = after ? after->next : plane->head;
@@ -259,6 +260,23 @@ int dial_plane_connect(dial_plane *plane, const struct sockaddr *addr, socklen_t
   }
   *id = d->id;
   plane->pending++;
+  if (err == EINPROGRESS) {
+    /*
+     * On loopback (a sidecar's backends, a local service) the handshake is
+     * done within connect(), and a refusal too: one poll tells, and the dial
+     * never enters the epoll set (an add, a wait and a delete saved).
+     */
+    struct pollfd now = {.fd = d->fd, .events = POLLOUT};
+    if (poll(&now, 1, 0) == 1) {
+      if (now.revents & (POLLERR | POLLHUP)) {
+        socklen_t size = sizeof err;
+        if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &size) != 0) err = errno;
+        if (err == 0) err = ECONNRESET;
+      } else if (now.revents & POLLOUT) {
+        err = 0;
+      }
+    }
+  }
   if (err == EINPROGRESS) {
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = d};
     if (epoll_ctl(plane->epfd, EPOLL_CTL_ADD, d->fd, &ev) == 0) {

@@ -9,7 +9,9 @@
  * stream machinery, no per-dial timer, listener or poll handle, and no hop
  * to another thread: every connect under way waits in one epoll set of the
  * plane's, watched by one poll handle of the loop that accepted the
- * client, and the ends of one turn are told in one call. All calls and
+ * client, and the ends of one turn are told in one call. A connect that
+ * ended within connect(2) (on loopback the handshake and a refusal both
+ * do) is seen by one poll(2) and never enters the set. All calls and
  * reports are on the loop's thread.
  */
 #ifndef SRVLINK_DIAL_PLANE_H
